@@ -1,0 +1,109 @@
+// Package api is motorpool's HTTP edge: it routes requests to the generated strict server,
+// validates them against openapi.yaml first, answers every error as problem+json, and serves
+// the spec, Swagger UI, and Prometheus metrics.
+package api
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/storage"
+)
+
+// MaxBodyBytes is the largest request body accepted (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Config holds what NewHandler needs besides the API implementation.
+type Config struct {
+	Logger    *slog.Logger             // access and error log; discarded when nil
+	PoolStats func() storage.PoolStats // the database pool's figures for /metrics; optional
+}
+
+// routeMux records the pattern that matched in the request state, for logs and metrics.
+type routeMux struct{ *http.ServeMux }
+
+func (m routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+func (m routeMux) Handle(pattern string, h http.Handler) {
+	m.ServeMux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stateOf(r).route = r.Pattern
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// NewHandler returns the whole HTTP surface of the service. This is the one route table.
+func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		return nil, fmt.Errorf("build router: %w", err)
+	}
+	specJSON, specYAML, err := specHandlers(spec)
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics(cfg.PoolStats)
+
+	mux := routeMux{http.NewServeMux()}
+	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc:  bodyError,
+		ResponseErrorHandlerFunc: internalError,
+	})
+	gen.HandlerWithOptions(strict, gen.StdHTTPServerOptions{
+		BaseRouter:       mux,
+		Middlewares:      []gen.MiddlewareFunc{validator(spec)},
+		ErrorHandlerFunc: paramError,
+	})
+	mux.Handle("GET /openapi.json", specJSON)
+	mux.Handle("GET /openapi.yaml", specYAML)
+	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
+	mux.Handle("GET /docs/", docsHandler())
+	mux.Handle("GET /metrics", m.handler)
+	mux.ServeMux.Handle("/", unmatched(spec, router))
+
+	return observe(log, m)(limitBody(MaxBodyBytes)(mux)), nil
+}
+
+// unmatched answers requests no route takes: 405 with Allow when the path exists under other
+// methods, else 404.
+func unmatched(spec *openapi3.T, router routers.Router) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, err := router.FindRoute(r); err == routers.ErrMethodNotAllowed {
+			if allow := allowed(router, r); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			writeProblem(w, newProblem(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on this path.", r.Method)))
+			return
+		}
+		writeProblem(w, newProblem(http.StatusNotFound, "No resource lives at this path."))
+	})
+}
+
+func allowed(router routers.Router, r *http.Request) string {
+	var ms []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, _, err := router.FindRoute(probe); err == nil {
+			ms = append(ms, m)
+		}
+	}
+	return strings.Join(ms, ", ")
+}

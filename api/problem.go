@@ -1,0 +1,39 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/motorpool/motorpool/gen"
+)
+
+// newProblem builds an RFC 9457 problem; type is about:blank, so the status says what kind.
+func newProblem(status int, detail string, fields ...gen.FieldError) gen.Problem {
+	p := gen.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status}
+	if detail != "" {
+		p.Detail = &detail
+	}
+	if len(fields) > 0 {
+		p.Errors = &fields
+	}
+	return p
+}
+
+// writeProblem sends p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p gen.Problem) {
+	body, err := json.Marshal(p)
+	if err != nil { // a gen.Problem always marshals; keep the status regardless
+		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// internalError answers 500 without the cause, which is kept for the access log instead.
+func internalError(w http.ResponseWriter, r *http.Request, cause error) {
+	stateOf(r).err = cause
+	writeProblem(w, newProblem(http.StatusInternalServerError,
+		"The server failed to handle the request; it has been logged with the request id."))
+}

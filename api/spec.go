@@ -1,0 +1,103 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"sync"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/swaggest/swgui"
+	"github.com/swaggest/swgui/v5emb"
+	"go.yaml.in/yaml/v4"
+
+	"github.com/motorpool/motorpool/gen"
+)
+
+var defineFormats sync.Once
+
+// RegisterFormats teaches kin-openapi the string formats the contract uses; kin-openapi
+// checks none by default. Tests that validate responses call it too.
+func RegisterFormats() {
+	defineFormats.Do(func() {
+		openapi3.DefineStringFormatValidator("email", openapi3.NewCallbackValidator(validateEmail))
+	})
+}
+
+// validateEmail accepts a bare RFC 5322 addr-spec (no display name, no comments) whose domain
+// has at least one dot-separated label: what a mail system can deliver to.
+func validateEmail(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return fmt.Errorf("must be an email address such as name@example.com")
+	}
+	at := strings.LastIndexByte(s, '@')
+	domain := s[at+1:]
+	if domain == "" || strings.HasPrefix(domain, "[") || strings.ContainsAny(domain, " \t") {
+		return fmt.Errorf("must be an email address such as name@example.com")
+	}
+	return nil
+}
+
+// LoadSpec returns the contract embedded in the generated code, validated.
+func LoadSpec() (*openapi3.T, error) {
+	RegisterFormats()
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	if err := spec.Validate(openapi3.NewLoader().Context); err != nil {
+		return nil, fmt.Errorf("embedded spec is invalid: %w", err)
+	}
+	spec.Servers = nil // the spec is served from wherever the service runs
+	return spec, nil
+}
+
+// specHandlers serve the contract as JSON and YAML, rendered once.
+func specHandlers(spec *openapi3.T) (jsonH, yamlH http.Handler, err error) {
+	js, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return nil, nil, fmt.Errorf("render spec as JSON: %w", err)
+	}
+	// JSON is YAML: decoding it into a node keeps the key order; clearing the flow style
+	// makes it print as block YAML.
+	var tree yaml.Node
+	if err := yaml.Unmarshal(js, &tree); err != nil {
+		return nil, nil, fmt.Errorf("render spec as YAML: %w", err)
+	}
+	blockStyle(&tree)
+	ys, err := yaml.Marshal(&tree)
+	if err != nil {
+		return nil, nil, fmt.Errorf("render spec as YAML: %w", err)
+	}
+	serve := func(ctype string, body []byte) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.Header().Set("Cache-Control", "no-cache")
+			_, _ = w.Write(body)
+		})
+	}
+	return serve("application/json", js), serve("application/yaml", ys), nil
+}
+
+// docsHandler serves Swagger UI from assets embedded in the binary, so it works offline.
+func docsHandler() http.Handler {
+	return v5emb.NewWithConfig(swgui.Config{
+		Title:       "Motorpool API",
+		SwaggerJSON: "/openapi.json",
+		BasePath:    "/docs/",
+		ShowTopBar:  false,
+	})("", "", "")
+}
+
+func blockStyle(n *yaml.Node) {
+	n.Style &^= yaml.FlowStyle
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		n.Style &^= yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
+}

@@ -1,0 +1,195 @@
+// Command motorpool serves the users-and-vehicles API defined in openapi.yaml.
+//
+//	motorpool [serve]   run the HTTP server (migrating the database first)
+//	motorpool migrate   apply pending database migrations and exit
+//	motorpool version   print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/impl"
+	"github.com/motorpool/motorpool/password"
+	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/postgres"
+	"github.com/motorpool/motorpool/storage/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "motorpool:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: motorpool [serve | migrate | version]
+  serve    run the HTTP server (default); migrates the database first
+  migrate  apply pending database migrations and exit
+  version  print the version
+Configuration comes from the environment; see README.md.`
+
+// run is the whole program; main only calls it, and tests call it on 127.0.0.1:0.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("%s takes no arguments\n%s", cmd, usage)
+	}
+	switch cmd {
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "motorpool %s (%s)\n", version, runtime.Version())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	case "serve", "migrate":
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+
+	cfg, err := loadConfig(getenv, isTerminal(stdout))
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if cmd == "migrate" {
+		fmt.Fprintf(stdout, "applied %d migration(s)\n", applied)
+		return nil
+	}
+	log.Info("starting", append([]any{"version", version, "migrations_applied", applied}, cfg.describe()...)...)
+	return serve(ctx, cfg, log, store, stdout)
+}
+
+// backend is a durable store that can migrate itself and report its pool.
+type backend interface {
+	storage.Store
+	Migrate(ctx context.Context) (int, error)
+	Stats() storage.PoolStats
+}
+
+func openStore(ctx context.Context, cfg config) (backend, error) {
+	if cfg.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, postgres.Config{
+			URL:             cfg.DatabaseURL,
+			MaxConns:        cfg.DBMaxConns,
+			MinConns:        cfg.DBMinConns,
+			ConnectTimeout:  cfg.DBConnTimeout,
+			MaxConnLifetime: cfg.DBConnLifetime,
+			MaxConnIdleTime: cfg.DBConnIdleTime,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL (%s): %w", maskURL(cfg.DatabaseURL), err)
+		}
+		return s, nil
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLitePath, MaxOpenConns: int(cfg.DBMaxConns)})
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite (SQLITE_PATH=%s): %w", cfg.SQLitePath, err)
+	}
+	return s, nil
+}
+
+func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, stdout io.Writer) error {
+	server := impl.New(store, password.NewHasher(password.OWASP, 0))
+	handler, err := api.NewHandler(server, api.Config{Logger: log, PoolStats: store.Stats})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	base := baseURL(ln.Addr())
+	fmt.Fprintf(stdout, "motorpool listening on %s\nSwagger UI: %s/docs/\n", base, base)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	// In-flight requests keep their own contexts (the server's base context is not ctx), so
+	// they finish; Shutdown waits for them up to the timeout.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// baseURL is how a person on this machine reaches the listener.
+func baseURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/motorpool/motorpool/storage/postgres/pgtest"
+)
+
+// instance is one run of the real program on 127.0.0.1:0.
+type instance struct {
+	url  string
+	done chan error
+	out  *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+	w  *io.PipeWriter
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.b.Write(p)
+	l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var listening = regexp.MustCompile(`motorpool listening on (http://127\.0\.0\.1:\d+)`)
+
+// start runs the program with env and waits until /healthz answers.
+func start(t *testing.T, env map[string]string) *instance {
+	t.Helper()
+	env["HTTP_ADDR"] = "127.0.0.1:0"
+	pr, pw := io.Pipe()
+	in := &instance{done: make(chan error, 1), out: &lockedBuffer{w: pw}}
+	go func() {
+		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, in.out)
+		pw.Close()
+		in.done <- err
+	}()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+	}()
+	select {
+	case in.url = <-urls:
+	case err := <-in.done:
+		t.Fatalf("run exited before listening: %v\n%s", err, in.out)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no listening line in 60s:\n%s", in.out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(in.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never answered 200: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return in
+}
+
+// stop sends SIGTERM to this process, which run handles, and waits for run to return.
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	in.wait(t)
+}
+
+func (in *instance) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, in.out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not return after SIGTERM:\n%s", in.out)
+	}
+}
+
+func post(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The program serves, finishes a request that is in flight when SIGTERM arrives, stops, and
+// finds its data again after a restart.
+func TestRunGracefulShutdownAndRestart(t *testing.T) {
+	env := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "nested", "motorpool.db"), "LOG_FORMAT": "json"}
+	in := start(t, env)
+	if !strings.Contains(in.out.String(), "Swagger UI: "+in.url+"/docs/") {
+		t.Errorf("start-up output lacks the Swagger UI URL:\n%s", in.out)
+	}
+	if code, body := post(t, in.url+"/users", `{"email":"ada@example.com","name":"Ada","password":"correct horse battery"}`); code != http.StatusCreated {
+		t.Fatalf("create user: %d %s", code, body)
+	}
+
+	// A slow client: the body trickles in, and SIGTERM arrives halfway through it.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", in.url+"/users", pr)
+	req.Header.Set("Content-Type", "application/json")
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- result{code: resp.StatusCode, body: string(b)}
+	}()
+	if _, err := io.WriteString(pw, `{"email":"slow@example.com",`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the request is in the server's hands now
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // shutdown has begun and is waiting for us
+	if _, err := io.WriteString(pw, `"name":"Slow","password":"correct horse battery"}`); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := <-res
+	if r.err != nil || r.code != http.StatusCreated {
+		t.Fatalf("in-flight request during shutdown: %v %d %s", r.err, r.code, r.body)
+	}
+	in.wait(t)
+	if !strings.Contains(in.out.String(), `"msg":"shutting down"`) {
+		t.Errorf("no shutdown log line:\n%s", in.out)
+	}
+	if _, err := http.Get(in.url + "/healthz"); err == nil {
+		t.Error("the server still answers after shutdown")
+	}
+
+	// Restart on the same file: both users are there.
+	in = start(t, env)
+	code, body := get(t, in.url+"/users")
+	if code != http.StatusOK || !strings.Contains(body, "ada@example.com") || !strings.Contains(body, "slow@example.com") {
+		t.Errorf("after restart: %d %s", code, body)
+	}
+	in.stop(t)
+}
+
+// DATABASE_URL switches the same program to PostgreSQL.
+func TestRunOnPostgres(t *testing.T) {
+	in := start(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "LOG_FORMAT": "json"})
+	if !strings.Contains(in.out.String(), `"store":"postgres `) {
+		t.Errorf("start-up configuration does not say postgres:\n%s", in.out)
+	}
+	if code, body := post(t, in.url+"/users", `{"email":"ada@example.com","name":"Ada","password":"correct horse battery"}`); code != http.StatusCreated {
+		t.Fatalf("create user: %d %s", code, body)
+	}
+	if code, body := get(t, in.url+"/readyz"); code != http.StatusOK {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+	in.stop(t)
+}
+
+func TestRunMigrateAndVersion(t *testing.T) {
+	env := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "m.db")}
+	getenv := func(k string) string { return env[k] }
+	var out strings.Builder
+	if err := run(context.Background(), []string{"migrate"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"migrate"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[0] == "applied 0 migration(s)" || lines[1] != "applied 0 migration(s)" {
+		t.Errorf("migrate twice printed %q; want some, then none", lines)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"version"}, getenv, &out); err != nil || !strings.HasPrefix(out.String(), "motorpool ") {
+		t.Errorf("version: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "frobnicate") {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+// Bad configuration stops the program with one line naming the variable, and secrets stay
+// hidden.
+func TestRunBadConfig(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		name string
+	}{
+		{map[string]string{"HTTP_ADDR": "8080"}, "HTTP_ADDR"},
+		{map[string]string{"HTTP_ADDR": ":99999"}, "HTTP_ADDR"},
+		{map[string]string{"DB_HOST": "db", "DB_PORT": "five"}, "DB_PORT"},
+		{map[string]string{"DB_PASSWORD": "hunter2"}, "DB_HOST"},
+		{map[string]string{"DATABASE_URL": "mysql://u:hunter2@h/db"}, "DATABASE_URL"},
+		{map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
+		{map[string]string{"DB_MAX_CONNS": "4", "DB_MIN_CONNS": "5"}, "DB_MIN_CONNS"},
+		{map[string]string{"DB_CONNECT_TIMEOUT": "soon"}, "DB_CONNECT_TIMEOUT"},
+		{map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"},
+		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := run(context.Background(), nil, func(k string) string { return c.env[k] }, io.Discard)
+			if err == nil {
+				t.Fatalf("env %v: no error", c.env)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, c.name) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q should be one line starting with %s", msg, c.name)
+			}
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("error %q leaks a password", msg)
+			}
+		})
+	}
+}
+
+// The printed configuration masks the database password.
+func TestConfigMasksSecrets(t *testing.T) {
+	env := map[string]string{"DB_HOST": "db.internal", "DB_USER": "svc", "DB_PASSWORD": "hunter2", "DB_NAME": "fleet"}
+	cfg, err := loadConfig(func(k string) string { return env[k] }, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DatabaseURL != "postgres://svc:hunter2@db.internal:5432/fleet" {
+		t.Errorf("DatabaseURL = %q", cfg.DatabaseURL)
+	}
+	printed := fmt.Sprint(cfg.describe()...)
+	if strings.Contains(printed, "hunter2") || !strings.Contains(printed, "db.internal") {
+		t.Errorf("describe() = %s", printed)
+	}
+}

@@ -1,0 +1,360 @@
+// Package postgres is the PostgreSQL backend of storage.Store: a pgx connection pool running the
+// queries sqlc generated into sqlc/postgres, with the schema migrated by goose.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/motorpool/motorpool/db"
+	pgdb "github.com/motorpool/motorpool/sqlc/postgres"
+	"github.com/motorpool/motorpool/storage"
+)
+
+// defaultConnectTimeout bounds Open's first ping when Config.ConnectTimeout is zero, so that a
+// server that does not answer fails start-up instead of hanging it.
+const defaultConnectTimeout = 5 * time.Second
+
+// Config configures Open. Zero values keep pgx's defaults (or those the URL sets).
+type Config struct {
+	URL               string // postgres://user:password@host:port/dbname?sslmode=...
+	MaxConns          int32
+	MinConns          int32
+	ConnectTimeout    time.Duration // also bounds Open's ping; 5s when zero
+	MaxConnLifetime   time.Duration
+	MaxConnIdleTime   time.Duration
+	HealthCheckPeriod time.Duration
+}
+
+// Store is a storage.Store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	q    *pgdb.Queries
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open creates a connection pool and checks that the server answers. Its errors never contain
+// the password from the URL.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// pgx redacts the password from the connection string it quotes.
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	if cfg.MinConns > 0 {
+		pc.MinConns = cfg.MinConns
+	}
+	if cfg.ConnectTimeout > 0 {
+		pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	}
+	if cfg.MaxConnLifetime > 0 {
+		pc.MaxConnLifetime = cfg.MaxConnLifetime
+	}
+	if cfg.MaxConnIdleTime > 0 {
+		pc.MaxConnIdleTime = cfg.MaxConnIdleTime
+	}
+	if cfg.HealthCheckPeriod > 0 {
+		pc.HealthCheckPeriod = cfg.HealthCheckPeriod
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create pool: %w", err)
+	}
+	timeout := cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = defaultConnectTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	return &Store{pool: pool, q: pgdb.New(pool)}, nil
+}
+
+// Migrate applies the pending migrations and returns how many it applied. A PostgreSQL advisory
+// lock serialises concurrent callers, so several instances may start at once.
+func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
+	locker, err := lock.NewPostgresSessionLocker(
+		// Poll every second (the default is 5s) for up to 5 minutes.
+		lock.WithLockTimeout(1, 300),
+	)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(s.pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, db.PostgresMigrations(),
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return len(res), nil
+}
+
+// Stats reports the connection pool's state.
+func (s *Store) Stats() storage.PoolStats {
+	st := s.pool.Stat()
+	return storage.PoolStats{
+		MaxConns:     int(st.MaxConns()),
+		OpenConns:    int(st.TotalConns()),
+		InUse:        int(st.AcquiredConns()),
+		Idle:         int(st.IdleConns()),
+		WaitCount:    st.EmptyAcquireCount(),
+		WaitDuration: st.EmptyAcquireWaitTime(),
+	}
+}
+
+// Ping implements storage.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements storage.Store.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// CreateUser implements storage.Store.
+func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User, error) {
+	role := u.Role
+	if role == "" {
+		role = storage.RoleUser
+	}
+	row, err := s.q.CreateUser(ctx, pgdb.CreateUserParams{
+		Email:           u.Email,
+		EmailNormalized: storage.NormalizeEmail(u.Email),
+		Name:            u.Name,
+		Role:            string(role),
+		PasswordHash:    u.PasswordHash,
+		CreatedAt:       storage.Now(),
+	})
+	if err != nil {
+		return storage.User{}, translate("create user", err)
+	}
+	return toUser(row), nil
+}
+
+// GetUser implements storage.Store.
+func (s *Store) GetUser(ctx context.Context, id int64) (storage.User, error) {
+	row, err := s.q.GetUser(ctx, id)
+	if err != nil {
+		return storage.User{}, translate("get user", err)
+	}
+	return toUser(row), nil
+}
+
+// GetUserByEmail implements storage.Store.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (storage.User, error) {
+	row, err := s.q.GetUserByEmailNormalized(ctx, storage.NormalizeEmail(email))
+	if err != nil {
+		return storage.User{}, translate("get user by email", err)
+	}
+	return toUser(row), nil
+}
+
+// ListUsers implements storage.Store.
+func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, error) {
+	n, err := limit(p)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	rows, err := s.q.ListUsers(ctx, pgdb.ListUsersParams{AfterID: p.AfterID, MaxRows: n})
+	if err != nil {
+		return nil, translate("list users", err)
+	}
+	users := make([]storage.User, 0, len(rows))
+	for _, r := range rows {
+		users = append(users, toUser(r))
+	}
+	return users, nil
+}
+
+// UpdateUser implements storage.Store.
+func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) (storage.User, error) {
+	row, err := s.q.UpdateUser(ctx, pgdb.UpdateUserParams{
+		ID:              id,
+		Email:           u.Email,
+		EmailNormalized: storage.NormalizeEmail(u.Email),
+		Name:            u.Name,
+		PasswordHash:    u.PasswordHash,
+		UpdatedAt:       storage.Now(),
+	})
+	if err != nil {
+		return storage.User{}, translate("update user", err)
+	}
+	return toUser(row), nil
+}
+
+// DeleteUser implements storage.Store. ON DELETE CASCADE removes the user's vehicles within the
+// same statement.
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	if _, err := s.q.DeleteUser(ctx, id); err != nil {
+		return translate("delete user", err)
+	}
+	return nil
+}
+
+// CreateVehicle implements storage.Store.
+func (s *Store) CreateVehicle(ctx context.Context, v storage.NewVehicle) (storage.Vehicle, error) {
+	row, err := s.q.CreateVehicle(ctx, pgdb.CreateVehicleParams{
+		UserID:       v.UserID,
+		Make:         v.Make,
+		Model:        v.Model,
+		Year:         v.Year,
+		Vin:          v.VIN,
+		LicensePlate: v.LicensePlate,
+		Color:        v.Color,
+		CreatedAt:    storage.Now(),
+	})
+	if err != nil {
+		return storage.Vehicle{}, translate("create vehicle", err)
+	}
+	return toVehicle(row), nil
+}
+
+// GetVehicle implements storage.Store.
+func (s *Store) GetVehicle(ctx context.Context, id int64) (storage.Vehicle, error) {
+	row, err := s.q.GetVehicle(ctx, id)
+	if err != nil {
+		return storage.Vehicle{}, translate("get vehicle", err)
+	}
+	return toVehicle(row), nil
+}
+
+// ListVehicles implements storage.Store.
+func (s *Store) ListVehicles(ctx context.Context, f storage.VehicleFilter, p storage.Page) ([]storage.Vehicle, error) {
+	n, err := limit(p)
+	if err != nil {
+		return nil, fmt.Errorf("list vehicles: %w", err)
+	}
+	var rows []pgdb.Vehicle
+	if f.UserID != nil {
+		rows, err = s.q.ListVehiclesByUser(ctx, pgdb.ListVehiclesByUserParams{
+			UserID: *f.UserID, AfterID: p.AfterID, MaxRows: n,
+		})
+	} else {
+		rows, err = s.q.ListVehicles(ctx, pgdb.ListVehiclesParams{AfterID: p.AfterID, MaxRows: n})
+	}
+	if err != nil {
+		return nil, translate("list vehicles", err)
+	}
+	vehicles := make([]storage.Vehicle, 0, len(rows))
+	for _, r := range rows {
+		vehicles = append(vehicles, toVehicle(r))
+	}
+	return vehicles, nil
+}
+
+// UpdateVehicle implements storage.Store.
+func (s *Store) UpdateVehicle(ctx context.Context, id int64, v storage.VehicleUpdate) (storage.Vehicle, error) {
+	row, err := s.q.UpdateVehicle(ctx, pgdb.UpdateVehicleParams{
+		ID:           id,
+		UserID:       v.UserID,
+		Make:         v.Make,
+		Model:        v.Model,
+		Year:         v.Year,
+		Vin:          v.VIN,
+		LicensePlate: v.LicensePlate,
+		Color:        v.Color,
+		UpdatedAt:    storage.Now(),
+	})
+	if err != nil {
+		return storage.Vehicle{}, translate("update vehicle", err)
+	}
+	return toVehicle(row), nil
+}
+
+// DeleteVehicle implements storage.Store.
+func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
+	if _, err := s.q.DeleteVehicle(ctx, id); err != nil {
+		return translate("delete vehicle", err)
+	}
+	return nil
+}
+
+// translate maps a driver error to the storage error contract; anything unexpected is wrapped
+// with the operation's name.
+func translate(op string, err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			switch pe.ConstraintName {
+			case "users_email_normalized_key":
+				return &storage.FieldError{Err: storage.ErrConflict, Field: "email"}
+			case "vehicles_vin_key":
+				return &storage.FieldError{Err: storage.ErrConflict, Field: "vin"}
+			}
+		case "23503": // foreign_key_violation
+			if pe.ConstraintName == "vehicles_user_id_fkey" {
+				return &storage.FieldError{Err: storage.ErrReference, Field: "userId"}
+			}
+		}
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// limit converts a page size to the int32 that LIMIT takes.
+func limit(p storage.Page) (int32, error) {
+	if p.Limit <= 0 {
+		return 0, fmt.Errorf("page limit %d is not positive", p.Limit)
+	}
+	return int32(min(p.Limit, math.MaxInt32)), nil
+}
+
+func toUser(r pgdb.User) storage.User {
+	return storage.User{
+		ID:           r.ID,
+		Email:        r.Email,
+		Name:         r.Name,
+		Role:         storage.Role(r.Role),
+		PasswordHash: r.PasswordHash,
+		// pgx returns timestamptz in the local zone.
+		CreatedAt: r.CreatedAt.UTC(),
+		UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+func toVehicle(r pgdb.Vehicle) storage.Vehicle {
+	return storage.Vehicle{
+		ID:           r.ID,
+		UserID:       r.UserID,
+		Make:         r.Make,
+		Model:        r.Model,
+		Year:         r.Year,
+		VIN:          r.Vin,
+		LicensePlate: r.LicensePlate,
+		Color:        r.Color,
+		CreatedAt:    r.CreatedAt.UTC(),
+		UpdatedAt:    r.UpdatedAt.UTC(),
+	}
+}

@@ -1,0 +1,338 @@
+// Package sqlite is the SQLite backend of storage.Store: modernc.org/sqlite (pure Go) through
+// database/sql, running the queries sqlc generated into sqlc/sqlite, with the schema migrated by
+// goose. It is the zero-configuration default.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/motorpool/motorpool/db"
+	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
+	"github.com/motorpool/motorpool/storage"
+)
+
+// Config configures Open.
+type Config struct {
+	Path         string // the database file; its parent directory is created if missing
+	MaxOpenConns int    // max(4, GOMAXPROCS) when zero
+}
+
+// Store is a storage.Store on SQLite. It is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+	q  *sqlitedb.Queries
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at cfg.Path, in WAL mode with foreign keys
+// enforced, and checks that it can be read.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("sqlite: open: empty path")
+	}
+	if strings.ContainsAny(cfg.Path, "?#") {
+		// The driver would take the rest of the path for DSN parameters.
+		return nil, fmt.Errorf("sqlite: open %s: path must not contain '?' or '#'", cfg.Path)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// BEGIN IMMEDIATE takes the write lock up front, where busy_timeout applies; a deferred
+	// transaction that upgrades later fails at once with SQLITE_BUSY.
+	q.Set("_txlock", "immediate")
+	// Write times in SQLite's own text form with the offset, which the driver parses back.
+	q.Set("_time_format", "sqlite")
+	sqlDB, err := sql.Open("sqlite", cfg.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	n := cfg.MaxOpenConns
+	if n <= 0 {
+		n = max(4, runtime.GOMAXPROCS(0))
+	}
+	sqlDB.SetMaxOpenConns(n)
+	// Keep every connection: opening one re-runs the pragmas.
+	sqlDB.SetMaxIdleConns(n)
+	// The pragmas run only when the first connection opens, so read something to surface a
+	// bad path or a file that is not a database here rather than on the first request.
+	var mode string
+	if err := sqlDB.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
+	}
+	return &Store{db: sqlDB, q: sqlitedb.New(sqlDB)}, nil
+}
+
+// Migrate applies the pending migrations and returns how many it applied.
+func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, db.SQLiteMigrations(),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return len(res), nil
+}
+
+// Stats reports the connection pool's state.
+func (s *Store) Stats() storage.PoolStats {
+	st := s.db.Stats()
+	return storage.PoolStats{
+		MaxConns:     st.MaxOpenConnections,
+		OpenConns:    st.OpenConnections,
+		InUse:        st.InUse,
+		Idle:         st.Idle,
+		WaitCount:    st.WaitCount,
+		WaitDuration: st.WaitDuration,
+	}
+}
+
+// Ping implements storage.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements storage.Store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// CreateUser implements storage.Store.
+func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User, error) {
+	role := u.Role
+	if role == "" {
+		role = storage.RoleUser
+	}
+	row, err := s.q.CreateUser(ctx, sqlitedb.CreateUserParams{
+		Email:           u.Email,
+		EmailNormalized: storage.NormalizeEmail(u.Email),
+		Name:            u.Name,
+		Role:            string(role),
+		PasswordHash:    u.PasswordHash,
+		CreatedAt:       storage.Now(),
+	})
+	if err != nil {
+		return storage.User{}, translate("create user", err)
+	}
+	return toUser(row), nil
+}
+
+// GetUser implements storage.Store.
+func (s *Store) GetUser(ctx context.Context, id int64) (storage.User, error) {
+	row, err := s.q.GetUser(ctx, id)
+	if err != nil {
+		return storage.User{}, translate("get user", err)
+	}
+	return toUser(row), nil
+}
+
+// GetUserByEmail implements storage.Store.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (storage.User, error) {
+	row, err := s.q.GetUserByEmailNormalized(ctx, storage.NormalizeEmail(email))
+	if err != nil {
+		return storage.User{}, translate("get user by email", err)
+	}
+	return toUser(row), nil
+}
+
+// ListUsers implements storage.Store.
+func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, error) {
+	if p.Limit <= 0 {
+		return nil, fmt.Errorf("list users: page limit %d is not positive", p.Limit)
+	}
+	rows, err := s.q.ListUsers(ctx, sqlitedb.ListUsersParams{AfterID: p.AfterID, MaxRows: int64(p.Limit)})
+	if err != nil {
+		return nil, translate("list users", err)
+	}
+	users := make([]storage.User, 0, len(rows))
+	for _, r := range rows {
+		users = append(users, toUser(r))
+	}
+	return users, nil
+}
+
+// UpdateUser implements storage.Store.
+func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) (storage.User, error) {
+	row, err := s.q.UpdateUser(ctx, sqlitedb.UpdateUserParams{
+		ID:              id,
+		Email:           u.Email,
+		EmailNormalized: storage.NormalizeEmail(u.Email),
+		Name:            u.Name,
+		PasswordHash:    u.PasswordHash,
+		UpdatedAt:       storage.Now(),
+	})
+	if err != nil {
+		return storage.User{}, translate("update user", err)
+	}
+	return toUser(row), nil
+}
+
+// DeleteUser implements storage.Store. ON DELETE CASCADE removes the user's vehicles within the
+// same statement.
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	if _, err := s.q.DeleteUser(ctx, id); err != nil {
+		return translate("delete user", err)
+	}
+	return nil
+}
+
+// CreateVehicle implements storage.Store.
+func (s *Store) CreateVehicle(ctx context.Context, v storage.NewVehicle) (storage.Vehicle, error) {
+	row, err := s.q.CreateVehicle(ctx, sqlitedb.CreateVehicleParams{
+		UserID:       v.UserID,
+		Make:         v.Make,
+		Model:        v.Model,
+		Year:         int64(v.Year),
+		Vin:          v.VIN,
+		LicensePlate: v.LicensePlate,
+		Color:        v.Color,
+		CreatedAt:    storage.Now(),
+	})
+	if err != nil {
+		return storage.Vehicle{}, translate("create vehicle", err)
+	}
+	return toVehicle(row), nil
+}
+
+// GetVehicle implements storage.Store.
+func (s *Store) GetVehicle(ctx context.Context, id int64) (storage.Vehicle, error) {
+	row, err := s.q.GetVehicle(ctx, id)
+	if err != nil {
+		return storage.Vehicle{}, translate("get vehicle", err)
+	}
+	return toVehicle(row), nil
+}
+
+// ListVehicles implements storage.Store.
+func (s *Store) ListVehicles(ctx context.Context, f storage.VehicleFilter, p storage.Page) ([]storage.Vehicle, error) {
+	if p.Limit <= 0 {
+		return nil, fmt.Errorf("list vehicles: page limit %d is not positive", p.Limit)
+	}
+	var (
+		rows []sqlitedb.Vehicle
+		err  error
+	)
+	if f.UserID != nil {
+		rows, err = s.q.ListVehiclesByUser(ctx, sqlitedb.ListVehiclesByUserParams{
+			UserID: *f.UserID, AfterID: p.AfterID, MaxRows: int64(p.Limit),
+		})
+	} else {
+		rows, err = s.q.ListVehicles(ctx, sqlitedb.ListVehiclesParams{AfterID: p.AfterID, MaxRows: int64(p.Limit)})
+	}
+	if err != nil {
+		return nil, translate("list vehicles", err)
+	}
+	vehicles := make([]storage.Vehicle, 0, len(rows))
+	for _, r := range rows {
+		vehicles = append(vehicles, toVehicle(r))
+	}
+	return vehicles, nil
+}
+
+// UpdateVehicle implements storage.Store.
+func (s *Store) UpdateVehicle(ctx context.Context, id int64, v storage.VehicleUpdate) (storage.Vehicle, error) {
+	row, err := s.q.UpdateVehicle(ctx, sqlitedb.UpdateVehicleParams{
+		ID:           id,
+		UserID:       v.UserID,
+		Make:         v.Make,
+		Model:        v.Model,
+		Year:         int64(v.Year),
+		Vin:          v.VIN,
+		LicensePlate: v.LicensePlate,
+		Color:        v.Color,
+		UpdatedAt:    storage.Now(),
+	})
+	if err != nil {
+		return storage.Vehicle{}, translate("update vehicle", err)
+	}
+	return toVehicle(row), nil
+}
+
+// DeleteVehicle implements storage.Store.
+func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
+	if _, err := s.q.DeleteVehicle(ctx, id); err != nil {
+		return translate("delete vehicle", err)
+	}
+	return nil
+}
+
+// translate maps a driver error to the storage error contract; anything unexpected is wrapped
+// with the operation's name. SQLite names the failed unique index only in the message
+// ("UNIQUE constraint failed: users.email_normalized"), so the field is read from there.
+func translate(op string, err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return storage.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			switch msg := se.Error(); {
+			case strings.Contains(msg, "users.email_normalized"):
+				return &storage.FieldError{Err: storage.ErrConflict, Field: "email"}
+			case strings.Contains(msg, "vehicles.vin"):
+				return &storage.FieldError{Err: storage.ErrConflict, Field: "vin"}
+			}
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			// SQLite does not say which key failed; vehicles.user_id is the only one.
+			return &storage.FieldError{Err: storage.ErrReference, Field: "userId"}
+		}
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+func toUser(r sqlitedb.User) storage.User {
+	return storage.User{
+		ID:           r.ID,
+		Email:        r.Email,
+		Name:         r.Name,
+		Role:         storage.Role(r.Role),
+		PasswordHash: r.PasswordHash,
+		// The driver parses "+00:00" into time.Local when Local is UTC, a fixed zone otherwise.
+		CreatedAt: r.CreatedAt.UTC(),
+		UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+func toVehicle(r sqlitedb.Vehicle) storage.Vehicle {
+	return storage.Vehicle{
+		ID:           r.ID,
+		UserID:       r.UserID,
+		Make:         r.Make,
+		Model:        r.Model,
+		Year:         int32(r.Year),
+		VIN:          r.Vin,
+		LicensePlate: r.LicensePlate,
+		Color:        r.Color,
+		CreatedAt:    r.CreatedAt.UTC(),
+		UpdatedAt:    r.UpdatedAt.UTC(),
+	}
+}

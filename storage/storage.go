@@ -1,0 +1,183 @@
+// Package storage declares motorpool's domain types and the interfaces its backends implement,
+// with their error contract. It imports only the standard library (and x/text for email
+// normalisation); backends live in sub-packages and pass the conformance suite in storagetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Errors every Store returns, wrapped or not; test with errors.Is.
+var (
+	// ErrNotFound: the record the call names does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique value (a user's email, a vehicle's VIN) is taken by another record.
+	ErrConflict = errors.New("conflict")
+	// ErrReference: the call refers to another record (a vehicle's owner) that does not exist.
+	ErrReference = errors.New("referenced record does not exist")
+)
+
+// FieldError ties ErrConflict or ErrReference to the field at fault, so the API can name it.
+type FieldError struct {
+	Err   error  // ErrConflict or ErrReference
+	Field string // the API's field name: "email", "vin", "userId"
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Role is a user's role.
+type Role string
+
+// The roles a user can have.
+const (
+	RoleAdmin Role = "admin"
+	RoleUser  Role = "user"
+)
+
+// User is a registered user. PasswordHash is an encoded argon2id hash; it never leaves the
+// service.
+type User struct {
+	ID           int64
+	Email        string // as the user typed it
+	Name         string
+	Role         Role
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// NewUser is what CreateUser needs.
+type NewUser struct {
+	Email        string
+	Name         string
+	Role         Role // RoleUser when empty
+	PasswordHash string
+}
+
+// UserUpdate replaces a user's email and name, and the password hash when PasswordHash is not nil.
+type UserUpdate struct {
+	Email        string
+	Name         string
+	PasswordHash *string
+}
+
+// Vehicle is a vehicle owned by one user.
+type Vehicle struct {
+	ID           int64
+	UserID       int64
+	Make         string
+	Model        string
+	Year         int32
+	VIN          string
+	LicensePlate string
+	Color        *string // nil when unknown
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// NewVehicle is what CreateVehicle needs.
+type NewVehicle struct {
+	UserID       int64
+	Make         string
+	Model        string
+	Year         int32
+	VIN          string
+	LicensePlate string
+	Color        *string
+}
+
+// VehicleUpdate replaces every field of a vehicle; a nil UserID keeps the owner.
+type VehicleUpdate struct {
+	UserID       *int64
+	Make         string
+	Model        string
+	Year         int32
+	VIN          string
+	LicensePlate string
+	Color        *string
+}
+
+// Page selects one page of a list ordered by id: the first Limit records whose id is greater
+// than AfterID (0 for the first page).
+type Page struct {
+	AfterID int64
+	Limit   int
+}
+
+// VehicleFilter narrows ListVehicles; a nil UserID lists every vehicle.
+type VehicleFilter struct {
+	UserID *int64
+}
+
+// Store is the durable home of users and vehicles. Implementations are safe for concurrent use.
+// Timestamps are UTC with microsecond precision; ids are never reused.
+type Store interface {
+	// CreateUser stores a new user. A user whose email equals another's under NormalizeEmail
+	// gets a *FieldError{ErrConflict, "email"}.
+	CreateUser(ctx context.Context, u NewUser) (User, error)
+	// GetUser returns ErrNotFound if there is no user with that id.
+	GetUser(ctx context.Context, id int64) (User, error)
+	// GetUserByEmail finds a user by email, compared under NormalizeEmail; ErrNotFound if none.
+	GetUserByEmail(ctx context.Context, email string) (User, error)
+	// ListUsers returns one page of users in id order.
+	ListUsers(ctx context.Context, p Page) ([]User, error)
+	// UpdateUser returns ErrNotFound for an unknown id and *FieldError{ErrConflict, "email"}
+	// when the new email belongs to another user.
+	UpdateUser(ctx context.Context, id int64, u UserUpdate) (User, error)
+	// DeleteUser deletes a user and, in the same transaction, their vehicles; ErrNotFound if
+	// there is no such user.
+	DeleteUser(ctx context.Context, id int64) error
+
+	// CreateVehicle returns *FieldError{ErrConflict, "vin"} for a VIN in use and
+	// *FieldError{ErrReference, "userId"} when the owner does not exist.
+	CreateVehicle(ctx context.Context, v NewVehicle) (Vehicle, error)
+	// GetVehicle returns ErrNotFound if there is no vehicle with that id.
+	GetVehicle(ctx context.Context, id int64) (Vehicle, error)
+	// ListVehicles returns one page of vehicles in id order.
+	ListVehicles(ctx context.Context, f VehicleFilter, p Page) ([]Vehicle, error)
+	// UpdateVehicle returns ErrNotFound for an unknown id, *FieldError{ErrConflict, "vin"} and
+	// *FieldError{ErrReference, "userId"} as CreateVehicle does.
+	UpdateVehicle(ctx context.Context, id int64, v VehicleUpdate) (Vehicle, error)
+	// DeleteVehicle returns ErrNotFound if there is no vehicle with that id.
+	DeleteVehicle(ctx context.Context, id int64) error
+
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+	// Close releases the backend's connections.
+	Close() error
+}
+
+// NormalizeEmail is the form under which emails are compared: trimmed, NFKC-normalised,
+// lower-cased, with invisible format characters (zero-width spaces and joiners, the BOM)
+// removed, so that look-alike spellings of one address collide.
+func NormalizeEmail(email string) string {
+	s := norm.NFKC.String(strings.TrimSpace(email))
+	s = strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.ToLower(s)
+}
+
+// Now is the clock backends stamp records with: UTC, truncated to the microsecond that both
+// PostgreSQL and SQLite keep.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// PoolStats describes a backend's connection pool, for metrics.
+type PoolStats struct {
+	MaxConns     int           // the most connections the pool opens
+	OpenConns    int           // connections open now
+	InUse        int           // connections lent out now
+	Idle         int           // connections idle now
+	WaitCount    int64         // acquisitions that had to wait, since start
+	WaitDuration time.Duration // total time spent waiting, since start
+}
