@@ -184,10 +184,16 @@ func (c config) describe() []any {
 	if c.DatabaseURL != "" {
 		store = "postgres " + maskURL(c.DatabaseURL)
 	}
+	orAuto := func(n int32) any {
+		if n == 0 {
+			return "auto"
+		}
+		return n
+	}
 	return []any{
 		"HTTP_ADDR", c.HTTPAddr,
 		"store", store,
-		"DB_MAX_CONNS", c.DBMaxConns,
+		"DB_MAX_CONNS", orAuto(c.DBMaxConns),
 		"DB_MIN_CONNS", c.DBMinConns,
 		"DB_CONNECT_TIMEOUT", c.DBConnTimeout.String(),
 		"DB_MAX_CONN_LIFETIME", c.DBConnLifetime.String(),

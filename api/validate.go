@@ -36,9 +36,6 @@ func validator(spec *openapi3.T) func(http.Handler) http.Handler {
 
 func writeValidationError(w http.ResponseWriter, r *http.Request, err error, status int) {
 	switch {
-	case tooLarge(err):
-		writeProblem(w, newProblem(http.StatusRequestEntityTooLarge, "The request body is larger than the limit."))
-		return
 	case status == http.StatusNotFound:
 		writeProblem(w, newProblem(http.StatusNotFound, "No operation matches this path."))
 		return
@@ -117,6 +114,9 @@ func schemaField(e *openapi3.SchemaError, prefix string) gen.FieldError {
 		path = append([]string{prefix}, path...)
 	}
 	msg := e.Reason
+	if e.SchemaField == "pattern" && e.Schema != nil && e.Schema.Pattern == `\S` {
+		msg = "must not be blank"
+	}
 	if m := propertyReason.FindStringSubmatch(e.Reason); m != nil {
 		if len(path) == 0 || path[len(path)-1] != m[1] {
 			path = append(path, m[1])
@@ -160,9 +160,5 @@ func paramError(w http.ResponseWriter, _ *http.Request, err error) {
 // bodyError answers the strict server's body decoding errors, which the validator normally
 // catches first.
 func bodyError(w http.ResponseWriter, _ *http.Request, err error) {
-	if tooLarge(err) {
-		writeProblem(w, newProblem(http.StatusRequestEntityTooLarge, "The request body is larger than the limit."))
-		return
-	}
 	writeProblem(w, newProblem(http.StatusBadRequest, "The request body could not be decoded.", problemField("body", err.Error())))
 }

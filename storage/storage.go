@@ -105,7 +105,7 @@ type VehicleUpdate struct {
 }
 
 // Page selects one page of a list ordered by id: the first Limit records whose id is greater
-// than AfterID (0 for the first page).
+// than AfterID (0 for the first page). Limit must be positive; backends reject anything else.
 type Page struct {
 	AfterID int64
 	Limit   int
