@@ -4,10 +4,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/motorpool/motorpool/auth"
+	"github.com/motorpool/motorpool/mail"
 )
 
 // config is the service's whole configuration, read from the environment with the plan's
@@ -24,6 +29,26 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string // json or text
+
+	// Auth state: Valkey when an address is configured, else in process (embedded mode).
+	ValkeyAddr     string
+	ValkeyUser     string
+	ValkeyPassword string
+	ValkeyDB       int
+	ValkeyTLS      bool
+	ValkeyPrefix   string
+
+	DataDir           string   // embedded mode keeps its signing key here
+	JWTPrivateKeyFile string   // required with Valkey: every instance must sign alike
+	JWTPublicKeyFiles []string // verification-only keys (rotation)
+	JWTIssuer         string
+	JWTAudience       string
+	Auth              auth.Config
+	TrustedProxies    []netip.Prefix
+	AdminEmail        string
+	AdminName         string
+	AdminPassword     string
+	SMTP              mail.SMTPConfig // used when SMTP.Host is set, else reset links are logged
 }
 
 // configError names the variable at fault, so a bad setting stops the program with one line.
@@ -113,10 +138,136 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 		}
 		c.LogFormat = v
 	}
+	loadAuthConfig(&c, getenv, str, dur, &errs)
 	if len(errs) > 0 {
 		return config{}, errs[0]
 	}
 	return c, nil
+}
+
+// loadAuthConfig reads the authentication, session and Valkey settings.
+func loadAuthConfig(c *config, getenv func(string) string, str func(string, *string), dur func(string, *time.Duration), errs *[]error) {
+	c.Auth = auth.DefaultConfig()
+	c.DataDir = "./data"
+	c.JWTIssuer, c.JWTAudience = "motorpool", "motorpool-api"
+	c.AdminName = "Administrator"
+
+	if v := strings.TrimSpace(getenv("VALKEY_URL")); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "valkey" && u.Scheme != "valkeys") || u.Host == "" {
+			*errs = append(*errs, &configError{"VALKEY_URL", maskURL(v), "must be a redis://, rediss://, valkey:// or valkeys:// URL with a host"})
+		} else {
+			c.ValkeyAddr = u.Host
+			if u.Port() == "" {
+				c.ValkeyAddr = net.JoinHostPort(u.Hostname(), "6379")
+			}
+			c.ValkeyUser = u.User.Username()
+			c.ValkeyPassword, _ = u.User.Password()
+			c.ValkeyTLS = u.Scheme == "rediss" || u.Scheme == "valkeys"
+			if db := strings.Trim(u.Path, "/"); db != "" {
+				n, err := strconv.Atoi(db)
+				if err != nil || n < 0 || n > 15 {
+					*errs = append(*errs, &configError{"VALKEY_URL", maskURL(v), "the path must be a database number from 0 to 15"})
+				}
+				c.ValkeyDB = n
+			}
+		}
+	} else if host := strings.TrimSpace(getenv("REDIS_HOST")); host != "" {
+		port := "6379"
+		if v := getenv("REDIS_PORT"); v != "" {
+			if p, err := strconv.Atoi(v); err != nil || p < 1 || p > 65535 {
+				*errs = append(*errs, &configError{"REDIS_PORT", v, "must be a port number from 1 to 65535"})
+			}
+			port = v
+		}
+		c.ValkeyAddr = net.JoinHostPort(host, port)
+		c.ValkeyPassword = getenv("REDIS_PASSWORD")
+	} else if getenv("REDIS_PORT") != "" || getenv("REDIS_PASSWORD") != "" {
+		*errs = append(*errs, &configError{"REDIS_HOST", "", "must be set when REDIS_PORT or REDIS_PASSWORD is (or set VALKEY_URL)"})
+	}
+	str("VALKEY_KEY_PREFIX", &c.ValkeyPrefix)
+	if strings.ContainsAny(c.ValkeyPrefix, "{}") {
+		*errs = append(*errs, &configError{"VALKEY_KEY_PREFIX", c.ValkeyPrefix, "must not contain braces (they are cluster hash tags)"})
+	}
+
+	str("DATA_DIR", &c.DataDir)
+	str("JWT_PRIVATE_KEY_FILE", &c.JWTPrivateKeyFile)
+	if v := strings.TrimSpace(getenv("JWT_PUBLIC_KEY_FILES")); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				c.JWTPublicKeyFiles = append(c.JWTPublicKeyFiles, f)
+			}
+		}
+	}
+	if c.ValkeyAddr != "" && c.JWTPrivateKeyFile == "" {
+		*errs = append(*errs, &configError{"JWT_PRIVATE_KEY_FILE", "", "must be set when Valkey is configured: every instance must sign with the same key"})
+	}
+	str("JWT_ISSUER", &c.JWTIssuer)
+	str("JWT_AUDIENCE", &c.JWTAudience)
+	dur("JWT_ACCESS_TTL", &c.Auth.AccessTTL)
+	dur("JWT_REFRESH_TTL", &c.Auth.RefreshTTL)
+	dur("JWT_CLOCK_SKEW", &c.Auth.Skew)
+	dur("SESSION_IDLE_TTL", &c.Auth.SessionIdleTTL)
+	dur("SESSION_MAX_AGE", &c.Auth.SessionMaxAge)
+	dur("REFRESH_REUSE_GRACE", &c.Auth.RefreshGrace)
+	dur("LOGIN_LOCKOUT_WINDOW", &c.Auth.LockoutWindow)
+	dur("PASSWORD_RESET_TTL", &c.Auth.ResetTTL)
+	dur("AUTH_STATE_TIMEOUT", &c.Auth.StateTimeout)
+	if v := getenv("LOGIN_MAX_FAILURES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			*errs = append(*errs, &configError{"LOGIN_MAX_FAILURES", v, "must be a whole number from 1 to 1000"})
+		}
+		c.Auth.MaxLoginFailures = n
+	}
+	if v := strings.TrimSpace(getenv("PUBLIC_BASE_URL")); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			*errs = append(*errs, &configError{"PUBLIC_BASE_URL", v, "must be an http:// or https:// URL"})
+		}
+		c.Auth.PublicBaseURL = v
+	}
+	if v := strings.TrimSpace(getenv("TRUSTED_PROXIES")); v != "" {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			pre, err := netip.ParsePrefix(p)
+			if err != nil {
+				a, aerr := netip.ParseAddr(p)
+				if aerr != nil {
+					*errs = append(*errs, &configError{"TRUSTED_PROXIES", v, fmt.Sprintf("%q is not a CIDR such as 10.0.0.0/8", p)})
+					continue
+				}
+				pre = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
+		}
+	}
+	str("ADMIN_EMAIL", &c.AdminEmail)
+	str("ADMIN_NAME", &c.AdminName)
+	c.AdminPassword = getenv("ADMIN_PASSWORD")
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		*errs = append(*errs, &configError{"ADMIN_PASSWORD", "", "ADMIN_EMAIL and ADMIN_PASSWORD go together"})
+	} else if c.AdminPassword != "" && (utf8.RuneCountInString(c.AdminPassword) < 12 || utf8.RuneCountInString(c.AdminPassword) > 256) {
+		*errs = append(*errs, &configError{"ADMIN_PASSWORD", "", "must be 12 to 256 characters"})
+	}
+
+	str("SMTP_HOST", &c.SMTP.Host)
+	str("SMTP_USERNAME", &c.SMTP.Username)
+	c.SMTP.Password = getenv("SMTP_PASSWORD")
+	str("SMTP_FROM", &c.SMTP.From)
+	str("SMTP_TLS", &c.SMTP.TLS)
+	if v := getenv("SMTP_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			*errs = append(*errs, &configError{"SMTP_PORT", v, "must be a port number from 1 to 65535"})
+		}
+		c.SMTP.Port = p
+	}
+	if c.SMTP.Host != "" {
+		if _, err := mail.NewSMTPMailer(c.SMTP); err != nil {
+			*errs = append(*errs, &configError{"SMTP_FROM", c.SMTP.From, err.Error()})
+		}
+	}
 }
 
 // databaseURL takes DATABASE_URL, or builds one from DB_HOST and its companions; "" means
@@ -190,8 +341,26 @@ func (c config) describe() []any {
 		}
 		return n
 	}
+	state := "memory (embedded)"
+	if c.ValkeyAddr != "" {
+		state = "valkey " + c.ValkeyAddr
+	}
+	mailer := "log (reset links are logged, not sent)"
+	if c.SMTP.Host != "" {
+		mailer = "smtp " + c.SMTP.Host
+	}
 	return []any{
 		"HTTP_ADDR", c.HTTPAddr,
+		"auth_state", state,
+		"mailer", mailer,
+		"JWT_ISSUER", c.JWTIssuer,
+		"JWT_AUDIENCE", c.JWTAudience,
+		"JWT_ACCESS_TTL", c.Auth.AccessTTL.String(),
+		"JWT_REFRESH_TTL", c.Auth.RefreshTTL.String(),
+		"SESSION_IDLE_TTL", c.Auth.SessionIdleTTL.String(),
+		"SESSION_MAX_AGE", c.Auth.SessionMaxAge.String(),
+		"PUBLIC_BASE_URL", c.Auth.PublicBaseURL,
+		"TRUSTED_PROXIES", fmt.Sprint(c.TrustedProxies),
 		"store", store,
 		"DB_MAX_CONNS", orAuto(c.DBMaxConns),
 		"DB_MIN_CONNS", c.DBMinConns,

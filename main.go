@@ -21,7 +21,6 @@ import (
 
 	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/impl"
-	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/sqlite"
@@ -120,8 +119,21 @@ func openStore(ctx context.Context, cfg config) (backend, error) {
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, stdout io.Writer) error {
-	server := impl.New(store, password.NewHasher(password.OWASP, 0))
-	handler, err := api.NewHandler(server, api.Config{Logger: log, PoolStats: store.Stats})
+	ad, err := openAuth(ctx, cfg, log, store)
+	if err != nil {
+		return err
+	}
+	defer ad.close()
+	if cfg.AdminEmail != "" {
+		if _, err := ad.service.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminName, cfg.AdminPassword); err != nil {
+			return fmt.Errorf("ADMIN_EMAIL: %w", err)
+		}
+	}
+	server := impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
+		impl.WithChecks(2*time.Second, ad.checks...))
+	handler, err := api.NewHandler(server, api.Config{
+		Logger: log, PoolStats: store.Stats, Auth: ad.service, TrustedProxies: cfg.TrustedProxies,
+	})
 	if err != nil {
 		return err
 	}
@@ -159,6 +171,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, std
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if err := ad.service.WaitMail(sctx); err != nil {
+		log.Warn("reset mails still in flight at shutdown", "error", err.Error())
 	}
 	log.Info("stopped")
 	return nil

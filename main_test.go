@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +18,8 @@ import (
 	"time"
 
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
+	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
+	"github.com/motorpool/motorpool/token"
 )
 
 // instance is one run of the real program on 127.0.0.1:0.
@@ -135,7 +140,11 @@ func get(t *testing.T, url string) (int, string) {
 // The program serves, finishes a request that is in flight when SIGTERM arrives, stops, and
 // finds its data again after a restart.
 func TestRunGracefulShutdownAndRestart(t *testing.T) {
-	env := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "nested", "motorpool.db"), "LOG_FORMAT": "json"}
+	dir := t.TempDir()
+	env := map[string]string{
+		"SQLITE_PATH": filepath.Join(dir, "nested", "motorpool.db"), "DATA_DIR": dir, "LOG_FORMAT": "json",
+		"ADMIN_EMAIL": "root@example.com", "ADMIN_PASSWORD": "a long admin password",
+	}
 	in := start(t, env)
 	if !strings.Contains(in.out.String(), "Swagger UI: "+in.url+"/docs/") {
 		t.Errorf("start-up output lacks the Swagger UI URL:\n%s", in.out)
@@ -188,20 +197,75 @@ func TestRunGracefulShutdownAndRestart(t *testing.T) {
 		t.Error("the server still answers after shutdown")
 	}
 
-	// Restart on the same file: both users are there.
+	// Restart on the same files: the admin was not created twice, both users are there, and the
+	// signing key is the one generated at the first start.
 	in = start(t, env)
-	code, body := get(t, in.url+"/users")
-	if code != http.StatusOK || !strings.Contains(body, "ada@example.com") || !strings.Contains(body, "slow@example.com") {
+	adminToken := loginToken(t, in.url, "root@example.com", "a long admin password")
+	code, body := getWith(t, in.url+"/users", adminToken)
+	if code != http.StatusOK || !strings.Contains(body, "ada@example.com") || !strings.Contains(body, "slow@example.com") || strings.Count(body, "root@example.com") != 1 {
 		t.Errorf("after restart: %d %s", code, body)
+	}
+	_, jwks := get(t, in.url+"/.well-known/jwks.json")
+	in.stop(t)
+	in = start(t, env)
+	if _, again := get(t, in.url+"/.well-known/jwks.json"); again != jwks || !strings.Contains(jwks, `"kid"`) {
+		t.Errorf("the signing key changed across a restart:\n%s\n%s", jwks, again)
 	}
 	in.stop(t)
 }
 
-// DATABASE_URL switches the same program to PostgreSQL.
-func TestRunOnPostgres(t *testing.T) {
-	in := start(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t), "LOG_FORMAT": "json"})
-	if !strings.Contains(in.out.String(), `"store":"postgres `) {
-		t.Errorf("start-up configuration does not say postgres:\n%s", in.out)
+func loginToken(t *testing.T, base, email, password string) string {
+	t.Helper()
+	code, body := post(t, base+"/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
+	if code != http.StatusOK {
+		t.Fatalf("login %s: %d %s", email, code, body)
+	}
+	var pair struct{ AccessToken string }
+	if err := json.Unmarshal([]byte(body), &pair); err != nil || pair.AccessToken == "" {
+		t.Fatalf("login body %s: %v", body, err)
+	}
+	return pair.AccessToken
+}
+
+func getWith(t *testing.T, url, tok string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// DATABASE_URL and REDIS_HOST switch the same program to PostgreSQL and Valkey.
+func TestRunOnPostgresAndValkey(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "jwt.pem")
+	if _, err := token.LoadOrCreateKey(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	vc := valkeytest.Open(t) // skips or fails (CI) when Valkey is missing; gives a fresh prefix
+	addr := os.Getenv("TEST_VALKEY_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	in := start(t, map[string]string{
+		"DATABASE_URL": pgtest.NewDatabase(t), "LOG_FORMAT": "json", "DATA_DIR": t.TempDir(),
+		"REDIS_HOST": host, "REDIS_PORT": port, "VALKEY_KEY_PREFIX": vc.KeyPrefix(), "JWT_PRIVATE_KEY_FILE": keyFile,
+		"ADMIN_EMAIL": "root@example.com", "ADMIN_PASSWORD": "a long admin password",
+	})
+	if !strings.Contains(in.out.String(), `"store":"postgres `) || !strings.Contains(in.out.String(), `"auth_state":"valkey `) {
+		t.Errorf("start-up configuration does not say postgres and valkey:\n%s", in.out)
+	}
+	tok := loginToken(t, in.url, "root@example.com", "a long admin password")
+	if code, body := getWith(t, in.url+"/auth/me", tok); code != http.StatusOK {
+		t.Errorf("/auth/me: %d %s", code, body)
+	}
+	if code, body := get(t, in.url+"/readyz"); code != http.StatusOK || !strings.Contains(body, `"valkey":{"status":"ok"}`) {
+		t.Errorf("readyz: %d %s", code, body)
 	}
 	if code, body := post(t, in.url+"/users", `{"email":"ada@example.com","name":"Ada","password":"correct horse battery"}`); code != http.StatusCreated {
 		t.Fatalf("create user: %d %s", code, body)
@@ -213,7 +277,7 @@ func TestRunOnPostgres(t *testing.T) {
 }
 
 func TestRunMigrateAndVersion(t *testing.T) {
-	env := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "m.db")}
+	env := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "m.db"), "DATA_DIR": t.TempDir()}
 	getenv := func(k string) string { return env[k] }
 	var out strings.Builder
 	if err := run(context.Background(), []string{"migrate"}, getenv, &out); err != nil {

@@ -1,29 +1,17 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/motorpool/motorpool/api"
-	"github.com/motorpool/motorpool/impl"
-	"github.com/motorpool/motorpool/storage"
 )
 
-// The baseline the cache will be measured against: the whole handler stack (logging, metrics,
-// validation, strict server, store), in process, with no network between client and server.
-
-func benchHandler(b *testing.B, store storage.Store) http.Handler {
-	h, err := api.NewHandler(impl.New(store, testHasher), api.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return h
-}
+// The whole handler stack (logging, metrics, bearer authentication against the auth state
+// store, validation, strict server, store), in process, with no network between client and
+// server; the stores are real (SQLite and memory, or PostgreSQL and Valkey).
 
 func serve(b *testing.B, h http.Handler, req *http.Request, want int) {
 	rec := httptest.NewRecorder()
@@ -33,43 +21,73 @@ func serve(b *testing.B, h http.Handler, req *http.Request, want int) {
 	}
 }
 
+func authed(req *http.Request, tok string) *http.Request {
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return req
+}
+
 func BenchmarkGetUser(b *testing.B) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range []string{"embedded", "production"} {
 		b.Run(name, func(b *testing.B) {
-			store := backends[name](b)
-			u, err := store.CreateUser(context.Background(), storage.NewUser{Email: "bench@example.com", Name: "Bench", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := benchHandler(b, store)
-			path := fmt.Sprintf("/users/%d", u.ID)
+			s := newTestServer(b, backends[name](b))
+			u, tok, _ := s.member(b, "bench@example.com")
+			path := fmt.Sprintf("/users/%d", u.Id)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				serve(b, h, httptest.NewRequest("GET", path, nil), http.StatusOK)
+				serve(b, s.Handler, authed(httptest.NewRequest("GET", path, nil), tok), http.StatusOK)
+			}
+		})
+	}
+}
+
+func BenchmarkGetVehicle(b *testing.B) {
+	for _, name := range []string{"embedded", "production"} {
+		b.Run(name, func(b *testing.B) {
+			s := newTestServer(b, backends[name](b))
+			u, tok, _ := s.member(b, "bench@example.com")
+			v := mustVehicle(b, s, u.Id, 1)
+			path := fmt.Sprintf("/vehicles/%d", v.Id)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				serve(b, s.Handler, authed(httptest.NewRequest("GET", path, nil), tok), http.StatusOK)
 			}
 		})
 	}
 }
 
 func BenchmarkCreateVehicle(b *testing.B) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range []string{"embedded", "production"} {
 		b.Run(name, func(b *testing.B) {
-			store := backends[name](b)
-			u, err := store.CreateUser(context.Background(), storage.NewUser{Email: "bench@example.com", Name: "Bench", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := benchHandler(b, store)
+			s := newTestServer(b, backends[name](b))
+			_, tok, _ := s.member(b, "bench@example.com")
 			var n atomic.Int64
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				body := fmt.Sprintf(`{"userId":%d,"make":"Toyota","model":"Corolla","year":2020,"vin":%q,"licensePlate":"AB-123-CD","color":"blue"}`,
-					u.ID, vin(int(n.Add(1))))
-				req := httptest.NewRequest("POST", "/vehicles", strings.NewReader(body))
+				body := fmt.Sprintf(`{"make":"Toyota","model":"Corolla","year":2020,"vin":%q,"licensePlate":"AB-123-CD","color":"blue"}`, vin(int(n.Add(1))))
+				req := authed(httptest.NewRequest("POST", "/vehicles", strings.NewReader(body)), tok)
 				req.Header.Set("Content-Type", "application/json")
-				serve(b, h, req, http.StatusCreated)
+				serve(b, s.Handler, req, http.StatusCreated)
+			}
+		})
+	}
+}
+
+// BenchmarkLogin is dominated by argon2id (19 MiB, t=2), as it should be.
+func BenchmarkLogin(b *testing.B) {
+	for _, name := range []string{"embedded", "production"} {
+		b.Run(name, func(b *testing.B) {
+			s := newTestServer(b, backends[name](b))
+			mustUser(b, s, "bench@example.com")
+			body := `{"email":"bench@example.com","password":"` + testPassword + `"}`
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/auth/login", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				serve(b, s.Handler, req, http.StatusOK)
 			}
 		})
 	}

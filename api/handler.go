@@ -4,10 +4,12 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -23,8 +25,10 @@ const MaxBodyBytes = 1 << 20
 
 // Config holds what NewHandler needs besides the API implementation.
 type Config struct {
-	Logger    *slog.Logger             // access and error log; discarded when nil
-	PoolStats func() storage.PoolStats // the database pool's figures for /metrics; optional
+	Logger         *slog.Logger             // access and error log; discarded when nil
+	PoolStats      func() storage.PoolStats // the database pool's figures for /metrics; optional
+	Auth           Authenticator            // turns bearer tokens into callers
+	TrustedProxies []netip.Prefix           // peers whose X-Forwarded-For is believed
 }
 
 // routeMux records the pattern that matched in the request state, for logs and metrics.
@@ -50,6 +54,12 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	spec, err := LoadSpec()
 	if err != nil {
 		return nil, err
+	}
+	if err := checkAuthzRules(spec); err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("api: Config.Auth is required")
 	}
 	router, err := gorillamux.NewRouter(spec)
 	if err != nil {
@@ -78,7 +88,7 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	mux.Handle("GET /metrics", m.handler)
 	mux.ServeMux.Handle("/", unmatched(spec, router))
 
-	return observe(log, m)(limitBody(MaxBodyBytes)(mux)), nil
+	return observe(log, m)(identify(cfg.Auth, cfg.TrustedProxies)(limitBody(MaxBodyBytes)(mux))), nil
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path exists under other

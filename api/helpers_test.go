@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -20,17 +21,29 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/impl"
 	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/memory"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/sqlite"
+	"github.com/motorpool/motorpool/storage/valkey"
+	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
+	"github.com/motorpool/motorpool/token"
 )
 
-// backends opens a fresh, migrated store of each kind; every API test runs on all of them.
-var backends = map[string]func(t testing.TB) storage.Store{
-	"sqlite": func(t testing.TB) storage.Store {
+// backend is one pairing of a durable store with an auth state store: the embedded default
+// (SQLite, in process) and production (PostgreSQL, Valkey). Every API test runs on both.
+type backend struct {
+	store  storage.Store
+	state  storage.AuthState
+	valkey *valkey.Client // nil for the embedded pairing
+}
+
+var backends = map[string]func(t testing.TB) backend{
+	"embedded": func(t testing.TB) backend {
 		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "motorpool.db")})
 		if err != nil {
 			t.Fatal(err)
@@ -39,12 +52,17 @@ var backends = map[string]func(t testing.TB) storage.Store{
 		if _, err := s.Migrate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		return s
+		state := memory.NewAuthState(nil)
+		t.Cleanup(func() { _ = state.Close() })
+		return backend{store: s, state: state}
 	},
-	"postgres": func(t testing.TB) storage.Store { return pgtest.Open(t) },
+	"production": func(t testing.TB) backend {
+		vc := valkeytest.Open(t)
+		return backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), valkey: vc}
+	},
 }
 
-func eachBackend(t *testing.T, f func(t *testing.T, newStore func(testing.TB) storage.Store)) {
+func eachBackend(t *testing.T, f func(t *testing.T, newBackend func(testing.TB) backend)) {
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -116,11 +134,161 @@ func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 type testServer struct {
-	URL    string
-	HTTP   *http.Client // validates every response against the contract
-	Client *gen.ClientWithResponses
-	Store  storage.Store
-	Logs   *syncBuffer
+	URL     string
+	Handler http.Handler // the handler under test, for in-process benchmarks
+	HTTP    *http.Client // validates every response against the contract
+	Client  *gen.ClientWithResponses
+	Store   storage.Store
+	Backend backend
+	Auth    *auth.Service
+	Issuer  *token.Issuer
+	Mail    *captureMailer
+	Logs    *syncBuffer
+	Admin   gen.User
+	token   string // the admin's access token, sent by s.do and s.Client
+}
+
+// captureMailer keeps reset links for tests to follow.
+type captureMailer struct {
+	mu    sync.Mutex
+	links map[string][]string
+}
+
+func (m *captureMailer) SendPasswordReset(_ context.Context, to, link string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.links == nil {
+		m.links = map[string][]string{}
+	}
+	m.links[to] = append(m.links[to], link)
+	return nil
+}
+
+func (m *captureMailer) last(to string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.links[to]
+	if len(l) == 0 {
+		return ""
+	}
+	return l[len(l)-1]
+}
+
+const adminEmail, testPassword = "admin@example.com", "correct horse battery"
+
+type serverOption func(*auth.Config, *[]impl.Option)
+
+func withAuthConfig(f func(*auth.Config)) serverOption {
+	return func(c *auth.Config, _ *[]impl.Option) { f(c) }
+}
+
+func withImpl(o impl.Option) serverOption {
+	return func(_ *auth.Config, os *[]impl.Option) { *os = append(*os, o) }
+}
+
+func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	key, err := token.LoadOrCreateKey(filepath.Join(t.TempDir(), "signing.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := auth.DefaultConfig()
+	var implOpts []impl.Option
+	for _, o := range opts {
+		o(&cfg, &implOpts)
+	}
+	issuer, err := token.NewIssuer(token.Config{Issuer: "motorpool-test", Audience: "motorpool-api", AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, Skew: cfg.Skew}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailer := &captureMailer{}
+	svc, err := auth.NewService(ctx, b.store, b.state, tokenAdapter{issuer}, testHasher, mailer, cfg, auth.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.NewHandler(impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, implOpts...), api.Config{
+		Logger: log,
+		Auth:   svc,
+		PoolStats: func() storage.PoolStats {
+			if s, ok := b.store.(interface{ Stats() storage.PoolStats }); ok {
+				return s.Stats()
+			}
+			return storage.PoolStats{}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	hc := &http.Client{Transport: contractTransport{t: t, next: http.DefaultTransport}}
+	s := &testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs}
+	if _, err := svc.EnsureAdmin(ctx, adminEmail, "Admin", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	s.token = s.login(t, adminEmail, testPassword).AccessToken
+	s.Client = s.clientWith(t, s.token)
+	me, err := s.Client.GetMeWithResponse(ctx)
+	if err != nil || me.JSON200 == nil {
+		t.Fatalf("admin /auth/me: %v %s", err, me.Body)
+	}
+	s.Admin = me.JSON200.User
+	return s
+}
+
+// clientWith returns a generated client that sends tok as its bearer token ("" for none).
+func (s *testServer) clientWith(t testing.TB, tok string) *gen.ClientWithResponses {
+	t.Helper()
+	opts := []gen.ClientOption{gen.WithHTTPClient(s.HTTP)}
+	if tok != "" {
+		opts = append(opts, gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		}))
+	}
+	c, err := gen.NewClientWithResponses(s.URL, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// login signs in and fails the test unless it works.
+func (s *testServer) login(t testing.TB, email, password string) gen.TokenPair {
+	t.Helper()
+	c := s.clientWith(t, "")
+	r, err := c.LoginWithResponse(context.Background(), gen.LoginJSONRequestBody{Email: gen.Email(email), Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.JSON200 == nil {
+		t.Fatalf("login %s: %d %s", email, r.StatusCode(), r.Body)
+	}
+	return *r.JSON200
+}
+
+// member registers a user and signs them in, returning the user, their token and a client.
+func (s *testServer) member(t testing.TB, email string) (gen.User, string, *gen.ClientWithResponses) {
+	t.Helper()
+	u := mustUser(t, s, email)
+	tok := s.login(t, email, testPassword).AccessToken
+	return u, tok, s.clientWith(t, tok)
+}
+
+// tokenAdapter lets the test wire token.Issuer into auth as main does.
+type tokenAdapter struct{ i *token.Issuer }
+
+func (a tokenAdapter) Issue(userID int64, sid string, role storage.Role, typ auth.TokenType, exp time.Time) (string, auth.Claims, error) {
+	tok, c, err := a.i.Issue(userID, sid, string(role), token.Type(typ), exp)
+	return tok, auth.Claims{UserID: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: storage.Role(c.Role), ExpiresAt: c.ExpiresAt}, err
+}
+
+func (a tokenAdapter) Verify(tok string, typ auth.TokenType) (auth.Claims, error) {
+	c, err := a.i.Verify(tok, token.Type(typ))
+	return auth.Claims{UserID: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: storage.Role(c.Role), ExpiresAt: c.ExpiresAt}, err
 }
 
 type syncBuffer struct {
@@ -140,31 +308,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newTestServer(t testing.TB, store storage.Store, opts ...impl.Option) *testServer {
-	t.Helper()
-	logs := &syncBuffer{}
-	h, err := api.NewHandler(impl.New(store, testHasher, opts...), api.Config{
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		PoolStats: func() storage.PoolStats {
-			if s, ok := store.(interface{ Stats() storage.PoolStats }); ok {
-				return s.Stats()
-			}
-			return storage.PoolStats{}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	hc := &http.Client{Transport: contractTransport{t: t, next: http.DefaultTransport}}
-	client, err := gen.NewClientWithResponses(srv.URL, gen.WithHTTPClient(hc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testServer{URL: srv.URL, HTTP: hc, Client: client, Store: store, Logs: logs}
-}
-
 // do sends a raw request and returns the status, headers and body.
 func (s *testServer) do(t testing.TB, method, path, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
@@ -174,6 +317,9 @@ func (s *testServer) do(t testing.TB, method, path, contentType string, body io.
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	resp, err := s.HTTP.Do(req)
 	if err != nil {
@@ -215,7 +361,7 @@ func problemFields(p gen.Problem) []string {
 func mustUser(t testing.TB, s *testServer, email string) gen.User {
 	t.Helper()
 	resp, err := s.Client.CreateUserWithResponse(context.Background(), gen.CreateUserJSONRequestBody{
-		Email: gen.Email(email), Name: "Test User", Password: "correct horse battery",
+		Email: gen.Email(email), Name: "Test User", Password: testPassword,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +386,7 @@ func vin(n int) string {
 func mustVehicle(t testing.TB, s *testServer, owner int64, n int) gen.Vehicle {
 	t.Helper()
 	resp, err := s.Client.CreateVehicleWithResponse(context.Background(), gen.CreateVehicleJSONRequestBody{
-		UserId: owner, Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(n), LicensePlate: "AB-123-CD",
+		UserId: &owner, Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(n), LicensePlate: "AB-123-CD",
 	})
 	if err != nil {
 		t.Fatal(err)

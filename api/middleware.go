@@ -22,6 +22,8 @@ type requestState struct {
 	id    string
 	route string // the mux pattern, e.g. "GET /users/{id}"; empty when nothing matched
 	err   error  // the cause of a 5xx
+	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
+	authErr error
 }
 
 type stateKey struct{}

@@ -10,12 +10,11 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/motorpool/motorpool/gen"
-	"github.com/motorpool/motorpool/impl"
 	"github.com/motorpool/motorpool/storage"
 )
 
 func TestServedSpecAndDocs(t *testing.T) {
-	s := newTestServer(t, backends["sqlite"](t))
+	s := newTestServer(t, backends["embedded"](t))
 	file, err := openapi3.NewLoader().LoadFromFile("../openapi.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +58,7 @@ func TestServedSpecAndDocs(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s := newTestServer(t, backends["sqlite"](t))
+	s := newTestServer(t, backends["embedded"](t))
 	u := mustUser(t, s, "ada@example.com")
 	if r, _ := s.Client.GetUserWithResponse(context.Background(), u.Id); r.StatusCode() != 200 {
 		t.Fatal(r.StatusCode())
@@ -82,9 +81,10 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	eachBackend(t, func(t *testing.T, newStore func(testing.TB) storage.Store) {
-		store := newStore(t)
-		s := newTestServer(t, store)
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		b := newBackend(t)
+		s := newTestServer(t, b)
+		store := b.store
 		ctx := context.Background()
 		if r, err := s.Client.GetHealthzWithResponse(ctx); err != nil || r.JSON200 == nil || r.JSON200.Status != gen.HealthStatusOk {
 			t.Fatalf("healthz: %v %s", err, r.Body)
@@ -109,7 +109,7 @@ func TestHealth(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
-	s := newTestServer(t, backends["sqlite"](t))
+	s := newTestServer(t, backends["embedded"](t))
 	req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
 	req.Header.Set("X-Request-Id", "trace-42.a_b")
 	resp, err := s.HTTP.Do(req)
@@ -136,7 +136,7 @@ func TestRequestID(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line is not JSON: %s", line)
 		}
-		if rec["msg"] == "request" {
+		if rec["msg"] == "request" && rec["path"] == "/healthz" {
 			n++
 			if rec["request_id"] == "" || rec["status"] == nil || rec["duration"] == nil {
 				t.Errorf("request log line lacks fields: %s", line)
@@ -148,17 +148,17 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// failingStore fails or panics on GetUser and delegates everything else.
+// failingStore fails or panics on GetVehicle and delegates everything else.
 type failingStore struct {
 	storage.Store
 	panic bool
 }
 
-func (f failingStore) GetUser(context.Context, int64) (storage.User, error) {
+func (f failingStore) GetVehicle(context.Context, int64) (storage.Vehicle, error) {
 	if f.panic {
 		panic("store exploded")
 	}
-	return storage.User{}, errBoom
+	return storage.Vehicle{}, errBoom
 }
 
 // A failing backend yields a 500 problem that hides the cause, and the cause is logged once.
@@ -166,8 +166,10 @@ func TestInternalErrors(t *testing.T) {
 	for _, panics := range []bool{false, true} {
 		name := map[bool]string{false: "error", true: "panic"}[panics]
 		t.Run(name, func(t *testing.T) {
-			s := newTestServer(t, failingStore{Store: backends["sqlite"](t), panic: panics}, impl.WithChecks(0))
-			resp, body := s.do(t, "GET", "/users/1", "", nil)
+			b := backends["embedded"](t)
+			b.store = failingStore{Store: b.store, panic: panics}
+			s := newTestServer(t, b)
+			resp, body := s.do(t, "GET", "/vehicles/1", "", nil)
 			if resp.StatusCode != http.StatusInternalServerError {
 				t.Fatalf("%d %s, want 500", resp.StatusCode, body)
 			}

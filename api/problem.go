@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
+	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/gen"
 )
 
@@ -31,9 +33,14 @@ func writeProblem(w http.ResponseWriter, p gen.Problem) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// internalError answers 500 without the cause, which is kept for the access log instead.
+// internalError answers 500 without the cause, which is kept for the access log instead; a
+// cause that is an unreachable session store gets 503, so clients retry.
 func internalError(w http.ResponseWriter, r *http.Request, cause error) {
 	stateOf(r).err = cause
+	if errors.Is(cause, auth.ErrUnavailable) {
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, "The session store does not answer; try again shortly."))
+		return
+	}
 	writeProblem(w, newProblem(http.StatusInternalServerError,
 		"The server failed to handle the request; it has been logged with the request id."))
 }

@@ -9,14 +9,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/motorpool/motorpool/gen"
-	"github.com/motorpool/motorpool/storage"
 )
 
 func ptr[T any](v T) *T { return &v }
 
 func TestUserLifecycle(t *testing.T) {
-	eachBackend(t, func(t *testing.T, newStore func(testing.TB) storage.Store) {
-		s := newTestServer(t, newStore(t))
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 
 		created, err := s.Client.CreateUserWithResponse(ctx, gen.CreateUserJSONRequestBody{
@@ -119,8 +118,8 @@ func TestUserLifecycle(t *testing.T) {
 }
 
 func TestUserEmailUniqueness(t *testing.T) {
-	eachBackend(t, func(t *testing.T, newStore func(testing.TB) storage.Store) {
-		s := newTestServer(t, newStore(t))
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 		ada := mustUser(t, s, "ada@example.com")
 		bob := mustUser(t, s, "bob@example.com")

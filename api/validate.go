@@ -24,7 +24,7 @@ func validator(spec *openapi3.T) func(http.Handler) http.Handler {
 	return nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
 		Options: openapi3filter.Options{
 			MultiError:         true,
-			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+			AuthenticationFunc: authorize,
 		},
 		DoNotValidateServers:  true,
 		SilenceServersWarning: true,
@@ -35,6 +35,13 @@ func validator(spec *openapi3.T) func(http.Handler) http.Handler {
 }
 
 func writeValidationError(w http.ResponseWriter, r *http.Request, err error, status int) {
+	// Who may call comes before what they sent: an unauthenticated request learns nothing
+	// about its body's faults.
+	var ae *authzError
+	if errors.As(err, &ae) {
+		writeAuthzError(w, r, ae)
+		return
+	}
 	switch {
 	case status == http.StatusNotFound:
 		writeProblem(w, newProblem(http.StatusNotFound, "No operation matches this path."))

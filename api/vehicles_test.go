@@ -10,20 +10,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/motorpool/motorpool/gen"
-	"github.com/motorpool/motorpool/storage"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestVehicleLifecycle(t *testing.T) {
-	eachBackend(t, func(t *testing.T, newStore func(testing.TB) storage.Store) {
-		s := newTestServer(t, newStore(t))
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 		ada := mustUser(t, s, "ada@example.com")
 		bob := mustUser(t, s, "bob@example.com")
 
 		cr, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
-			UserId: ada.Id, Make: "Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001", LicensePlate: "B-1886", Color: ptr("black"),
+			UserId: &ada.Id, Make: "Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001", LicensePlate: "B-1886", Color: ptr("black"),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -77,7 +76,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		// A taken VIN is 409; an owner that does not exist is 422; both name the field.
 		other := mustVehicle(t, s, ada.Id, 2)
 		dupe, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
-			UserId: ada.Id, Make: "VW", Model: "Golf", Year: 2020, Vin: "WDB00000000000001", LicensePlate: "X",
+			UserId: &ada.Id, Make: "VW", Model: "Golf", Year: 2020, Vin: "WDB00000000000001", LicensePlate: "X",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +94,7 @@ func TestVehicleLifecycle(t *testing.T) {
 			t.Errorf("duplicate VIN on update: %d %s", upDupe.StatusCode(), upDupe.Body)
 		}
 		orphan, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
-			UserId: 987654321, Make: "VW", Model: "Golf", Year: 2020, Vin: vin(99), LicensePlate: "X",
+			UserId: ptr(int64(987654321)), Make: "VW", Model: "Golf", Year: 2020, Vin: vin(99), LicensePlate: "X",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -133,8 +132,8 @@ func TestVehicleLifecycle(t *testing.T) {
 }
 
 func TestDeleteUserCascades(t *testing.T) {
-	eachBackend(t, func(t *testing.T, newStore func(testing.TB) storage.Store) {
-		s := newTestServer(t, newStore(t))
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 		ada := mustUser(t, s, "ada@example.com")
 		bob := mustUser(t, s, "bob@example.com")
@@ -165,8 +164,8 @@ func TestDeleteUserCascades(t *testing.T) {
 // Paging through a list while others insert never repeats an item and never skips one that
 // existed when paging began.
 func TestPaginationUnderConcurrentInserts(t *testing.T) {
-	eachBackend(t, func(t *testing.T, newStore func(testing.TB) storage.Store) {
-		s := newTestServer(t, newStore(t))
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 		owner := mustUser(t, s, "owner@example.com")
 		before := map[int64]bool{}
@@ -189,7 +188,7 @@ func TestPaginationUnderConcurrentInserts(t *testing.T) {
 				default:
 				}
 				r, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
-					UserId: owner.Id, Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(i), LicensePlate: "AB-123-CD",
+					UserId: &owner.Id, Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(i), LicensePlate: "AB-123-CD",
 				})
 				if err != nil || r.JSON201 == nil {
 					t.Errorf("concurrent insert: %v", err)

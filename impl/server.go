@@ -29,9 +29,19 @@ type Check struct {
 type Server struct {
 	store        storage.Store
 	hasher       PasswordHasher
+	auth         Authenticator
+	jwks         func() ([]byte, error)
 	checks       []Check
 	checkTimeout time.Duration
 	now          func() time.Time
+}
+
+// Deps are what a Server works on.
+type Deps struct {
+	Store  storage.Store
+	Hasher PasswordHasher
+	Auth   Authenticator
+	JWKS   func() ([]byte, error) // the public key set, as JSON
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -47,12 +57,14 @@ func WithChecks(timeout time.Duration, checks ...Check) Option {
 // WithClock replaces the clock used for rules that depend on the date (the newest model year).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
-// New returns a Server on store. Readiness checks the store unless WithChecks says otherwise.
-func New(store storage.Store, hasher PasswordHasher, opts ...Option) *Server {
+// New returns a Server. Readiness checks the store unless WithChecks says otherwise.
+func New(d Deps, opts ...Option) *Server {
 	s := &Server{
-		store:        store,
-		hasher:       hasher,
-		checks:       []Check{{Name: "database", Ping: store.Ping}},
+		store:        d.Store,
+		hasher:       d.Hasher,
+		auth:         d.Auth,
+		jwks:         d.JWKS,
+		checks:       []Check{{Name: "database", Ping: d.Store.Ping}},
 		checkTimeout: 2 * time.Second,
 		now:          time.Now,
 	}

@@ -94,9 +94,35 @@ func (s *Server) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen
 	return gen.GetUser200JSONResponse{Body: toUser(u)}, nil
 }
 
-// UpdateUser replaces a user's email and name, and their password when one is given.
+// UpdateUser replaces a user's email and name, and their password or role when given. Only
+// an admin may change a role. A password or role change ends every session of the user.
 func (s *Server) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
+	c, err := callerOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	upd := storage.UserUpdate{Email: string(req.Body.Email), Name: req.Body.Name}
+	roleChanged := false
+	if r := req.Body.Role; r != nil {
+		// Only admins reach other users (the route's rule), so a non-admin here is the user
+		// themself: naming their own role is a no-op, anything else is forbidden.
+		if !c.IsAdmin() {
+			if storage.Role(*r) != c.Role {
+				return gen.UpdateUser403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(forbidden("Only an admin may change a role."))}, nil
+			}
+		} else {
+			cur, err := s.store.GetUser(ctx, req.Id)
+			if errors.Is(err, storage.ErrNotFound) {
+				return gen.UpdateUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("update user: %w", err)
+			}
+			if role := storage.Role(*r); role != cur.Role {
+				upd.Role, roleChanged = &role, true
+			}
+		}
+	}
 	if req.Body.Password != nil {
 		hash, err := s.hasher.Hash(ctx, *req.Body.Password)
 		if err != nil {
@@ -105,26 +131,48 @@ func (s *Server) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject
 		upd.PasswordHash = &hash
 	}
 	u, err := s.store.UpdateUser(ctx, req.Id, upd)
-	if errors.Is(err, storage.ErrNotFound) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		return gen.UpdateUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
-	}
-	if err != nil {
+	case errors.Is(err, storage.ErrLastAdmin):
+		return gen.UpdateUser409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(
+			problem(http.StatusConflict, "The last admin cannot be demoted.", gen.FieldError{Field: "role", Message: "would leave no admin"}))}, nil
+	case err != nil:
 		if p, ok := fieldProblem(err); ok && p.Status == http.StatusConflict {
 			return gen.UpdateUser409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(p)}, nil
 		}
 		return nil, fmt.Errorf("update user: %w", err)
 	}
+	if roleChanged || upd.PasswordHash != nil {
+		reason := "password_change"
+		if roleChanged {
+			reason = "role_change"
+		}
+		// The change is committed; if the sessions cannot be ended the client gets a 503 and
+		// repeats the (idempotent) PUT.
+		if err := s.auth.EndAllSessions(ctx, u.ID, reason); err != nil {
+			return nil, fmt.Errorf("update user: %w", err)
+		}
+	}
 	return gen.UpdateUser200JSONResponse{Body: toUser(u)}, nil
 }
 
-// DeleteUser deletes a user and their vehicles.
+// DeleteUser deletes a user, their vehicles and their sessions.
 func (s *Server) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
 	err := s.store.DeleteUser(ctx, req.Id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return gen.DeleteUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
+	if errors.Is(err, storage.ErrLastAdmin) {
+		return gen.DeleteUser409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(problem(http.StatusConflict, "The last admin cannot be deleted."))}, nil
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("delete user: %w", err)
+	}
+	// Sessions end after the commit, and on a 404 too: if the session store was down when the
+	// user was deleted (503), the client's retry gets 404 and still ends them.
+	if err := s.auth.EndAllSessions(ctx, req.Id, "user_deleted"); err != nil {
+		return nil, fmt.Errorf("delete user: %w", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("delete user: %w", err)
+		return gen.DeleteUser404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
 	}
 	return gen.DeleteUser204Response{}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/storage"
 )
@@ -65,14 +66,25 @@ func (s *Server) ListVehicles(ctx context.Context, req gen.ListVehiclesRequestOb
 	return gen.ListVehicles200JSONResponse{Body: body}, nil
 }
 
-// CreateVehicle registers a vehicle for an existing user.
+// CreateVehicle registers a vehicle for the caller, or for another user when an admin says so.
 func (s *Server) CreateVehicle(ctx context.Context, req gen.CreateVehicleRequestObject) (gen.CreateVehicleResponseObject, error) {
+	c, err := callerOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	b := req.Body
 	if p := s.checkYear(b.Year); p != nil {
 		return gen.CreateVehicle400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*p)}, nil
 	}
+	owner := c.UserID
+	if b.UserId != nil && *b.UserId != c.UserID {
+		if !c.IsAdmin() {
+			return gen.CreateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(forbidden("Only an admin may register a vehicle for another user."))}, nil
+		}
+		owner = *b.UserId
+	}
 	v, err := s.store.CreateVehicle(ctx, storage.NewVehicle{
-		UserID: b.UserId, Make: b.Make, Model: b.Model, Year: b.Year, VIN: b.Vin,
+		UserID: owner, Make: b.Make, Model: b.Model, Year: b.Year, VIN: b.Vin,
 		LicensePlate: b.LicensePlate, Color: b.Color,
 	})
 	if err != nil {
@@ -102,11 +114,47 @@ func (s *Server) GetVehicle(ctx context.Context, req gen.GetVehicleRequestObject
 	return gen.GetVehicle200JSONResponse{Body: toVehicle(v)}, nil
 }
 
-// UpdateVehicle replaces a vehicle's fields; an absent userId keeps the owner.
+// ownerCheck loads a vehicle and says whether the caller may change it: its owner or an admin.
+// It returns the vehicle, or a problem (404, 403) to answer with.
+func (s *Server) ownerCheck(ctx context.Context, id int64) (storage.Vehicle, *gen.Problem, error) {
+	c, err := callerOf(ctx)
+	if err != nil {
+		return storage.Vehicle{}, nil, err
+	}
+	v, err := s.store.GetVehicle(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		p := notFound("vehicle", id)
+		return storage.Vehicle{}, &p, nil
+	}
+	if err != nil {
+		return storage.Vehicle{}, nil, err
+	}
+	if v.UserID != c.UserID && !c.IsAdmin() {
+		p := forbidden("Only the vehicle's owner or an admin may change it.")
+		return storage.Vehicle{}, &p, nil
+	}
+	return v, nil, nil
+}
+
+// UpdateVehicle replaces a vehicle's fields; an absent userId keeps the owner. Only the owner
+// or an admin may update it, and only an admin may give it to another user.
 func (s *Server) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequestObject) (gen.UpdateVehicleResponseObject, error) {
 	b := req.Body
 	if p := s.checkYear(b.Year); p != nil {
 		return gen.UpdateVehicle400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*p)}, nil
+	}
+	cur, p, err := s.ownerCheck(ctx, req.Id)
+	if err != nil {
+		return nil, fmt.Errorf("update vehicle: %w", err)
+	}
+	if p != nil {
+		if p.Status == http.StatusNotFound {
+			return gen.UpdateVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(*p)}, nil
+		}
+		return gen.UpdateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*p)}, nil
+	}
+	if c, _ := auth.CallerFrom(ctx); b.UserId != nil && *b.UserId != cur.UserID && !c.IsAdmin() {
+		return gen.UpdateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(forbidden("Only an admin may give a vehicle to another user."))}, nil
 	}
 	v, err := s.store.UpdateVehicle(ctx, req.Id, storage.VehicleUpdate{
 		UserID: b.UserId, Make: b.Make, Model: b.Model, Year: b.Year, VIN: b.Vin,
@@ -127,9 +175,19 @@ func (s *Server) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequest
 	return gen.UpdateVehicle200JSONResponse{Body: toVehicle(v)}, nil
 }
 
-// DeleteVehicle deletes a vehicle.
+// DeleteVehicle deletes a vehicle; only its owner or an admin may.
 func (s *Server) DeleteVehicle(ctx context.Context, req gen.DeleteVehicleRequestObject) (gen.DeleteVehicleResponseObject, error) {
-	err := s.store.DeleteVehicle(ctx, req.Id)
+	_, p, err := s.ownerCheck(ctx, req.Id)
+	if err != nil {
+		return nil, fmt.Errorf("delete vehicle: %w", err)
+	}
+	if p != nil {
+		if p.Status == http.StatusNotFound {
+			return gen.DeleteVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(*p)}, nil
+		}
+		return gen.DeleteVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*p)}, nil
+	}
+	err = s.store.DeleteVehicle(ctx, req.Id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return gen.DeleteVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("vehicle", req.Id))}, nil
 	}

@@ -21,6 +21,10 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrReference: the call refers to another record (a vehicle's owner) that does not exist.
 	ErrReference = errors.New("referenced record does not exist")
+	// ErrLastAdmin: the change would leave no admin (demoting or deleting the only one).
+	ErrLastAdmin = errors.New("the last admin cannot be demoted or deleted")
+	// ErrStale: the record changed since the caller read the version it names.
+	ErrStale = errors.New("record changed since")
 )
 
 // FieldError ties ErrConflict or ErrReference to the field at fault, so the API can name it.
@@ -42,15 +46,17 @@ const (
 )
 
 // User is a registered user. PasswordHash is an encoded argon2id hash; it never leaves the
-// service.
+// service. PasswordVersion starts at 1 and grows with every password change, so that grants
+// tied to a password (reset tokens) die with it.
 type User struct {
-	ID           int64
-	Email        string // as the user typed it
-	Name         string
-	Role         Role
-	PasswordHash string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	ID              int64
+	Email           string // as the user typed it
+	Name            string
+	Role            Role
+	PasswordHash    string
+	PasswordVersion int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // NewUser is what CreateUser needs.
@@ -61,11 +67,13 @@ type NewUser struct {
 	PasswordHash string
 }
 
-// UserUpdate replaces a user's email and name, and the password hash when PasswordHash is not nil.
+// UserUpdate replaces a user's email and name, the password hash when PasswordHash is not nil
+// (bumping PasswordVersion), and the role when Role is not nil.
 type UserUpdate struct {
 	Email        string
 	Name         string
 	PasswordHash *string
+	Role         *Role
 }
 
 // Vehicle is a vehicle owned by one user.
@@ -128,11 +136,17 @@ type Store interface {
 	GetUserByEmail(ctx context.Context, email string) (User, error)
 	// ListUsers returns one page of users in id order.
 	ListUsers(ctx context.Context, p Page) ([]User, error)
-	// UpdateUser returns ErrNotFound for an unknown id and *FieldError{ErrConflict, "email"}
-	// when the new email belongs to another user.
+	// UpdateUser returns ErrNotFound for an unknown id, *FieldError{ErrConflict, "email"}
+	// when the new email belongs to another user, and ErrLastAdmin when it would demote the
+	// only admin (checked atomically with the change, so two concurrent demotions of the last
+	// two admins cannot both succeed).
 	UpdateUser(ctx context.Context, id int64, u UserUpdate) (User, error)
+	// SetPassword replaces the password hash of the user whose PasswordVersion is still
+	// version, bumping the version; ErrNotFound for an unknown id, ErrStale when the version
+	// has moved on.
+	SetPassword(ctx context.Context, id int64, hash string, version int64) (User, error)
 	// DeleteUser deletes a user and, in the same transaction, their vehicles; ErrNotFound if
-	// there is no such user.
+	// there is no such user, ErrLastAdmin if they are the only admin (checked atomically).
 	DeleteUser(ctx context.Context, id int64) error
 
 	// CreateVehicle returns *FieldError{ErrConflict, "vin"} for a VIN in use and

@@ -17,6 +17,7 @@ type User struct {
 	PasswordHash    string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	PasswordVersion int64
 }
 
 type Vehicle struct {

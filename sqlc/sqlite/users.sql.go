@@ -13,7 +13,7 @@ import (
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
 `
 
 type CreateUserParams struct {
@@ -44,6 +44,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.PasswordHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PasswordVersion,
 	)
 	return i, err
 }
@@ -63,7 +64,7 @@ func (q *Queries) DeleteUser(ctx context.Context, id int64) (int64, error) {
 }
 
 const getUser = `-- name: GetUser :one
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
 FROM users
 WHERE id = ?1
 `
@@ -80,12 +81,50 @@ func (q *Queries) GetUser(ctx context.Context, id int64) (User, error) {
 		&i.PasswordHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PasswordVersion,
 	)
 	return i, err
 }
 
+const getUserAndAdmins = `-- name: GetUserAndAdmins :many
+SELECT id, role
+FROM users
+WHERE role = 'admin' OR id = ?1
+ORDER BY id
+`
+
+type GetUserAndAdminsRow struct {
+	ID   int64
+	Role string
+}
+
+// The user and every admin, for the last-admin check that precedes a demotion or a deletion in
+// the same BEGIN IMMEDIATE transaction (which holds SQLite's one write lock throughout).
+func (q *Queries) GetUserAndAdmins(ctx context.Context, id int64) ([]GetUserAndAdminsRow, error) {
+	rows, err := q.db.QueryContext(ctx, getUserAndAdmins, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []GetUserAndAdminsRow
+	for rows.Next() {
+		var i GetUserAndAdminsRow
+		if err := rows.Scan(&i.ID, &i.Role); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getUserByEmailNormalized = `-- name: GetUserByEmailNormalized :one
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
 FROM users
 WHERE email_normalized = ?1
 `
@@ -102,12 +141,13 @@ func (q *Queries) GetUserByEmailNormalized(ctx context.Context, emailNormalized 
 		&i.PasswordHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PasswordVersion,
 	)
 	return i, err
 }
 
 const listUsers = `-- name: ListUsers :many
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
 FROM users
 WHERE id > ?1
 ORDER BY id
@@ -137,6 +177,7 @@ func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, e
 			&i.PasswordHash,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.PasswordVersion,
 		); err != nil {
 			return nil, err
 		}
@@ -151,15 +192,58 @@ func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, e
 	return items, nil
 }
 
+const setPassword = `-- name: SetPassword :one
+UPDATE users
+SET password_hash = ?1,
+    password_version = password_version + 1,
+    updated_at = ?2
+WHERE id = ?3
+  AND password_version = ?4
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+`
+
+type SetPasswordParams struct {
+	PasswordHash    string
+	UpdatedAt       time.Time
+	ID              int64
+	PasswordVersion int64
+}
+
+// Replaces the hash only while the version is the one the caller read; no row means the user
+// is gone or the version moved on, which the caller tells apart with GetUser.
+func (q *Queries) SetPassword(ctx context.Context, arg SetPasswordParams) (User, error) {
+	row := q.db.QueryRowContext(ctx, setPassword,
+		arg.PasswordHash,
+		arg.UpdatedAt,
+		arg.ID,
+		arg.PasswordVersion,
+	)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.EmailNormalized,
+		&i.Name,
+		&i.Role,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PasswordVersion,
+	)
+	return i, err
+}
+
 const updateUser = `-- name: UpdateUser :one
 UPDATE users
 SET email = ?1,
     email_normalized = ?2,
     name = ?3,
     password_hash = COALESCE(?4, password_hash),
-    updated_at = ?5
-WHERE id = ?6
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at
+    password_version = password_version + CASE WHEN ?4 IS NULL THEN 0 ELSE 1 END,
+    role = COALESCE(?5, role),
+    updated_at = ?6
+WHERE id = ?7
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
 `
 
 type UpdateUserParams struct {
@@ -167,6 +251,7 @@ type UpdateUserParams struct {
 	EmailNormalized string
 	Name            string
 	PasswordHash    *string
+	Role            *string
 	UpdatedAt       time.Time
 	ID              int64
 }
@@ -177,6 +262,7 @@ func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, e
 		arg.EmailNormalized,
 		arg.Name,
 		arg.PasswordHash,
+		arg.Role,
 		arg.UpdatedAt,
 		arg.ID,
 	)
@@ -190,6 +276,7 @@ func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, e
 		&i.PasswordHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.PasswordVersion,
 	)
 	return i, err
 }

@@ -195,27 +195,124 @@ func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, 
 	return users, nil
 }
 
-// UpdateUser implements storage.Store.
+// UpdateUser implements storage.Store. A change of role away from admin runs in a transaction
+// that first locks the user and every admin (see checkLastAdmin); every other update is one
+// statement.
 func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) (storage.User, error) {
-	row, err := s.q.UpdateUser(ctx, pgdb.UpdateUserParams{
+	params := pgdb.UpdateUserParams{
 		ID:              id,
 		Email:           u.Email,
 		EmailNormalized: storage.NormalizeEmail(u.Email),
 		Name:            u.Name,
 		PasswordHash:    u.PasswordHash,
+		Role:            (*string)(u.Role),
 		UpdatedAt:       storage.Now(),
+	}
+	if u.Role == nil || *u.Role == storage.RoleAdmin {
+		row, err := s.q.UpdateUser(ctx, params)
+		if err != nil {
+			return storage.User{}, translate("update user", err)
+		}
+		return toUser(row), nil
+	}
+	var row pgdb.User
+	err := s.inTx(ctx, "update user", func(q *pgdb.Queries) error {
+		if err := checkLastAdmin(ctx, q, id); err != nil {
+			return err
+		}
+		var err error
+		if row, err = q.UpdateUser(ctx, params); err != nil {
+			return translate("update user", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return storage.User{}, translate("update user", err)
+		return storage.User{}, err
 	}
 	return toUser(row), nil
 }
 
-// DeleteUser implements storage.Store. ON DELETE CASCADE removes the user's vehicles within the
-// same statement.
+// SetPassword implements storage.Store. The version is compared in the UPDATE itself, so of
+// two concurrent calls with one version only the first succeeds: the second waits for its row
+// lock and then re-reads the row, whose version has moved on.
+func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version int64) (storage.User, error) {
+	row, err := s.q.SetPassword(ctx, pgdb.SetPasswordParams{
+		ID:              id,
+		PasswordHash:    hash,
+		PasswordVersion: version,
+		UpdatedAt:       storage.Now(),
+	})
+	if err == nil {
+		return toUser(row), nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return storage.User{}, translate("set password", err)
+	}
+	// No row: either there is no such user or the version moved on.
+	if _, err := s.q.GetUser(ctx, id); err != nil {
+		return storage.User{}, translate("set password", err)
+	}
+	return storage.User{}, storage.ErrStale
+}
+
+// DeleteUser implements storage.Store. It runs in a transaction that first locks the user and
+// every admin (see checkLastAdmin); ON DELETE CASCADE removes the user's vehicles within the
+// DELETE statement.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	if _, err := s.q.DeleteUser(ctx, id); err != nil {
-		return translate("delete user", err)
+	return s.inTx(ctx, "delete user", func(q *pgdb.Queries) error {
+		if err := checkLastAdmin(ctx, q, id); err != nil {
+			return err
+		}
+		if _, err := q.DeleteUser(ctx, id); err != nil {
+			return translate("delete user", err)
+		}
+		return nil
+	})
+}
+
+// checkLastAdmin locks user id and every admin row until the transaction q runs in ends, and
+// returns ErrNotFound if there is no such user and ErrLastAdmin if they are the only admin.
+// Every demotion and deletion takes these locks first, in id order, so they run one after
+// another: the second waits for the first to commit and then counts the admins it left.
+// (Under READ COMMITTED a locked row that changed meanwhile is re-read, and one that stopped
+// being an admin drops out; a user promoted meanwhile may be missed, which only undercounts.)
+func checkLastAdmin(ctx context.Context, q *pgdb.Queries, id int64) error {
+	rows, err := q.LockUserAndAdmins(ctx, id)
+	if err != nil {
+		return translate("lock admins", err)
+	}
+	found, isAdmin, admins := false, false, 0
+	for _, r := range rows {
+		if r.Role == string(storage.RoleAdmin) {
+			admins++
+		}
+		if r.ID == id {
+			found, isAdmin = true, r.Role == string(storage.RoleAdmin)
+		}
+	}
+	switch {
+	case !found:
+		return storage.ErrNotFound
+	case isAdmin && admins == 1:
+		return storage.ErrLastAdmin
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction and commits it if fn returns nil, or rolls it back and returns
+// fn's error unchanged (fn translates its own errors).
+func (s *Store) inTx(ctx context.Context, op string, fn func(q *pgdb.Queries) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return translate(op, err)
+	}
+	// Rollback after Commit is a no-op.
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return translate(op, err)
 	}
 	return nil
 }
@@ -333,11 +430,12 @@ func limit(p storage.Page) (int32, error) {
 
 func toUser(r pgdb.User) storage.User {
 	return storage.User{
-		ID:           r.ID,
-		Email:        r.Email,
-		Name:         r.Name,
-		Role:         storage.Role(r.Role),
-		PasswordHash: r.PasswordHash,
+		ID:              r.ID,
+		Email:           r.Email,
+		Name:            r.Name,
+		Role:            storage.Role(r.Role),
+		PasswordHash:    r.PasswordHash,
+		PasswordVersion: r.PasswordVersion,
 		// pgx returns timestamptz in the local zone.
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),

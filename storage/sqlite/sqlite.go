@@ -179,27 +179,122 @@ func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, 
 	return users, nil
 }
 
-// UpdateUser implements storage.Store.
+// UpdateUser implements storage.Store. A change of role away from admin runs in a transaction
+// that checks for the last admin first (see checkLastAdmin); every other update is one
+// statement.
 func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) (storage.User, error) {
-	row, err := s.q.UpdateUser(ctx, sqlitedb.UpdateUserParams{
+	params := sqlitedb.UpdateUserParams{
 		ID:              id,
 		Email:           u.Email,
 		EmailNormalized: storage.NormalizeEmail(u.Email),
 		Name:            u.Name,
 		PasswordHash:    u.PasswordHash,
+		Role:            (*string)(u.Role),
 		UpdatedAt:       storage.Now(),
+	}
+	if u.Role == nil || *u.Role == storage.RoleAdmin {
+		row, err := s.q.UpdateUser(ctx, params)
+		if err != nil {
+			return storage.User{}, translate("update user", err)
+		}
+		return toUser(row), nil
+	}
+	var row sqlitedb.User
+	err := s.inTx(ctx, "update user", func(q *sqlitedb.Queries) error {
+		if err := checkLastAdmin(ctx, q, id); err != nil {
+			return err
+		}
+		var err error
+		if row, err = q.UpdateUser(ctx, params); err != nil {
+			return translate("update user", err)
+		}
+		return nil
 	})
 	if err != nil {
-		return storage.User{}, translate("update user", err)
+		return storage.User{}, err
 	}
 	return toUser(row), nil
 }
 
-// DeleteUser implements storage.Store. ON DELETE CASCADE removes the user's vehicles within the
-// same statement.
+// SetPassword implements storage.Store. The version is compared in the UPDATE itself, and
+// SQLite runs one write at a time, so of two calls with one version only the first succeeds.
+func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version int64) (storage.User, error) {
+	row, err := s.q.SetPassword(ctx, sqlitedb.SetPasswordParams{
+		ID:              id,
+		PasswordHash:    hash,
+		PasswordVersion: version,
+		UpdatedAt:       storage.Now(),
+	})
+	if err == nil {
+		return toUser(row), nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return storage.User{}, translate("set password", err)
+	}
+	// No row: either there is no such user or the version moved on.
+	if _, err := s.q.GetUser(ctx, id); err != nil {
+		return storage.User{}, translate("set password", err)
+	}
+	return storage.User{}, storage.ErrStale
+}
+
+// DeleteUser implements storage.Store. It runs in a transaction that checks for the last admin
+// first (see checkLastAdmin); ON DELETE CASCADE removes the user's vehicles within the DELETE
+// statement.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	if _, err := s.q.DeleteUser(ctx, id); err != nil {
-		return translate("delete user", err)
+	return s.inTx(ctx, "delete user", func(q *sqlitedb.Queries) error {
+		if err := checkLastAdmin(ctx, q, id); err != nil {
+			return err
+		}
+		if _, err := q.DeleteUser(ctx, id); err != nil {
+			return translate("delete user", err)
+		}
+		return nil
+	})
+}
+
+// checkLastAdmin returns ErrNotFound if there is no user id and ErrLastAdmin if they are the
+// only admin. It must run in a transaction from inTx: BEGIN IMMEDIATE holds SQLite's single
+// write lock from before this read until the change is committed, so no other demotion or
+// deletion can slip in between.
+func checkLastAdmin(ctx context.Context, q *sqlitedb.Queries, id int64) error {
+	rows, err := q.GetUserAndAdmins(ctx, id)
+	if err != nil {
+		return translate("read admins", err)
+	}
+	found, isAdmin, admins := false, false, 0
+	for _, r := range rows {
+		if r.Role == string(storage.RoleAdmin) {
+			admins++
+		}
+		if r.ID == id {
+			found, isAdmin = true, r.Role == string(storage.RoleAdmin)
+		}
+	}
+	switch {
+	case !found:
+		return storage.ErrNotFound
+	case isAdmin && admins == 1:
+		return storage.ErrLastAdmin
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction and commits it if fn returns nil, or rolls it back and returns
+// fn's error unchanged (fn translates its own errors). The DSN's _txlock=immediate makes BeginTx
+// issue BEGIN IMMEDIATE, which takes the write lock at once (waiting up to busy_timeout).
+func (s *Store) inTx(ctx context.Context, op string, fn func(q *sqlitedb.Queries) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(op, err)
+	}
+	// Rollback after Commit is a no-op.
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(s.q.WithTx(tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return translate(op, err)
 	}
 	return nil
 }
@@ -311,11 +406,12 @@ func translate(op string, err error) error {
 
 func toUser(r sqlitedb.User) storage.User {
 	return storage.User{
-		ID:           r.ID,
-		Email:        r.Email,
-		Name:         r.Name,
-		Role:         storage.Role(r.Role),
-		PasswordHash: r.PasswordHash,
+		ID:              r.ID,
+		Email:           r.Email,
+		Name:            r.Name,
+		Role:            storage.Role(r.Role),
+		PasswordHash:    r.PasswordHash,
+		PasswordVersion: r.PasswordVersion,
 		// The driver parses "+00:00" into time.Local when Local is UTC, a fixed zone otherwise.
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),

@@ -42,6 +42,14 @@ func RunStore(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"ConcurrentSameEmail", testConcurrentSameEmail},
 		{"ConcurrentSameVIN", testConcurrentSameVIN},
+		{"PasswordVersion", testPasswordVersion},
+		{"SetPassword", testSetPassword},
+		{"ConcurrentSetPassword", testConcurrentSetPassword},
+		{"UpdateUserRole", testUpdateUserRole},
+		{"LastAdmin", testLastAdmin},
+		{"ConcurrentDemoteLastAdmins", testConcurrentDemoteLastAdmins},
+		{"ConcurrentDeleteLastAdmins", testConcurrentDeleteLastAdmins},
+		{"ConcurrentDemoteDeleteLastAdmins", testConcurrentDemoteDeleteLastAdmins},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +79,7 @@ func testCreateGetUser(t *testing.T, s storage.Store) {
 	}
 	want := storage.User{
 		ID: u.ID, Email: "Ada@Example.com", Name: "Ada Lovelace", Role: storage.RoleUser,
-		PasswordHash: "hash-1", CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt,
+		PasswordHash: "hash-1", PasswordVersion: 1, CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt,
 	}
 	if diff := cmp.Diff(want, u); diff != "" {
 		t.Errorf("CreateUser mismatch (-want +got):\n%s", diff)
@@ -94,8 +102,13 @@ func testCreateGetUser(t *testing.T, s storage.Store) {
 	if err != nil {
 		t.Fatalf("CreateUser admin: %v", err)
 	}
-	if admin.Role != storage.RoleAdmin {
-		t.Errorf("CreateUser admin: Role = %q, want %q", admin.Role, storage.RoleAdmin)
+	if admin.Role != storage.RoleAdmin || admin.PasswordVersion != 1 {
+		t.Errorf("CreateUser admin: Role %q, PasswordVersion %d; want %q, 1", admin.Role, admin.PasswordVersion, storage.RoleAdmin)
+	}
+	if got, err := s.GetUser(ctx, admin.ID); err != nil {
+		t.Fatalf("GetUser admin: %v", err)
+	} else if diff := cmp.Diff(admin, got); diff != "" {
+		t.Errorf("GetUser admin mismatch (-created +got):\n%s", diff)
 	}
 	if admin.ID == u.ID {
 		t.Errorf("CreateUser: two users share ID %d", u.ID)
@@ -182,6 +195,7 @@ func testUpdateUser(t *testing.T, s storage.Store) {
 	}
 	want = got
 	want.Email, want.Name, want.PasswordHash, want.UpdatedAt = "lovelace@example.com", "Ada", "hash-new", got2.UpdatedAt
+	want.PasswordVersion = 2
 	if diff := cmp.Diff(want, got2); diff != "" {
 		t.Errorf("UpdateUser with hash mismatch (-want +got):\n%s", diff)
 	}
@@ -258,6 +272,12 @@ func testNotFound(t *testing.T, s storage.Store) {
 			_, err := s.UpdateUser(ctx, missing, storage.UserUpdate{Email: "ada@example.com", Name: "X"})
 			return err
 		}},
+		{"UpdateUser demote", func() error {
+			role := storage.RoleUser
+			_, err := s.UpdateUser(ctx, missing, storage.UserUpdate{Email: "x@example.com", Name: "X", Role: &role})
+			return err
+		}},
+		{"SetPassword", func() error { _, err := s.SetPassword(ctx, missing, "h", 1); return err }},
 		{"DeleteUser", func() error { return s.DeleteUser(ctx, missing) }},
 		{"GetVehicle", func() error { _, err := s.GetVehicle(ctx, missing); return err }},
 		{"UpdateVehicle", func() error {
@@ -277,8 +297,9 @@ func testNotFound(t *testing.T, s storage.Store) {
 		if !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s(%d): err = %v, want ErrNotFound", c.name, missing, err)
 		}
-		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrReference) {
-			t.Errorf("%s(%d): err = %v also matches ErrConflict or ErrReference", c.name, missing, err)
+		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrReference) ||
+			errors.Is(err, storage.ErrLastAdmin) || errors.Is(err, storage.ErrStale) {
+			t.Errorf("%s(%d): err = %v also matches another storage error", c.name, missing, err)
 		}
 	}
 }

@@ -26,8 +26,21 @@ SET email = @email,
     email_normalized = @email_normalized,
     name = @name,
     password_hash = COALESCE(sqlc.narg(password_hash), password_hash),
+    password_version = password_version + CASE WHEN sqlc.narg(password_hash) IS NULL THEN 0 ELSE 1 END,
+    role = COALESCE(sqlc.narg(role), role),
     updated_at = @updated_at
 WHERE id = @id
+RETURNING *;
+
+-- name: SetPassword :one
+-- Replaces the hash only while the version is the one the caller read; no row means the user
+-- is gone or the version moved on, which the caller tells apart with GetUser.
+UPDATE users
+SET password_hash = @password_hash,
+    password_version = password_version + 1,
+    updated_at = @updated_at
+WHERE id = @id
+  AND password_version = @password_version
 RETURNING *;
 
 -- name: DeleteUser :one
@@ -35,3 +48,15 @@ RETURNING *;
 DELETE FROM users
 WHERE id = @id
 RETURNING id;
+
+-- name: LockUserAndAdmins :many
+-- Locks the user and every admin, in id order so that concurrent callers cannot deadlock, for
+-- the last-admin check that precedes a demotion or a deletion in the same transaction. A
+-- concurrent demotion or deletion waits here until this transaction ends, then sees its result.
+-- NO KEY UPDATE is enough to serialise these callers and leaves foreign-key checks (a vehicle
+-- created for an admin) unblocked.
+SELECT id, role
+FROM users
+WHERE role = 'admin' OR id = @id
+ORDER BY id
+FOR NO KEY UPDATE;

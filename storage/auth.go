@@ -1,0 +1,108 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors of AuthState, besides ErrNotFound.
+var (
+	// ErrTokenDenied: the access token's jti is on the denylist (its session logged out).
+	ErrTokenDenied = errors.New("token denied")
+	// ErrRefreshReused: a refresh token that was already rotated out was presented again; the
+	// session has been ended.
+	ErrRefreshReused = errors.New("refresh token reused")
+	// ErrRefreshRaced: the previous refresh token was presented within the grace period after
+	// its rotation (a client racing itself); refused, but the session is left alone.
+	ErrRefreshRaced = errors.New("refresh token already rotated")
+)
+
+// Session is one signed-in device of a user.
+type Session struct {
+	ID             string // the sid claim: random, URL-safe, no braces or colons
+	UserID         int64
+	Email          string
+	Role           Role
+	LoginAt        time.Time
+	LastActivityAt time.Time
+	ExpiresAt      time.Time // absolute cap (login + SESSION_MAX_AGE); sliding never goes past it
+	ClientIP       string
+	UserAgent      string
+}
+
+// RefreshToken is the server's record of a session's current refresh token.
+type RefreshToken struct {
+	Hash      string    // hex SHA-256 of the current refresh token
+	Family    string    // the rotation chain's id, fixed at login
+	ExpiresAt time.Time // absolute; rotation never extends it
+}
+
+// ResetToken is what a password-reset token grants: a new password for UserID, provided the
+// password has not changed since the token was issued.
+type ResetToken struct {
+	UserID          int64
+	PasswordVersion int64
+}
+
+// AuthState keeps sessions, refresh tokens, the access-token denylist, failed-login counters
+// and password-reset tokens. Every method that changes more than one key does so atomically
+// (one script or one command). Times are compared with the `now` the caller passes, so tests
+// can inject a clock; TTLs are set in the backend. Implementations are safe for concurrent use.
+//
+// Key names (part of the contract, each under the backend's optional key prefix):
+// refresh_token:{userId}:{sid}, blacklisted_token:{jti}, session:{userId}:{sid},
+// sessions:{userId}, login_attempts:{email}, reset_token:{tokenHash}.
+type AuthState interface {
+	// CreateSession stores s with its refresh-token record and adds s.ID to the user's session
+	// set. The session expires after idle of inactivity, and never after s.ExpiresAt; the
+	// refresh record expires at rt.ExpiresAt; the set lives as long as its longest member.
+	CreateSession(ctx context.Context, s Session, rt RefreshToken, idle time.Duration) error
+
+	// Authenticate checks, in one round trip, that jti is not denied (ErrTokenDenied) and that
+	// the session exists (ErrNotFound). It records now as the last activity, extends the idle
+	// expiry to now+idle (never past ExpiresAt) and returns the session.
+	Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time, idle time.Duration) (Session, error)
+
+	// RotateRefresh replaces the session's current refresh-token hash with next, if presented is
+	// the current one, and touches the session as Authenticate does; it returns the session.
+	// If presented is the hash rotated out less than grace ago: ErrRefreshRaced, nothing changes.
+	// Any other presented hash for a live session is reuse: the session ends (as EndSession)
+	// and the error is ErrRefreshReused. No session or no refresh record: ErrNotFound.
+	RotateRefresh(ctx context.Context, userID int64, sid, presented, next string, now time.Time, idle, grace time.Duration) (Session, error)
+
+	// EndSession deletes the session and its refresh record and removes it from the user's set;
+	// when denyJTI is not empty it also denies that access token for denyTTL. Ending a session
+	// that does not exist is not an error.
+	EndSession(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error
+
+	// EndAllSessions ends every session of the user and returns how many there were.
+	EndAllSessions(ctx context.Context, userID int64) (int, error)
+
+	// ListSessions returns the user's live sessions, oldest login first, dropping ids of
+	// sessions that have expired from the user's set.
+	ListSessions(ctx context.Context, userID int64) ([]Session, error)
+
+	// RecordLoginFailure counts one failed login for the (already normalized) email and returns
+	// the count; the counter expires window after the first failure of the series.
+	RecordLoginFailure(ctx context.Context, email string, window time.Duration) (int, error)
+
+	// LoginFailures returns the current count for email and how long until it expires
+	// (0, 0 when there is none).
+	LoginFailures(ctx context.Context, email string) (int, time.Duration, error)
+
+	// ClearLoginFailures forgets the count for email.
+	ClearLoginFailures(ctx context.Context, email string) error
+
+	// SaveResetToken stores a reset grant under the token's hash for ttl.
+	SaveResetToken(ctx context.Context, tokenHash string, r ResetToken, ttl time.Duration) error
+
+	// ConsumeResetToken returns and deletes the grant in one step (GETDEL), so a token works
+	// once even under concurrent use; ErrNotFound if it is unknown, used or expired.
+	ConsumeResetToken(ctx context.Context, tokenHash string) (ResetToken, error)
+
+	// Ping reports whether the backend answers.
+	Ping(ctx context.Context) error
+	// Close releases the backend.
+	Close() error
+}

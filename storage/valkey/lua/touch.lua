@@ -1,0 +1,24 @@
+-- Authenticate: touch a session. Records now as its last activity and moves its expiry to
+-- now+idle, never past its absolute expires_at. Returns the session hash's fields, or nil when
+-- the session does not exist or has passed expires_at by the caller's clock; in that case the
+-- session is ended here (session and refresh record deleted, id removed from the user's set),
+-- so it cannot linger until its idle TTL.
+--
+-- KEYS: session:{uid}:{sid}, refresh_token:{uid}:{sid}, sessions:{uid} (one hash slot)
+-- ARGV: now (unix ms), idle (ms), sid
+local session, refresh, set = KEYS[1], KEYS[2], KEYS[3]
+local now, idle, sid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+
+local expires = redis.call('HGET', session, 'expires_at')
+if not expires then
+  return false
+end
+local ttl = math.min(idle, tonumber(expires) - now)
+if ttl <= 0 then
+  redis.call('DEL', session, refresh)
+  redis.call('SREM', set, sid)
+  return false
+end
+redis.call('HSET', session, 'last_activity_at', ARGV[1])
+redis.call('PEXPIRE', session, ttl)
+return redis.call('HGETALL', session)

@@ -1,0 +1,136 @@
+// Package valkey keeps motorpool's shared, short-lived state (auth sessions and tokens; later
+// cache entries and rate-limiter buckets) in Valkey or Redis 7, standalone or cluster. One Client
+// is opened per process and shared by every state kind, so they share one connection pool.
+package valkey
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	valkeygo "github.com/valkey-io/valkey-go"
+)
+
+// Defaults for Config's zero values: short, so that an unreachable server fails a request (and
+// Open) within a second or two instead of holding requests hostage.
+const (
+	DefaultAddr           = "127.0.0.1:6379"
+	DefaultDialTimeout    = time.Second
+	DefaultCommandTimeout = 2 * time.Second
+)
+
+// Config says where the server is and how patient to be with it.
+type Config struct {
+	// Addrs are the server's host:port addresses: one for a standalone server, any number of
+	// seed nodes for a cluster (detected automatically). Empty means DefaultAddr.
+	Addrs    []string
+	Username string
+	Password string
+	// DB is the database SELECTed on every connection (standalone only; a cluster has only 0).
+	DB int
+	// KeyPrefix is put in front of every key, so several deployments or test runs can share a
+	// server. It must not contain braces: they would become the cluster hash tag and split one
+	// user's keys over several slots, which the multi-key scripts cannot allow.
+	KeyPrefix string
+	// DialTimeout bounds connecting (DefaultDialTimeout when zero).
+	DialTimeout time.Duration
+	// CommandTimeout bounds each call (a round trip, perhaps pipelined) when the caller's context
+	// has no earlier deadline, and is the connection's read/write deadline, so a server that
+	// stops answering is noticed (DefaultCommandTimeout when zero).
+	CommandTimeout time.Duration
+	// TLS, when not nil, connects over TLS with this configuration.
+	TLS *tls.Config
+	// ClientName is sent with CLIENT SETNAME, to tell connections apart in CLIENT LIST.
+	ClientName string
+}
+
+// Client is an open connection pool to the server, with the key prefix and timeouts every user
+// of it applies. It is safe for concurrent use.
+type Client struct {
+	vk             valkeygo.Client
+	prefix         string
+	commandTimeout time.Duration
+}
+
+// Open connects to the server described by cfg and checks that it answers, giving up within
+// DialTimeout+CommandTimeout (or earlier, by ctx).
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
+		return nil, errors.New("valkey: open: KeyPrefix must not contain braces")
+	}
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = []string{DefaultAddr}
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	vk, err := valkeygo.NewClient(valkeygo.ClientOption{
+		InitAddress: cfg.Addrs,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		SelectDB:    cfg.DB,
+		TLSConfig:   cfg.TLS,
+		ClientName:  cfg.ClientName,
+		Dialer:      net.Dialer{Timeout: cfg.DialTimeout},
+		// Without it the library waits 10× the keep-alive (10 s) for a silent server.
+		ConnWriteTimeout: cfg.CommandTimeout,
+		// Client-side caching needs CLIENT TRACKING and invalidation handling that nothing
+		// here uses yet; the cache may turn it on later.
+		DisableCache: true,
+		// Retries stay on: the library only retries commands marked read-only or retryable, and
+		// every write here (INCR, SET, EVALSHA of a script) is neither, so a retried request can
+		// never count a failure twice or rotate a token twice.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("valkey: open %s: %w", strings.Join(cfg.Addrs, ","), err)
+	}
+	c := &Client{vk: vk, prefix: cfg.KeyPrefix, commandTimeout: cfg.CommandTimeout}
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.CommandTimeout)
+	defer cancel()
+	if err := c.Ping(pctx); err != nil {
+		vk.Close()
+		return nil, fmt.Errorf("valkey: open %s: %w", strings.Join(cfg.Addrs, ","), err)
+	}
+	return c, nil
+}
+
+// Valkey returns the underlying valkey-go client, for the other state kinds that share this
+// pool. Keys they use must go through Key so they carry the prefix.
+func (c *Client) Valkey() valkeygo.Client { return c.vk }
+
+// KeyPrefix returns the prefix every key of this client carries.
+func (c *Client) KeyPrefix() string { return c.prefix }
+
+// Key returns name with the client's key prefix.
+func (c *Client) Key(name string) string { return c.prefix + name }
+
+// Ping reports whether the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	if err := c.vk.Do(ctx, c.vk.B().Ping().Build()).Error(); err != nil {
+		return fmt.Errorf("valkey: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connections. Everything built on the client stops working.
+func (c *Client) Close() error {
+	c.vk.Close()
+	return nil
+}
+
+// withTimeout bounds one call by the command timeout, unless ctx already ends sooner.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= c.commandTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.commandTimeout)
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/motorpool/motorpool/auth"
+	"github.com/motorpool/motorpool/impl"
+	"github.com/motorpool/motorpool/mail"
+	"github.com/motorpool/motorpool/password"
+	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/memory"
+	"github.com/motorpool/motorpool/storage/valkey"
+	"github.com/motorpool/motorpool/token"
+)
+
+// authDeps is everything authentication needs, opened from the configuration.
+type authDeps struct {
+	service *auth.Service
+	issuer  *token.Issuer
+	hasher  *password.Hasher
+	checks  []impl.Check
+	close   func()
+}
+
+func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.Store) (*authDeps, error) {
+	d := &authDeps{hasher: password.NewHasher(password.OWASP, 0), close: func() {}}
+	d.checks = []impl.Check{{Name: "database", Ping: store.Ping}}
+
+	var state storage.AuthState
+	if cfg.ValkeyAddr != "" {
+		vc := valkey.Config{
+			Addrs: []string{cfg.ValkeyAddr}, Username: cfg.ValkeyUser, Password: cfg.ValkeyPassword,
+			DB: cfg.ValkeyDB, KeyPrefix: cfg.ValkeyPrefix, ClientName: "motorpool",
+		}
+		if cfg.ValkeyTLS {
+			vc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		client, err := valkey.Open(ctx, vc)
+		if err != nil {
+			return nil, fmt.Errorf("open Valkey at %s: %w", cfg.ValkeyAddr, err)
+		}
+		d.close = func() { _ = client.Close() }
+		d.checks = append(d.checks, impl.Check{Name: "valkey", Ping: client.Ping})
+		state = valkey.NewAuthState(client)
+	} else {
+		mem := memory.NewAuthState(nil)
+		d.close = func() { _ = mem.Close() }
+		state = mem
+	}
+
+	signing, err := signingKey(cfg)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	var verifyOnly []token.Key
+	for _, f := range cfg.JWTPublicKeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES: %w", err)
+		}
+		k, err := token.ParsePublicKeyPEM(b, "")
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES %s: %w", f, err)
+		}
+		verifyOnly = append(verifyOnly, k)
+	}
+	d.issuer, err = token.NewIssuer(token.Config{
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL, Skew: cfg.Auth.Skew,
+	}, signing, verifyOnly...)
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("JWT keys: %w", err)
+	}
+
+	var mailer auth.Mailer = mail.LogMailer{Log: log}
+	if cfg.SMTP.Host != "" {
+		m, err := mail.NewSMTPMailer(cfg.SMTP)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("SMTP: %w", err)
+		}
+		mailer = m
+	}
+	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, d.hasher, mailer, cfg.Auth, auth.WithLogger(log))
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// signingKey loads JWT_PRIVATE_KEY_FILE, or in embedded mode a key generated once under the
+// data directory, so that restarts keep sessions valid.
+func signingKey(cfg config) (token.Key, error) {
+	if cfg.JWTPrivateKeyFile != "" {
+		b, err := os.ReadFile(cfg.JWTPrivateKeyFile)
+		if err != nil {
+			return token.Key{}, fmt.Errorf("JWT_PRIVATE_KEY_FILE: %w", err)
+		}
+		k, err := token.ParsePrivateKeyPEM(b, "")
+		if err != nil {
+			return token.Key{}, fmt.Errorf("JWT_PRIVATE_KEY_FILE %s: %w", cfg.JWTPrivateKeyFile, err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.DataDir, "jwt-signing-key.pem")
+	k, err := token.LoadOrCreateKey(path)
+	if err != nil {
+		return token.Key{}, fmt.Errorf("DATA_DIR signing key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// tokens adapts token.Issuer to the auth package's view of it.
+type tokens struct{ i *token.Issuer }
+
+func (t tokens) Issue(userID int64, sid string, role storage.Role, typ auth.TokenType, expiresAt time.Time) (string, auth.Claims, error) {
+	s, c, err := t.i.Issue(userID, sid, string(role), token.Type(typ), expiresAt)
+	return s, claims(c), err
+}
+
+func (t tokens) Verify(s string, typ auth.TokenType) (auth.Claims, error) {
+	c, err := t.i.Verify(s, token.Type(typ))
+	return claims(c), err
+}
+
+func claims(c token.Claims) auth.Claims {
+	return auth.Claims{UserID: c.Subject, SessionID: c.SessionID, ID: c.ID, Role: storage.Role(c.Role), ExpiresAt: c.ExpiresAt}
+}
