@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/mail"
 )
@@ -245,8 +246,11 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 	str("ADMIN_EMAIL", &c.AdminEmail)
 	str("ADMIN_NAME", &c.AdminName)
 	c.AdminPassword = getenv("ADMIN_PASSWORD")
-	if (c.AdminEmail == "") != (c.AdminPassword == "") {
-		*errs = append(*errs, &configError{"ADMIN_PASSWORD", "", "ADMIN_EMAIL and ADMIN_PASSWORD go together"})
+	if c.AdminEmail != "" && api.ValidateEmail(c.AdminEmail) != nil {
+		*errs = append(*errs, &configError{"ADMIN_EMAIL", c.AdminEmail, "must be an email address"})
+	}
+	if c.AdminEmail != "" && c.AdminPassword == "" {
+		*errs = append(*errs, &configError{"ADMIN_PASSWORD", "", "must be set when ADMIN_EMAIL is"})
 	} else if c.AdminPassword != "" && (utf8.RuneCountInString(c.AdminPassword) < 12 || utf8.RuneCountInString(c.AdminPassword) > 256) {
 		*errs = append(*errs, &configError{"ADMIN_PASSWORD", "", "must be 12 to 256 characters"})
 	}

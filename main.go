@@ -18,9 +18,12 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/impl"
+	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/sqlite"
@@ -36,10 +39,12 @@ func main() {
 	}
 }
 
-const usage = `usage: motorpool [serve | migrate | version]
-  serve    run the HTTP server (default); migrates the database first
-  migrate  apply pending database migrations and exit
-  version  print the version
+const usage = `usage: motorpool [serve | migrate | version | admin create EMAIL [NAME]]
+  serve         run the HTTP server (default); migrates the database first
+  migrate       apply pending database migrations and exit
+  version       print the version
+  admin create  create an admin with the password in ADMIN_PASSWORD, unless a user with
+                that email exists (which is left as it is)
 Configuration comes from the environment; see README.md.`
 
 // run is the whole program; main only calls it, and tests call it on 127.0.0.1:0.
@@ -48,7 +53,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 {
 		cmd = args[0]
 	}
-	if len(args) > 1 {
+	if cmd == "admin" {
+		if len(args) < 3 || len(args) > 4 || args[1] != "create" {
+			return fmt.Errorf("admin: want 'admin create EMAIL [NAME]'\n%s", usage)
+		}
+	} else if len(args) > 1 {
 		return fmt.Errorf("%s takes no arguments\n%s", cmd, usage)
 	}
 	switch cmd {
@@ -58,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
-	case "serve", "migrate":
+	case "serve", "migrate", "admin":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
@@ -81,12 +90,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if cmd == "migrate" {
+	switch cmd {
+	case "migrate":
 		fmt.Fprintf(stdout, "applied %d migration(s)\n", applied)
 		return nil
+	case "admin":
+		return adminCreate(ctx, store, args[2:], getenv, stdout)
 	}
 	log.Info("starting", append([]any{"version", version, "migrations_applied", applied}, cfg.describe()...)...)
 	return serve(ctx, cfg, log, store, stdout)
+}
+
+// adminCreate bootstraps an admin. The password comes from the environment, never the
+// command line, where other users of the machine could read it.
+func adminCreate(ctx context.Context, store storage.Store, args []string, getenv func(string) string, stdout io.Writer) error {
+	email, name := args[0], "Administrator"
+	if len(args) > 1 {
+		name = args[1]
+	}
+	pw := getenv("ADMIN_PASSWORD")
+	if n := utf8.RuneCountInString(pw); n < 12 || n > 256 {
+		return fmt.Errorf("ADMIN_PASSWORD: must be set to 12 to 256 characters")
+	}
+	if err := api.ValidateEmail(email); err != nil {
+		return fmt.Errorf("admin create: %q %v", email, err)
+	}
+	created, err := auth.EnsureAdmin(ctx, store, password.NewHasher(password.OWASP, 0), email, name, pw)
+	if err != nil {
+		return fmt.Errorf("admin create: %w", err)
+	}
+	if created {
+		fmt.Fprintf(stdout, "created admin %s\n", email)
+	} else {
+		fmt.Fprintf(stdout, "a user with email %s exists; left unchanged\n", email)
+	}
+	return nil
 }
 
 // backend is a durable store that can migrate itself and report its pool.
@@ -125,9 +163,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, std
 	}
 	defer ad.close()
 	if cfg.AdminEmail != "" {
-		if _, err := ad.service.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminName, cfg.AdminPassword); err != nil {
+		created, err := auth.EnsureAdmin(ctx, store, ad.hasher, cfg.AdminEmail, cfg.AdminName, cfg.AdminPassword)
+		if err != nil {
 			return fmt.Errorf("ADMIN_EMAIL: %w", err)
 		}
+		log.Info("admin bootstrap", "created", created)
 	}
 	server := impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
 		impl.WithChecks(2*time.Second, ad.checks...))

@@ -198,7 +198,7 @@ func TestRunGracefulShutdownAndRestart(t *testing.T) {
 	}
 
 	// Restart on the same files: the admin was not created twice, both users are there, and the
-	// signing key is the one generated at the first start.
+	// signing key and the sessions outlive restarts.
 	in = start(t, env)
 	adminToken := loginToken(t, in.url, "root@example.com", "a long admin password")
 	code, body := getWith(t, in.url+"/users", adminToken)
@@ -210,6 +210,10 @@ func TestRunGracefulShutdownAndRestart(t *testing.T) {
 	in = start(t, env)
 	if _, again := get(t, in.url+"/.well-known/jwks.json"); again != jwks || !strings.Contains(jwks, `"kid"`) {
 		t.Errorf("the signing key changed across a restart:\n%s\n%s", jwks, again)
+	}
+	// The session of a token issued before the restart is still live.
+	if code, body := getWith(t, in.url+"/auth/me", adminToken); code != http.StatusOK {
+		t.Errorf("a token from before a restart: %d %s", code, body)
 	}
 	in.stop(t)
 }
@@ -299,6 +303,36 @@ func TestRunMigrateAndVersion(t *testing.T) {
 	}
 }
 
+// motorpool admin create bootstraps an admin once and never overwrites a user.
+func TestRunAdminCreate(t *testing.T) {
+	env := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "a.db"), "DATA_DIR": t.TempDir(), "ADMIN_PASSWORD": "a long admin password"}
+	getenv := func(k string) string { return env[k] }
+	var out strings.Builder
+	if err := run(context.Background(), []string{"admin", "create", "root@example.com", "Root"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"admin", "create", "ROOT@example.com"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.Contains(got, "created admin root@example.com") || !strings.Contains(got, "exists; left unchanged") {
+		t.Errorf("admin create twice printed %q", got)
+	}
+	env["ADMIN_PASSWORD"] = "short"
+	if err := run(context.Background(), []string{"admin", "create", "x@example.com"}, getenv, io.Discard); err == nil || !strings.HasPrefix(err.Error(), "ADMIN_PASSWORD") {
+		t.Errorf("short password: %v", err)
+	}
+	env["ADMIN_PASSWORD"] = "a long admin password"
+	for _, args := range [][]string{{"admin"}, {"admin", "create"}, {"admin", "delete", "x@example.com"}, {"admin", "create", "not-an-email"}} {
+		if err := run(context.Background(), args, getenv, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	// The admin can sign in.
+	in := start(t, env)
+	loginToken(t, in.url, "root@example.com", "a long admin password")
+	in.stop(t)
+}
+
 // Bad configuration stops the program with one line naming the variable, and secrets stay
 // hidden.
 func TestRunBadConfig(t *testing.T) {
@@ -317,6 +351,20 @@ func TestRunBadConfig(t *testing.T) {
 		{map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{map[string]string{"REDIS_HOST": "127.0.0.1"}, "JWT_PRIVATE_KEY_FILE"},
+		{map[string]string{"REDIS_HOST": "h", "REDIS_PORT": "x"}, "REDIS_PORT"},
+		{map[string]string{"REDIS_PASSWORD": "hunter2"}, "REDIS_HOST"},
+		{map[string]string{"VALKEY_URL": "http://u:hunter2@h"}, "VALKEY_URL"},
+		{map[string]string{"VALKEY_KEY_PREFIX": "a{b}"}, "VALKEY_KEY_PREFIX"},
+		{map[string]string{"JWT_ACCESS_TTL": "forever"}, "JWT_ACCESS_TTL"},
+		{map[string]string{"SESSION_IDLE_TTL": "0s"}, "SESSION_IDLE_TTL"},
+		{map[string]string{"LOGIN_MAX_FAILURES": "0"}, "LOGIN_MAX_FAILURES"},
+		{map[string]string{"PUBLIC_BASE_URL": "example.com"}, "PUBLIC_BASE_URL"},
+		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
+		{map[string]string{"ADMIN_EMAIL": "a@example.com"}, "ADMIN_PASSWORD"},
+		{map[string]string{"ADMIN_EMAIL": "a@example.com", "ADMIN_PASSWORD": "hunter2"}, "ADMIN_PASSWORD"},
+		{map[string]string{"SMTP_HOST": "smtp.example.com"}, "SMTP_FROM"},
+		{map[string]string{"SMTP_HOST": "smtp.example.com", "SMTP_FROM": "a@example.com", "SMTP_PORT": "0"}, "SMTP_PORT"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -49,8 +49,19 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 		d.checks = append(d.checks, impl.Check{Name: "valkey", Ping: client.Ping})
 		state = valkey.NewAuthState(client)
 	} else {
+		// Embedded mode: one process, state in memory, saved at shutdown so that a restart
+		// keeps sessions (a crash loses them: everyone signs in again).
 		mem := memory.NewAuthState(nil)
-		d.close = func() { _ = mem.Close() }
+		snapshot := filepath.Join(cfg.DataDir, "auth-state.json")
+		if err := mem.LoadFile(snapshot); err != nil {
+			return nil, fmt.Errorf("DATA_DIR: %w", err)
+		}
+		d.close = func() {
+			if err := mem.SaveFile(snapshot); err != nil {
+				log.Error("saving the auth state failed; sessions will not survive this restart", "error", err.Error())
+			}
+			_ = mem.Close()
+		}
 		state = mem
 	}
 

@@ -226,7 +226,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	t.Cleanup(srv.Close)
 	hc := &http.Client{Transport: contractTransport{t: t, next: http.DefaultTransport}}
 	s := &testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs}
-	if _, err := svc.EnsureAdmin(ctx, adminEmail, "Admin", testPassword); err != nil {
+	if _, err := auth.EnsureAdmin(ctx, b.store, testHasher, adminEmail, "Admin", testPassword); err != nil {
 		t.Fatal(err)
 	}
 	s.token = s.login(t, adminEmail, testPassword).AccessToken

@@ -22,13 +22,13 @@ var defineFormats sync.Once
 // checks none by default. Tests that validate responses call it too.
 func RegisterFormats() {
 	defineFormats.Do(func() {
-		openapi3.DefineStringFormatValidator("email", openapi3.NewCallbackValidator(validateEmail))
+		openapi3.DefineStringFormatValidator("email", openapi3.NewCallbackValidator(ValidateEmail))
 	})
 }
 
-// validateEmail accepts a bare RFC 5322 addr-spec (no display name, no comments) whose domain
+// ValidateEmail accepts a bare RFC 5322 addr-spec (no display name, no comments) whose domain
 // has at least one dot-separated label: what a mail system can deliver to.
-func validateEmail(s string) error {
+func ValidateEmail(s string) error {
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
 		return fmt.Errorf("must be an email address such as name@example.com")

@@ -491,24 +491,23 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword s
 
 // EnsureAdmin creates an admin with the given email unless a user with that email exists,
 // which is left exactly as it is. It reports whether it created one.
-func (s *Service) EnsureAdmin(ctx context.Context, email, name, password string) (bool, error) {
-	if _, err := s.store.GetUserByEmail(ctx, email); err == nil {
+func EnsureAdmin(ctx context.Context, store storage.Store, hasher PasswordHasher, email, name, password string) (bool, error) {
+	if _, err := store.GetUserByEmail(ctx, email); err == nil {
 		return false, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return false, err
 	}
-	hash, err := s.hasher.Hash(ctx, password)
+	hash, err := hasher.Hash(ctx, password)
 	if err != nil {
 		return false, err
 	}
-	_, err = s.store.CreateUser(ctx, storage.NewUser{Email: email, Name: name, Role: storage.RoleAdmin, PasswordHash: hash})
+	_, err = store.CreateUser(ctx, storage.NewUser{Email: email, Name: name, Role: storage.RoleAdmin, PasswordHash: hash})
 	if errors.Is(err, storage.ErrConflict) { // another instance created it first
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	s.log.Info("admin created", "email_hash", hashToken(storage.NormalizeEmail(email))[:16])
 	return true, nil
 }
 

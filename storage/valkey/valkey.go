@@ -46,6 +46,9 @@ type Config struct {
 	TLS *tls.Config
 	// ClientName is sent with CLIENT SETNAME, to tell connections apart in CLIENT LIST.
 	ClientName string
+	// Wrap, when set, wraps the valkey-go client every call goes through: instrumentation,
+	// such as counting round trips in benchmarks.
+	Wrap func(valkeygo.Client) valkeygo.Client
 }
 
 // Client is an open connection pool to the server, with the key prefix and timeouts every user
@@ -90,6 +93,9 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("valkey: open %s: %w", strings.Join(cfg.Addrs, ","), err)
+	}
+	if cfg.Wrap != nil {
+		vk = cfg.Wrap(vk)
 	}
 	c := &Client{vk: vk, prefix: cfg.KeyPrefix, commandTimeout: cfg.CommandTimeout}
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.CommandTimeout)

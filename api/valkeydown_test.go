@@ -1,0 +1,119 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/storage/postgres/pgtest"
+	"github.com/motorpool/motorpool/storage/valkey"
+)
+
+// startValkey runs a private server from the binaries on PATH on a free port, for tests that
+// stop it. It fails (CI) or skips (elsewhere) when there is none.
+func startValkey(t *testing.T) (addr string, stop func()) {
+	t.Helper()
+	bin, err := exec.LookPath("valkey-server")
+	if err != nil {
+		bin, err = exec.LookPath("redis-server")
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no valkey-server or redis-server on PATH")
+		}
+		t.Skip("no valkey-server or redis-server on PATH")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not start on %s", bin, addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return addr, stop
+}
+
+// With Valkey gone, authenticated requests and logins fail closed with 503 problem+json,
+// within the store's short timeouts: never a hang, never a 500. Liveness stays up.
+func TestValkeyDownFailsClosed(t *testing.T) {
+	addr, stop := startValkey(t)
+	vc, err := valkey.Open(context.Background(), valkey.Config{Addrs: []string{addr}, CommandTimeout: 300 * time.Millisecond, DialTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vc.Close() })
+	s := newTestServer(t, backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), valkey: vc})
+	ctx := context.Background()
+	if r, err := s.Client.GetMeWithResponse(ctx); err != nil || r.StatusCode() != http.StatusOK {
+		t.Fatalf("before: %v %d", err, r.StatusCode())
+	}
+	stop()
+
+	for name, call := range map[string]func() (int, []byte, http.Header){
+		"authenticated GET": func() (int, []byte, http.Header) {
+			r, _ := s.Client.GetUserWithResponse(ctx, s.Admin.Id)
+			return r.StatusCode(), r.Body, r.HTTPResponse.Header
+		},
+		"login": func() (int, []byte, http.Header) {
+			r, _ := s.clientWith(t, "").LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: adminEmail, Password: testPassword})
+			return r.StatusCode(), r.Body, r.HTTPResponse.Header
+		},
+		"refresh": func() (int, []byte, http.Header) {
+			r, _ := s.clientWith(t, "").RefreshTokensWithResponse(ctx, gen.RefreshTokensJSONRequestBody{RefreshToken: "x.y.z"})
+			return r.StatusCode(), r.Body, r.HTTPResponse.Header
+		},
+	} {
+		start := time.Now()
+		code, body, h := call()
+		took := time.Since(start)
+		if name == "refresh" {
+			// A token that does not verify is refused before Valkey is asked.
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s: %d %s, want 401", name, code, body)
+			}
+			continue
+		}
+		if code != http.StatusServiceUnavailable || h.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s with Valkey down: %d %s, want 503 problem+json", name, code, body)
+		}
+		if took > 3*time.Second {
+			t.Errorf("%s took %v with Valkey down; want a prompt answer", name, took)
+		}
+	}
+	if r, _ := s.do(t, "GET", "/healthz", "", nil); r.StatusCode != http.StatusOK {
+		t.Errorf("healthz with Valkey down: %d", r.StatusCode)
+	}
+	if strings.Contains(s.Logs.String(), `"status":500`) {
+		t.Errorf("a 500 was logged:\n%s", s.Logs.String())
+	}
+}
