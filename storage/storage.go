@@ -195,3 +195,26 @@ type PoolStats struct {
 	WaitCount    int64         // acquisitions that had to wait, since start
 	WaitDuration time.Duration // total time spent waiting, since start
 }
+
+// CheckLastAdmin decides whether user id may stop being an admin (demotion or deletion), from
+// the roles of that user and of every admin, read under the backend's lock: ErrNotFound if id
+// is not among them, ErrLastAdmin if they are the only admin, else nil.
+func CheckLastAdmin(id int64, roles map[int64]Role) error {
+	role, found := roles[id]
+	if !found {
+		return ErrNotFound
+	}
+	if role != RoleAdmin {
+		return nil
+	}
+	admins := 0
+	for _, r := range roles {
+		if r == RoleAdmin {
+			admins++
+		}
+	}
+	if admins == 1 {
+		return ErrLastAdmin
+	}
+	return nil
+}

@@ -281,22 +281,11 @@ func checkLastAdmin(ctx context.Context, q *pgdb.Queries, id int64) error {
 	if err != nil {
 		return translate("lock admins", err)
 	}
-	found, isAdmin, admins := false, false, 0
+	roles := make(map[int64]storage.Role, len(rows))
 	for _, r := range rows {
-		if r.Role == string(storage.RoleAdmin) {
-			admins++
-		}
-		if r.ID == id {
-			found, isAdmin = true, r.Role == string(storage.RoleAdmin)
-		}
+		roles[r.ID] = storage.Role(r.Role)
 	}
-	switch {
-	case !found:
-		return storage.ErrNotFound
-	case isAdmin && admins == 1:
-		return storage.ErrLastAdmin
-	}
-	return nil
+	return storage.CheckLastAdmin(id, roles)
 }
 
 // inTx runs fn in a transaction and commits it if fn returns nil, or rolls it back and returns
