@@ -50,6 +50,11 @@ type config struct {
 	AdminName         string
 	AdminPassword     string
 	SMTP              mail.SMTPConfig // used when SMTP.Host is set, else reset links are logged
+
+	CacheEnabled bool          // CACHE_ENABLED
+	CacheTTL     time.Duration // REDIS_CACHE_TTL: the TTL of keys without one of their own in the plan: the list pages (5m)
+	CacheMax     int           // REDIS_CACHE_MAX: entries of the in-process cache
+	CacheWarm    bool          // CACHE_WARM
 }
 
 // configError names the variable at fault, so a bad setting stops the program with one line.
@@ -140,6 +145,28 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 		c.LogFormat = v
 	}
 	loadAuthConfig(&c, getenv, str, dur, &errs)
+	c.CacheEnabled, c.CacheTTL, c.CacheMax = true, 5*time.Minute, 10000
+	boolean := func(name string, dst *bool) {
+		switch v := strings.ToLower(strings.TrimSpace(getenv(name))); v {
+		case "":
+		case "1", "true", "yes", "on":
+			*dst = true
+		case "0", "false", "no", "off":
+			*dst = false
+		default:
+			errs = append(errs, &configError{name, v, "must be true or false"})
+		}
+	}
+	boolean("CACHE_ENABLED", &c.CacheEnabled)
+	boolean("CACHE_WARM", &c.CacheWarm)
+	dur("REDIS_CACHE_TTL", &c.CacheTTL)
+	if v := getenv("REDIS_CACHE_MAX"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, &configError{"REDIS_CACHE_MAX", v, "must be a positive whole number"})
+		}
+		c.CacheMax = n
+	}
 	if len(errs) > 0 {
 		return config{}, errs[0]
 	}
@@ -353,8 +380,18 @@ func (c config) describe() []any {
 	if c.SMTP.Host != "" {
 		mailer = "smtp " + c.SMTP.Host
 	}
+	cache := "off"
+	if c.CacheEnabled {
+		cache = "memory (embedded), " + strconv.Itoa(c.CacheMax) + " entries"
+		if c.ValkeyAddr != "" {
+			cache = "valkey " + c.ValkeyAddr + " with client-side caching"
+		}
+	}
 	return []any{
 		"HTTP_ADDR", c.HTTPAddr,
+		"cache", cache,
+		"REDIS_CACHE_TTL", c.CacheTTL.String(),
+		"CACHE_WARM", c.CacheWarm,
 		"auth_state", state,
 		"mailer", mailer,
 		"JWT_ISSUER", c.JWTIssuer,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
+	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/impl"
 	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
@@ -169,10 +170,31 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, std
 		}
 		log.Info("admin bootstrap", "created", created)
 	}
-	server := impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
-		impl.WithChecks(2*time.Second, ad.checks...))
+	metrics := api.NewMetrics(store.Stats)
+	cache, err := openCache(ctx, cfg, metrics)
+	if err != nil {
+		return err
+	}
+	checks := ad.checks
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
+		impl.WithChecks(2*time.Second, checks...))
+	if cache != nil {
+		defer cache.Close()
+		ttl := impl.DefaultCacheTTLs()
+		ttl.UserList, ttl.VehList = cfg.CacheTTL, cfg.CacheTTL
+		cached := impl.NewCached(server, store, cache, ttl, log)
+		ad.userChanged.Store(cached.UserChanged)
+		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		defer stop()
+		go cached.Run(cctx)
+		if cfg.CacheWarm {
+			n, err := cached.Warm(ctx)
+			log.Info("cache warmed", "entries", n, "error", errString(err))
+		}
+		server = cached
+	}
 	handler, err := api.NewHandler(server, api.Config{
-		Logger: log, PoolStats: store.Stats, Auth: ad.service, TrustedProxies: cfg.TrustedProxies,
+		Logger: log, Metrics: metrics, Auth: ad.service, TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
 		return err
@@ -217,6 +239,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, std
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // baseURL is how a person on this machine reaches the listener.

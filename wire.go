@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/motorpool/motorpool/auth"
@@ -26,6 +27,8 @@ type authDeps struct {
 	hasher  *password.Hasher
 	checks  []impl.Check
 	close   func()
+	// userChanged is set once the cache exists (it is built after the auth service).
+	userChanged atomic.Value // func(context.Context, storage.User)
 }
 
 func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.Store) (*authDeps, error) {
@@ -102,12 +105,40 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 		}
 		mailer = m
 	}
-	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, d.hasher, mailer, cfg.Auth, auth.WithLogger(log))
+	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, d.hasher, mailer, cfg.Auth, auth.WithLogger(log),
+		auth.WithUserChanged(func(ctx context.Context, u storage.User) {
+			if f, ok := d.userChanged.Load().(func(context.Context, storage.User)); ok {
+				f(ctx, u)
+			}
+		}))
 	if err != nil {
 		d.close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// openCache opens the cache: Valkey (with client-side caching) when Valkey is configured,
+// else an in-process LRU; nil when CACHE_ENABLED=false.
+func openCache(ctx context.Context, cfg config, obs storage.CacheObserver) (storage.Cache, error) {
+	if !cfg.CacheEnabled {
+		return nil, nil
+	}
+	if cfg.ValkeyAddr == "" {
+		return memory.NewCache(memory.CacheConfig{MaxEntries: cfg.CacheMax, Observer: obs}), nil
+	}
+	vc := valkey.Config{
+		Addrs: []string{cfg.ValkeyAddr}, Username: cfg.ValkeyUser, Password: cfg.ValkeyPassword,
+		DB: cfg.ValkeyDB, KeyPrefix: cfg.ValkeyPrefix, ClientName: "motorpool-cache",
+	}
+	if cfg.ValkeyTLS {
+		vc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	c, err := valkey.OpenCache(ctx, vc, valkey.CacheOptions{Observer: obs})
+	if err != nil {
+		return nil, fmt.Errorf("open the Valkey cache at %s: %w", cfg.ValkeyAddr, err)
+	}
+	return c, nil
 }
 
 // signingKey loads JWT_PRIVATE_KEY_FILE, or in embedded mode a key generated once under the

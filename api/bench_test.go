@@ -12,6 +12,7 @@ import (
 
 	valkeygo "github.com/valkey-io/valkey-go"
 
+	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey"
 	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
@@ -147,6 +148,98 @@ func BenchmarkLogin(b *testing.B) {
 				serve(b, s.Handler, req, http.StatusOK)
 			}
 			reportRTT(b, rtt, before)
+		})
+	}
+}
+
+// countingStore counts the store calls the handlers make (database queries).
+type countingStore struct {
+	storage.Store
+	n *atomic.Int64
+}
+
+func (s countingStore) GetUser(ctx context.Context, id int64) (storage.User, error) {
+	s.n.Add(1)
+	return s.Store.GetUser(ctx, id)
+}
+
+func (s countingStore) ListVehicles(ctx context.Context, f storage.VehicleFilter, p storage.Page) ([]storage.Vehicle, error) {
+	s.n.Add(1)
+	return s.Store.ListVehicles(ctx, f, p)
+}
+
+// cacheBench builds a production server (PostgreSQL, Valkey) whose reads are uncached, cached
+// in Valkey only (every hit a round trip), or cached with the local tier too. It counts
+// database queries and the round trips of the auth state and of the cache separately.
+func cacheBench(b *testing.B, mode string) (s *testServer, dbq, authRTT, cacheRTT *atomic.Int64) {
+	dbq, authRTT, cacheRTT = new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
+	addr := os.Getenv("TEST_VALKEY_ADDR")
+	if addr == "" {
+		addr = valkey.DefaultAddr
+	}
+	probe := valkeytest.Open(b)
+	vc, err := valkey.Open(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: probe.KeyPrefix(),
+		Wrap: func(c valkeygo.Client) valkeygo.Client { return roundTrips{c, authRTT} }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = vc.Close() })
+	be := backend{store: countingStore{pgtest.Open(b), dbq}, state: valkey.NewAuthState(vc), valkey: vc}
+	if mode != "uncached" {
+		c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: probe.KeyPrefix(),
+			Wrap: func(c valkeygo.Client) valkeygo.Client { return roundTrips{c, cacheRTT} }},
+			valkey.CacheOptions{RemoteOnly: mode == "valkey"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = c.Close() })
+		be.cache = c
+	}
+	return newTestServer(b, be), dbq, authRTT, cacheRTT
+}
+
+func runCached(b *testing.B, mode, path string, setup func(b *testing.B, s *testServer) string) {
+	s, dbq, authRTT, cacheRTT := cacheBench(b, mode)
+	tok := setup(b, s)
+	serve(b, s.Handler, authed(httptest.NewRequest("GET", path, nil), tok), http.StatusOK) // warm
+	q0, a0, c0 := dbq.Load(), authRTT.Load(), cacheRTT.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		serve(b, s.Handler, authed(httptest.NewRequest("GET", path, nil), tok), http.StatusOK)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(dbq.Load()-q0)/n, "db-queries/op")
+	b.ReportMetric(float64(authRTT.Load()-a0)/n, "auth-rtt/op")
+	b.ReportMetric(float64(cacheRTT.Load()-c0)/n, "cache-rtt/op")
+}
+
+// BenchmarkCacheGetUser: GET /users/{id} uncached, cached in Valkey, and in the local tier.
+func BenchmarkCacheGetUser(b *testing.B) {
+	for _, mode := range []string{"uncached", "valkey", "local"} {
+		b.Run(mode, func(b *testing.B) {
+			// The admin is user 1 of the fresh database.
+			runCached(b, mode, "/users/1", func(b *testing.B, s *testServer) string {
+				if s.Admin.Id != 1 {
+					b.Fatalf("admin id %d, want 1", s.Admin.Id)
+				}
+				return s.token
+			})
+		})
+	}
+}
+
+// BenchmarkCacheListVehicles: GET /vehicles (a page of 20) the same three ways.
+func BenchmarkCacheListVehicles(b *testing.B) {
+	for _, mode := range []string{"uncached", "valkey", "local"} {
+		b.Run(mode, func(b *testing.B) {
+			runCached(b, mode, "/vehicles", func(b *testing.B, s *testServer) string {
+				for i := range 20 {
+					mustVehicle(b, s, s.Admin.Id, i+1)
+				}
+				return s.token
+			})
 		})
 	}
 }

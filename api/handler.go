@@ -29,6 +29,7 @@ type Config struct {
 	PoolStats      func() storage.PoolStats // the database pool's figures for /metrics; optional
 	Auth           Authenticator            // turns bearer tokens into callers
 	TrustedProxies []netip.Prefix           // peers whose X-Forwarded-For is believed
+	Metrics        *Metrics                 // the registry to serve; NewMetrics(PoolStats) when nil
 }
 
 // routeMux records the pattern that matched in the request state, for logs and metrics.
@@ -69,7 +70,10 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics(cfg.PoolStats)
+	m := cfg.Metrics
+	if m == nil {
+		m = newMetrics(cfg.PoolStats)
+	}
 
 	mux := routeMux{http.NewServeMux()}
 	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{

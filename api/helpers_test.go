@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	valkeygo "github.com/valkey-io/valkey-go"
 
 	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
@@ -39,6 +41,7 @@ import (
 type backend struct {
 	store  storage.Store
 	state  storage.AuthState
+	cache  storage.Cache  // nil: no cache decorator
 	valkey *valkey.Client // nil for the embedded pairing
 }
 
@@ -54,12 +57,29 @@ var backends = map[string]func(t testing.TB) backend{
 		}
 		state := memory.NewAuthState(nil)
 		t.Cleanup(func() { _ = state.Close() })
-		return backend{store: s, state: state}
+		cache := memory.NewCache(memory.CacheConfig{})
+		t.Cleanup(func() { _ = cache.Close() })
+		return backend{store: s, state: state, cache: cache}
 	},
 	"production": func(t testing.TB) backend {
 		vc := valkeytest.Open(t)
-		return backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), valkey: vc}
+		return backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc}
 	},
+}
+
+// openValkeyCache opens a Valkey cache (its own client, with client-side caching) under prefix.
+func openValkeyCache(t testing.TB, prefix string, wrap func(valkeygo.Client) valkeygo.Client) *valkey.Cache {
+	t.Helper()
+	addr := os.Getenv("TEST_VALKEY_ADDR")
+	if addr == "" {
+		addr = valkey.DefaultAddr
+	}
+	c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: prefix, Wrap: wrap}, valkey.CacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 func eachBackend(t *testing.T, f func(t *testing.T, newBackend func(testing.TB) backend)) {
@@ -145,7 +165,8 @@ type testServer struct {
 	Mail    *captureMailer
 	Logs    *syncBuffer
 	Admin   gen.User
-	token   string // the admin's access token, sent by s.do and s.Client
+	Cached  *impl.Cached // nil when the backend has no cache
+	token   string       // the admin's access token, sent by s.do and s.Client
 }
 
 // captureMailer keeps reset links for tests to follow.
@@ -205,11 +226,26 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	mailer := &captureMailer{}
-	svc, err := auth.NewService(ctx, b.store, b.state, tokenAdapter{issuer}, testHasher, mailer, cfg, auth.WithLogger(log))
+	s0 := &testServer{}
+	svc, err := auth.NewService(ctx, b.store, b.state, tokenAdapter{issuer}, testHasher, mailer, cfg, auth.WithLogger(log),
+		auth.WithUserChanged(func(ctx context.Context, u storage.User) {
+			if s0.Cached != nil {
+				s0.Cached.UserChanged(ctx, u)
+			}
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewHandler(impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, implOpts...), api.Config{
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, implOpts...)
+	if b.cache != nil {
+		cached := impl.NewCached(server, b.store, b.cache, impl.DefaultCacheTTLs(), log)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go cached.Run(ctx)
+		server = cached
+		s0.Cached = cached
+	}
+	h, err := api.NewHandler(server, api.Config{
 		Logger: log,
 		Auth:   svc,
 		PoolStats: func() storage.PoolStats {
@@ -225,7 +261,8 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	hc := &http.Client{Transport: contractTransport{t: t, next: http.DefaultTransport}}
-	s := &testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs}
+	s := s0
+	*s = testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs, Cached: s0.Cached}
 	if _, err := auth.EnsureAdmin(ctx, b.store, testHasher, adminEmail, "Admin", testPassword); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,14 +14,22 @@ import (
 	"github.com/motorpool/motorpool/storage"
 )
 
+// Metrics is the service's Prometheus registry: HTTP, cache, database pool and Go runtime.
+type Metrics = metrics
+
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	cache    *prometheus.CounterVec
 	handler  http.Handler
+
+	hits, lookups atomic.Int64 // for the hit ratio
 }
 
-// newMetrics registers the HTTP metrics, the Go runtime's and the database pool's on a
-// registry of their own, so that several handlers (tests) never collide.
+// NewMetrics registers the HTTP metrics, the cache's, the Go runtime's and the database pool's
+// on a registry of their own, so that several handlers (tests) never collide. pool may be nil.
+func NewMetrics(pool func() storage.PoolStats) *Metrics { return newMetrics(pool) }
+
 func newMetrics(pool func() storage.PoolStats) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
@@ -33,13 +43,74 @@ func newMetrics(pool func() storage.PoolStats) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "status"}),
 	}
-	reg.MustRegister(m.requests, m.latency,
+	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "motorpool_cache_events_total",
+		Help: "Cache events by key family: hit_local, hit_remote, miss, fill, stale_set (a fill an invalidation overtook, not stored), invalidate, error, breaker_open, breaker_close, evict.",
+	}, []string{"family", "event"})
+	ratio := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "motorpool_cache_hit_ratio",
+		Help: "Share of cache lookups answered from the cache (either tier) since start.",
+	}, func() float64 {
+		if n := m.lookups.Load(); n > 0 {
+			return float64(m.hits.Load()) / float64(n)
+		}
+		return 0
+	})
+	reg.MustRegister(m.requests, m.latency, m.cache, ratio,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		reg.MustRegister(poolCollector(pool))
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	return m
+}
+
+// ObserveCache counts a cache event (it implements storage.CacheObserver).
+func (m *metrics) ObserveCache(ev storage.CacheEvent, key string, _ error) {
+	var name string
+	switch ev {
+	case storage.CacheHitLocal:
+		name = "hit_local"
+	case storage.CacheHitRemote:
+		name = "hit_remote"
+	case storage.CacheMiss:
+		name = "miss"
+	case storage.CacheFill:
+		name = "fill"
+	case storage.CacheStaleSet:
+		name = "stale_set"
+	case storage.CacheInvalidate:
+		name = "invalidate"
+	case storage.CacheError:
+		name = "error"
+	case storage.CacheBreakerOpen:
+		name = "breaker_open"
+	case storage.CacheBreakerClose:
+		name = "breaker_close"
+	case storage.CacheEvict:
+		name = "evict"
+	default:
+		return
+	}
+	switch ev {
+	case storage.CacheHitLocal, storage.CacheHitRemote:
+		m.hits.Add(1)
+		m.lookups.Add(1)
+	case storage.CacheMiss:
+		m.lookups.Add(1)
+	}
+	m.cache.WithLabelValues(cacheFamily(key), name).Inc()
+}
+
+// cacheFamily names the key family of a cache key (the part before its ids), bounding the
+// label's values: user, user:email, users:all, vehicle, vehicles:all, vehicles:user.
+func cacheFamily(key string) string {
+	for _, f := range []string{"users:all", "vehicles:all", "vehicles:user", "user:email", "user", "vehicle"} {
+		if i := strings.Index(key, f+":"); i >= 0 || strings.HasSuffix(key, f) {
+			return f
+		}
+	}
+	return "other"
 }
 
 func (m *metrics) observe(route string, status int, d time.Duration) {

@@ -60,7 +60,7 @@ func TestServedSpecAndDocs(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	s := newTestServer(t, backends["embedded"](t))
 	u := mustUser(t, s, "ada@example.com")
-	if r, _ := s.Client.GetUserWithResponse(context.Background(), u.Id); r.StatusCode() != 200 {
+	if r, _ := s.Client.GetUserWithResponse(context.Background(), u.Id, nil); r.StatusCode() != 200 {
 		t.Fatal(r.StatusCode())
 	}
 	s.do(t, "GET", "/users/0", "", nil)

@@ -48,7 +48,7 @@ func TestUserLifecycle(t *testing.T) {
 			t.Errorf("stored hash %q is not argon2id with OWASP parameters", stored.PasswordHash)
 		}
 
-		got, err := s.Client.GetUserWithResponse(ctx, u.Id)
+		got, err := s.Client.GetUserWithResponse(ctx, u.Id, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,10 @@ func TestUserLifecycle(t *testing.T) {
 			t.Fatalf("delete: %d %q", del.StatusCode(), del.Body)
 		}
 		for _, op := range []func() (int, []byte){
-			func() (int, []byte) { r, _ := s.Client.GetUserWithResponse(ctx, u.Id); return r.StatusCode(), r.Body },
+			func() (int, []byte) {
+				r, _ := s.Client.GetUserWithResponse(ctx, u.Id, nil)
+				return r.StatusCode(), r.Body
+			},
 			func() (int, []byte) {
 				r, _ := s.Client.DeleteUserWithResponse(ctx, u.Id)
 				return r.StatusCode(), r.Body

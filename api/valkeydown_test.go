@@ -81,7 +81,7 @@ func TestValkeyDownFailsClosed(t *testing.T) {
 
 	for name, call := range map[string]func() (int, []byte, http.Header){
 		"authenticated GET": func() (int, []byte, http.Header) {
-			r, _ := s.Client.GetUserWithResponse(ctx, s.Admin.Id)
+			r, _ := s.Client.GetUserWithResponse(ctx, s.Admin.Id, nil)
 			return r.StatusCode(), r.Body, r.HTTPResponse.Header
 		},
 		"login": func() (int, []byte, http.Header) {

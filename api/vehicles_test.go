@@ -39,7 +39,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		if diff := cmp.Diff(want, v); diff != "" {
 			t.Errorf("created vehicle (-want +got):\n%s", diff)
 		}
-		g, err := s.Client.GetVehicleWithResponse(ctx, v.Id)
+		g, err := s.Client.GetVehicleWithResponse(ctx, v.Id, nil)
 		if err != nil || g.JSON200 == nil {
 			t.Fatalf("get: %v %d %s", err, g.StatusCode(), g.Body)
 		}
@@ -117,7 +117,7 @@ func TestVehicleLifecycle(t *testing.T) {
 			t.Fatalf("delete: %v %d %s", err, d.StatusCode(), d.Body)
 		}
 		for _, code := range []int{
-			func() int { r, _ := s.Client.GetVehicleWithResponse(ctx, other.Id); return r.StatusCode() }(),
+			func() int { r, _ := s.Client.GetVehicleWithResponse(ctx, other.Id, nil); return r.StatusCode() }(),
 			func() int { r, _ := s.Client.DeleteVehicleWithResponse(ctx, other.Id); return r.StatusCode() }(),
 			func() int {
 				r, _ := s.Client.UpdateVehicleWithResponse(ctx, other.Id, gen.UpdateVehicleJSONRequestBody{Make: "VW", Model: "Golf", Year: 2020, Vin: vin(2), LicensePlate: "X"})
@@ -147,7 +147,7 @@ func TestDeleteUserCascades(t *testing.T) {
 			t.Fatalf("delete ada: %v %d", err, r.StatusCode())
 		}
 		for _, v := range adas {
-			if r, _ := s.Client.GetVehicleWithResponse(ctx, v.Id); r.StatusCode() != http.StatusNotFound {
+			if r, _ := s.Client.GetVehicleWithResponse(ctx, v.Id, nil); r.StatusCode() != http.StatusNotFound {
 				t.Errorf("vehicle %d of a deleted user: %d, want 404", v.Id, r.StatusCode())
 			}
 		}

@@ -118,6 +118,8 @@ type Service struct {
 
 	dummyHash string // verified for unknown emails, so they cost what a known one does
 
+	userChanged func(context.Context, storage.User) // told of changes made here (a reset), for caches
+
 	mailWG sync.WaitGroup
 }
 
@@ -126,6 +128,12 @@ type Option func(*Service)
 
 // WithClock injects the clock.
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithUserChanged registers f to hear of user records this service changes (a password reset
+// bumps the record's updatedAt), so that a cache can drop them.
+func WithUserChanged(f func(context.Context, storage.User)) Option {
+	return func(s *Service) { s.userChanged = f }
+}
 
 // WithLogger sets the security event log.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
@@ -299,6 +307,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 		return TokenPair{}, ErrInvalidToken
 	}
 	now := s.now().UTC()
+	// Verify accepts a token up to the clock skew past its exp, but its successors cannot
+	// outlive it and expiries are whole seconds: a token in (or past) its last second can
+	// yield nothing, so it is refused here instead of failing to sign below (a 500).
+	if claims.ExpiresAt.Sub(now) < time.Second {
+		return TokenPair{}, ErrInvalidToken
+	}
 	// The session's real state (role, cap) comes back from the rotation; sign with what the
 	// token carries and re-sign below if the role changed meanwhile (it ends sessions, so
 	// that is rare).
@@ -486,6 +500,9 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword s
 		return stateErr(err)
 	}
 	s.event(ctx, slog.LevelInfo, "password_reset", "user_id", u.ID)
+	if s.userChanged != nil {
+		s.userChanged(ctx, u)
+	}
 	return s.EndAllSessions(ctx, u.ID, "password_reset")
 }
 

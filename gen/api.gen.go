@@ -431,6 +431,9 @@ type VehicleYear = int32
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
 // Limit defines model for Limit.
 type Limit = int32
 
@@ -485,6 +488,12 @@ type ListUsersParams struct {
 	Email *openapi_types.Email `form:"email,omitempty" json:"email,omitempty"`
 }
 
+// GetUserParams defines parameters for GetUser.
+type GetUserParams struct {
+	// IfNoneMatch An `ETag` from an earlier answer; 304 if the resource has not changed since.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // ListUserVehiclesParams defines parameters for ListUserVehicles.
 type ListUserVehiclesParams struct {
 	// Limit Items per page.
@@ -504,6 +513,12 @@ type ListVehiclesParams struct {
 
 	// UserId Only the vehicles of this owner.
 	UserId *int64 `form:"userId,omitempty" json:"userId,omitempty"`
+}
+
+// GetVehicleParams defines parameters for GetVehicle.
+type GetVehicleParams struct {
+	// IfNoneMatch An `ETag` from an earlier answer; 304 if the resource has not changed since.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
@@ -771,7 +786,7 @@ type ClientInterface interface {
 	// GetUser Get a user
 	//
 	// Corresponds with GET /users/{id} (the `GetUser` operationId).
-	GetUser(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetUser(ctx context.Context, id UserId, params *GetUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateUserWithBody Update a user
 	//
@@ -834,7 +849,7 @@ type ClientInterface interface {
 	// GetVehicle Get a vehicle
 	//
 	// Corresponds with GET /vehicles/{id} (the `GetVehicle` operationId).
-	GetVehicle(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetVehicle(ctx context.Context, id VehicleId, params *GetVehicleParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateVehicleWithBody Update a vehicle
 	//
@@ -1222,8 +1237,8 @@ func (c *Client) DeleteUser(ctx context.Context, id UserId, reqEditors ...Reques
 // GetUser Get a user
 //
 // Corresponds with GET /users/{id} (the `GetUser` operationId).
-func (c *Client) GetUser(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetUserRequest(c.Server, id)
+func (c *Client) GetUser(ctx context.Context, id UserId, params *GetUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUserRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1375,8 +1390,8 @@ func (c *Client) DeleteVehicle(ctx context.Context, id VehicleId, reqEditors ...
 // GetVehicle Get a vehicle
 //
 // Corresponds with GET /vehicles/{id} (the `GetVehicle` operationId).
-func (c *Client) GetVehicle(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetVehicleRequest(c.Server, id)
+func (c *Client) GetVehicle(ctx context.Context, id VehicleId, params *GetVehicleParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetVehicleRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1961,7 +1976,7 @@ func NewDeleteUserRequest(server string, id UserId) (*http.Request, error) {
 }
 
 // NewGetUserRequest constructs an http.Request for the GetUser method
-func NewGetUserRequest(server string, id UserId) (*http.Request, error) {
+func NewGetUserRequest(server string, id UserId, params *GetUserParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1989,6 +2004,21 @@ func NewGetUserRequest(server string, id UserId) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2301,7 +2331,7 @@ func NewDeleteVehicleRequest(server string, id VehicleId) (*http.Request, error)
 }
 
 // NewGetVehicleRequest constructs an http.Request for the GetVehicle method
-func NewGetVehicleRequest(server string, id VehicleId) (*http.Request, error) {
+func NewGetVehicleRequest(server string, id VehicleId, params *GetVehicleParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2329,6 +2359,21 @@ func NewGetVehicleRequest(server string, id VehicleId) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2614,7 +2659,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /users/{id} (the `GetUser` operationId).
-	GetUserWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*GetUserResponse, error)
+	GetUserWithResponse(ctx context.Context, id UserId, params *GetUserParams, reqEditors ...RequestEditorFn) (*GetUserResponse, error)
 
 	// UpdateUserWithBodyWithResponse Update a user
 	//
@@ -2687,7 +2732,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /vehicles/{id} (the `GetVehicle` operationId).
-	GetVehicleWithResponse(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*GetVehicleResponse, error)
+	GetVehicleWithResponse(ctx context.Context, id VehicleId, params *GetVehicleParams, reqEditors ...RequestEditorFn) (*GetVehicleResponse, error)
 
 	// UpdateVehicleWithBodyWithResponse Update a vehicle
 	//
@@ -3683,6 +3728,7 @@ func (r GetReadyzResponse) ContentType() string {
 
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -4011,9 +4057,17 @@ func (r DeleteUserResponse) ContentType() string {
 
 // GetUserResponse200Headers the declared response headers of an HTTP 200 response for GetUser
 type GetUserResponse200Headers struct {
+	ETag                *string
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
+}
+
+// GetUserResponse304Headers the declared response headers of an HTTP 304 response for GetUser
+type GetUserResponse304Headers struct {
+	ETag   *string
+	XCache *string
 }
 
 // GetUserResponse401Headers the declared response headers of an HTTP 401 response for GetUser
@@ -4050,6 +4104,8 @@ type GetUserResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetUserResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetUserResponse304Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -4364,6 +4420,7 @@ func (r DeleteUserSessionsResponse) ContentType() string {
 
 // ListUserVehiclesResponse200Headers the declared response headers of an HTTP 200 response for ListUserVehicles
 type ListUserVehiclesResponse200Headers struct {
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -4473,6 +4530,7 @@ func (r ListUserVehiclesResponse) ContentType() string {
 
 // ListVehiclesResponse200Headers the declared response headers of an HTTP 200 response for ListVehicles
 type ListVehiclesResponse200Headers struct {
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -4822,9 +4880,17 @@ func (r DeleteVehicleResponse) ContentType() string {
 
 // GetVehicleResponse200Headers the declared response headers of an HTTP 200 response for GetVehicle
 type GetVehicleResponse200Headers struct {
+	ETag                *string
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
+}
+
+// GetVehicleResponse304Headers the declared response headers of an HTTP 304 response for GetVehicle
+type GetVehicleResponse304Headers struct {
+	ETag   *string
+	XCache *string
 }
 
 // GetVehicleResponse401Headers the declared response headers of an HTTP 401 response for GetVehicle
@@ -4859,6 +4925,8 @@ type GetVehicleResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetVehicleResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetVehicleResponse304Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -5382,8 +5450,8 @@ func (c *ClientWithResponses) DeleteUserWithResponse(ctx context.Context, id Use
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /users/{id} (the `GetUser` operationId).
-func (c *ClientWithResponses) GetUserWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*GetUserResponse, error) {
-	rsp, err := c.GetUser(ctx, id, reqEditors...)
+func (c *ClientWithResponses) GetUserWithResponse(ctx context.Context, id UserId, params *GetUserParams, reqEditors ...RequestEditorFn) (*GetUserResponse, error) {
+	rsp, err := c.GetUser(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -5509,8 +5577,8 @@ func (c *ClientWithResponses) DeleteVehicleWithResponse(ctx context.Context, id 
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /vehicles/{id} (the `GetVehicle` operationId).
-func (c *ClientWithResponses) GetVehicleWithResponse(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*GetVehicleResponse, error) {
-	rsp, err := c.GetVehicle(ctx, id, reqEditors...)
+func (c *ClientWithResponses) GetVehicleWithResponse(ctx context.Context, id VehicleId, params *GetVehicleParams, reqEditors ...RequestEditorFn) (*GetVehicleResponse, error) {
+	rsp, err := c.GetVehicle(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6702,6 +6770,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListUsersResponse200Headers
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -7070,6 +7145,9 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7124,6 +7202,20 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetUserResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -7146,6 +7238,23 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetUserResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
+		response.Headers304 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetUserResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -7539,6 +7648,13 @@ func ParseListUserVehiclesResponse(rsp *http.Response) (*ListUserVehiclesRespons
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListUserVehiclesResponse200Headers
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -7668,6 +7784,13 @@ func ParseListVehiclesResponse(rsp *http.Response) (*ListVehiclesResponse, error
 	switch {
 	case rsp.StatusCode == 200:
 		var headers ListVehiclesResponse200Headers
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -8067,6 +8190,9 @@ func ParseGetVehicleResponse(rsp *http.Response) (*GetVehicleResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8114,6 +8240,20 @@ func ParseGetVehicleResponse(rsp *http.Response) (*GetVehicleResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetVehicleResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -8136,6 +8276,23 @@ func ParseGetVehicleResponse(rsp *http.Response) (*GetVehicleResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetVehicleResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = &value
+		}
+		response.Headers304 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetVehicleResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -8402,7 +8559,7 @@ type ServerInterface interface {
 	DeleteUser(w http.ResponseWriter, r *http.Request, id UserId)
 	// GetUser Get a user
 	// (GET /users/{id})
-	GetUser(w http.ResponseWriter, r *http.Request, id UserId)
+	GetUser(w http.ResponseWriter, r *http.Request, id UserId, params GetUserParams)
 	// UpdateUser Update a user
 	// (PUT /users/{id})
 	UpdateUser(w http.ResponseWriter, r *http.Request, id UserId)
@@ -8423,7 +8580,7 @@ type ServerInterface interface {
 	DeleteVehicle(w http.ResponseWriter, r *http.Request, id VehicleId)
 	// GetVehicle Get a vehicle
 	// (GET /vehicles/{id})
-	GetVehicle(w http.ResponseWriter, r *http.Request, id VehicleId)
+	GetVehicle(w http.ResponseWriter, r *http.Request, id VehicleId, params GetVehicleParams)
 	// UpdateVehicle Update a vehicle
 	// (PUT /vehicles/{id})
 	UpdateVehicle(w http.ResponseWriter, r *http.Request, id VehicleId)
@@ -8732,8 +8889,32 @@ func (siw *ServerInterfaceWrapper) GetUser(w http.ResponseWriter, r *http.Reques
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetUserParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetUser(w, r, id)
+		siw.Handler.GetUser(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8964,8 +9145,32 @@ func (siw *ServerInterfaceWrapper) GetVehicle(w http.ResponseWriter, r *http.Req
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetVehicleParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.GetVehicle(w, r, id)
+		siw.Handler.GetVehicle(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -9158,6 +9363,14 @@ type ForbiddenApplicationProblemPlusJSONResponse Problem
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
+
+type NotModifiedResponseHeaders struct {
+	ETag   *string
+	XCache *string
+}
+type NotModifiedResponse struct {
+	Headers NotModifiedResponseHeaders
+}
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
@@ -10381,6 +10594,7 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -10398,6 +10612,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -10845,7 +11062,8 @@ func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 }
 
 type GetUserRequestObject struct {
-	Id UserId `json:"id"`
+	Id     UserId `json:"id"`
+	Params GetUserParams
 }
 
 type GetUserResponseObject interface {
@@ -10853,6 +11071,8 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
+	ETag                *string
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -10870,6 +11090,12 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -10882,6 +11108,19 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetUser304Response = NotModifiedResponse
+
+func (response GetUser304Response) VisitGetUserResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetUser400ApplicationProblemPlusJSONResponse struct {
@@ -11374,6 +11613,7 @@ type ListUserVehiclesResponseObject interface {
 }
 
 type ListUserVehicles200ResponseHeaders struct {
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -11391,6 +11631,9 @@ func (response ListUserVehicles200JSONResponse) VisitListUserVehiclesResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -11523,6 +11766,7 @@ type ListVehiclesResponseObject interface {
 }
 
 type ListVehicles200ResponseHeaders struct {
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -11540,6 +11784,9 @@ func (response ListVehicles200JSONResponse) VisitListVehiclesResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -12020,7 +12267,8 @@ func (response DeleteVehicle503ApplicationProblemPlusJSONResponse) VisitDeleteVe
 }
 
 type GetVehicleRequestObject struct {
-	Id VehicleId `json:"id"`
+	Id     VehicleId `json:"id"`
+	Params GetVehicleParams
 }
 
 type GetVehicleResponseObject interface {
@@ -12028,6 +12276,8 @@ type GetVehicleResponseObject interface {
 }
 
 type GetVehicle200ResponseHeaders struct {
+	ETag                *string
+	XCache              *string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -12045,6 +12295,12 @@ func (response GetVehicle200JSONResponse) VisitGetVehicleResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -12057,6 +12313,19 @@ func (response GetVehicle200JSONResponse) VisitGetVehicleResponse(w http.Respons
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetVehicle304Response = NotModifiedResponse
+
+func (response GetVehicle304Response) VisitGetVehicleResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XCache != nil {
+		w.Header().Set("X-Cache", fmt.Sprint(*response.Headers.XCache))
+	}
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetVehicle400ApplicationProblemPlusJSONResponse struct {
@@ -12915,10 +13184,11 @@ func (sh *strictHandler) DeleteUser(w http.ResponseWriter, r *http.Request, id U
 }
 
 // GetUser operation middleware
-func (sh *strictHandler) GetUser(w http.ResponseWriter, r *http.Request, id UserId) {
+func (sh *strictHandler) GetUser(w http.ResponseWriter, r *http.Request, id UserId, params GetUserParams) {
 	var request GetUserRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.GetUser(ctx, request.(GetUserRequestObject))
@@ -13110,10 +13380,11 @@ func (sh *strictHandler) DeleteVehicle(w http.ResponseWriter, r *http.Request, i
 }
 
 // GetVehicle operation middleware
-func (sh *strictHandler) GetVehicle(w http.ResponseWriter, r *http.Request, id VehicleId) {
+func (sh *strictHandler) GetVehicle(w http.ResponseWriter, r *http.Request, id VehicleId, params GetVehicleParams) {
 	var request GetVehicleRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.GetVehicle(ctx, request.(GetVehicleRequestObject))
@@ -13173,100 +13444,105 @@ func (sh *strictHandler) UpdateVehicle(w http.ResponseWriter, r *http.Request, i
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9s2tvhXOcPfztTepWRZtpPGnt/MVb1J66yT+PrR3N04u4LJIwk1BagAaEXt+LvfwQFIkSJFS76x",
-	"0zT+p40kPA4OzvsB/x5EcjyRAoXRwf7vwQhZjIr+eSwjZrgU9t8x6kjxifsYnI8QLk6PQQ7AjBAihcxg",
-	"DAq1TFWE7SAMFP6acoVxsG9UimGgoxGOmV3KzCYY7AfaKC6Gwe1tGJyiUbNWb2BQVfd6P5IJgsZIiliD",
-	"kTBl3MAVDqRC2t3uhNpAxAToNIoQY9hQMhUxxpBONi00ld25MDhERdu/f/++1UvNCIXhETNYhaH/AzKF",
-	"qh/ClJsR9FEpqf7/ZcDFDUt4/B8jr1FcBn2YjlAAA/oMU6ZholCjsMhhwiJokGoL3umrQ3j2fK+zuS6q",
-	"/qd1ygwe8zE3LfpvFdhThw8NLEnkFGPggvA05SKW0+zOVJqgO439lCDTBhSOGRdcDO9EWRGM02xWAygJ",
-	"DoyDgxkPyJp7aKw56oXgn8DwMYZ2cU8jIdg9Rjwaue3sSb/z2GAiQuAaBmmSABsyLspgDKQaM+MAebYb",
-	"hFW4bsNgwhQbo/FccpgqLVU9j/QFfjJuQD9D/EThDZephgkb4gGwK0sfMJCKfh1wpQ39ZAHjdqFfU1Sz",
-	"IAwEG1tQIrdfEeox+3SMYmhGwf529/swGHORfw5riGgJ4RwZHGuYoGrcP6HJxe1jHLA0McF+txOWMLjT",
-	"DUILHB+n42B/u9Mh0PynsO7OLzSqo7gemalG9Z0GHueQTZgZzQHjcSMvVa72DlB+xhGPElwGzY37+dEA",
-	"urVL6YkUGonsfmCx5y77KZLCoKB/sskk4U5wb02UvEpw/LdftJPi883/onAQ7Af/b2su/bfcr3rrxM1y",
-	"m1ZPnsnbWKIGIQ2MmYmcGLFgKBaZAy8idR8sLjQgi0Yw4JjE7eA2DA6lGCQ8elTQe5AK/muKcMOSFGGD",
-	"CbCCKwmBwc9HbzetWGCJQhbPwLBrFJVDOP7MzvBKqisexyge8xBnfChIoodwlRrCfibljYRYghlxTeAd",
-	"CYNKsOSlPcJjk4hGdYMKBownGB840mCpJtGbyOEQ47nqyciJO7S+leaV1d2PCfJbaQ2HUcF+uQ2DEzZL",
-	"JIvPpTxmaohfisuuZDwjtFkgrI5gArbhDf+BgDxDdcMjvBDshvGEXSX4uCx1xaJrFHHpIgVirGHDEB1o",
-	"zaUAbaTCzbnEYEJPUR2AsoYfJMygouOcS/mGiVlmNjzuWRQzCKTdLL7x04il2ljydVAya55Cv2Cr9jOL",
-	"w8r/gt28YM7WAeRHbxWHLrPumuZXJzQZZ6uuNJ+0zAxbfSU7gdB9IVhqRlLx3/CxmZuMdGBRhFp723zD",
-	"2V0hjFliFTHGIeCnidXUISi8kdf2H1IBNzon4xHTgNat2DwAqUIy2hI5tNJ4qqQYWkcotl4ESxZpos7H",
-	"aEJiZbzH4URJewrL6S+F4Wb2peQS1zDFJAGHPNJGCgeoyEXTcoxmxMXQWeA53+Mnrs0devVC6HQykcpg",
-	"/AZjzs7JEvqywtfC3i/uanfrt8lO9EvaHXtRhBPjyJvFMbdDWXKi5ASV4dZuG7BEYxhMCl/9HozthToN",
-	"U7XV5/bjh3zgx9w+lFe/YERMfzjC6NouUV4bM/W/6FTPCO2Z/OYa0rkOaQcVryEMtGEmdWsKa6R+COR1",
-	"EAaFaQW4lhzAr1ELv0wcoPiJjSdWjwVXSYrOgci8mZ3OHc5NGLy0Nl15HRaz//Kf2pEcBwUnhSzA8h7d",
-	"vd2aZV9Z+sxtqTKOiXbrvQT6KYTcY7QSxbG4dVLJbQoB28M29AmUfgh9Htv/kiLq25uYHySDtgJdgYLm",
-	"o8eppWCEzNAFFscKtQ7uuiV3nrCR3H5CllhsLeIismSolzNAM1s6Iq6w5DuBgMIqYeuceprN8BYzw66Y",
-	"xn6BaudwfkaqDbPD1eHj9ft/nDnVWMbHNc7o/9z61tWfWTKsYfswuOZx/fdO4Fe+T/UK4sNOdkvXncB/",
-	"wZRis+pUe4y6Wcc8QqHxJPE6bU5+vR9a292d1uHfy+y1/WyRhSfMWFcl2A8uL8/qqPvYqtiCs7uGaMVM",
-	"GjRRnRMZFNjReipVXD5IJJXCyMBIKm0lpoV2tigznt0ddSniM+PkfMc63L7BNU/r7ZS7znvmhzm6UXcN",
-	"v9A+IlI8AE0M8x3rwH9LUZASScQMjuUNJixaEOxZbGgdsjgp3FZZXmx3rRHS3XsG0YgpFhlU+sA5ITFI",
-	"kcyAaSsWmRpK0eWxNexGFKAVaP1WhSZVAuOy9L0PHXQb4Cbb+FCKAVfjNS9a4LR4+kZLJxtnWdyavvcJ",
-	"GBZv3i0SlmCou/7SMR+ee2sZrBYub/pVqKYn4PTVIbzY3XsO3qqEGA3jiaWDMmTu+zq7ihmYojDeIfBR",
-	"Dq4zk7LWtHLmcHW1st6TgwGK2BrV3lgO51qlCUEF06Ui5osKsmq9/HR+fgJuAEQyxhI/7FqWXQxThoHh",
-	"JqnJoPRAj6QyoNPxmKlZFgy/5iK2//b4LjPcDyyGjHBqsGa8Y7C40cXpkXNFUERoXQznh1Q2O4A+u5Kp",
-	"2b9KmLj2uRuKWrgTazbTwCnAVoarMOtOW4p+zbASNhnApzhQqEf34xTlJp/XMPhu58Wayqm0WC2o0l1x",
-	"ZlKxeMytSCCl8LHmqs7mimmNQ0UJR2GOJrUWT5Qq5d3BRRZEM6JIGdfWrynGoTzVuRAAuaZMXzs57ze4",
-	"kjJBRrrRhQN0r34PUVoYRaytRU+5NGZQmxBGckrahEWG3yBQWKlddD5iZrBl+BjrqJsv8SiyHXkMG33N",
-	"4z5ECeNjezRufHRDb9aKmYRp07PAcDNzp1oNFApxrDPB0kFv6G+nmdYoR5JtUAGxeAnzK68jSU9hx3xt",
-	"1sll6ErCtGA7NRrMbrE6SImtThhXa8Lpwlc5hy9KvdfvzynyYr15pqHf88E2ilfsg0tgw2Xa6exEhaXo",
-	"i5LvVFBLDvdHNfud+XR8KgxPiOpL0TU/syQ2X9TrCy9sXq6zl5+zsBn0DIylNqUhCR+gJVPYeA4xm+nN",
-	"sGDnTZgfjU4xFDl6Y7sLI5kq7QO/mg9Fi4vN0KWWaX4kx6hdyvYAlDSEa782fjIkFLgpa82dbiMe7rpf",
-	"/BSNmBiiFTb9k3dn57DFUjPa8tP7BzCV6lqDFFF9GIdwlsXUMgHuqONuT7hIgwsgF1cukk7NDddxxYV3",
-	"RNZRD67qZB3BhPcKDi2RzfM77YZ3Fw5kWeEGf6iyj/J6tkkgkS62MncSr4eNOkGcnZhA9fuHBUQXt1l2",
-	"i4c0+kH99AyTTYPJ+1zw6Vfzk5a46h4njR67Pf+JD8Q9mApy/njVkp/XmtRbDq5wJJNzdrQvQemLNEn6",
-	"IIU3XwoFKPYXl1V01Qt30BCBX4JkGZYuiI6+YipZhzubKKoOQT8fva1TAdvPW3k8I6s/AU4Jp4FPTIBI",
-	"x1eoYENIOArhHUgF/7154Esfym7M9k8/Hr75vvtsZ6fX6ezu7HUXQjLPy17D82JI5t8feq2fXrfenpy2",
-	"/tVpvfj4+/bz27/UiTBfRbOuaF+aDKj6AetrgQXx/Xwl6Z2sFOisRubZ9cLwczmThtWOlTEuaKdDqWSS",
-	"1I5eW+A7u3xZPZOcikJ51bq67YaLMuB1xFWBZ4asfMvdTne7poSspjqrorr82TzGM2T6PRyAC5e4jmLz",
-	"ZHwv3ZYTc2PmgwbV0FnTpFLwvUBsTXP8Sd7YoUWaW2UOjV2FjrKSnyRB5WtiKd3ehncUfRVAIQMYsxnl",
-	"gIEJSU67XRk2MNEIu50dMrYlUCKLUsfZT93uZsmTXqWCLifSxpMevS0S5gpI+acdWknUrkqDDbT2Zrnk",
-	"KEjpvfXj5qXbXCJtPssOD24JZcrlazaG/BnuZQ99W5JF4NRJF9iYS4QQcomQ11JfI05c3I+G1wmdsbxB",
-	"YLkRZWQugfwOuQj608uZf3oYygh/peQYtr///pnFDbGHXbwNeXVnDHqCEURMKe5reHx8DtIJpell6kNR",
-	"vgK8XMywRNXPMfv9989qNb/GKFXczM4sfhwfXFH4ope6ggT36VW28uv350FdjU+/EMzow8CetxhQoZhk",
-	"39rPdWGWNryboCKTmxIFTk+x2aWwSs9iYwxcQP9Ty077rb8PfUvafdhgYiYFUjiJCnk3Q+hrTAYtqVpE",
-	"n31XOkmakPoFmBldCqqUooK0jI7tRDehfSmyenyylF0wJ0feyJiJK3TiYiBrmig0Kk1RMTNCnnsWun0p",
-	"LsVf4fXZu7eAN6hm0xEqDCFiY0wOmfbVLeBB83cEG8Qkm8Bju8JfgTJPGpjCcglVsXCr7zpiXuzuPd9s",
-	"w88s4bFzZwaMJ6lCDYnV/gTFpYDFVBih2teU0Z7HnPpflMXekAtqTnKdO66sBja2LV1vdzoh+O4F6HY2",
-	"CQlMgJywX1OEvlMS/X2w7qHFjt17safD3qbVEHbBIZpcnxyUR3K9VLWAVZQELp1NxagwhqsZ8DgELYE0",
-	"Sd5kNR3xxMoulx2hFSxsSqbDETCHKBeCtNIBuAF9zScglV1c4QSZsWe0ixKuTue1btxB4YpgXUk5lRrD",
-	"xu72jsNOVlRUrYazg/Y223AhroWcCrsbXY5bUqEVOxjDxm6ns+ko1ksoSmi7jok3R+eFHGLwRhqpJlIm",
-	"0Ds5soINlUsjBZ32drtjh8oJCjbhwX6w0+60dyhAY0YkFbbaU0ySFkGz9cv0WrezGsGhq9SRGQtbjRP8",
-	"iOb1+3+cBQt9Ft1Op6H6cL2qQ18kVFt9/Pr9P+AMjWOE53vbzzfbJXEX7H/4GAY+fepF2CS9SngE1zjT",
-	"Lpt1g4oPZi71pV1p+HdZTsgKBDbUFMa1kvKjXb0g66g4SeqabNeZYcqyUx4bd61sJlXClVGUCmu392DM",
-	"RWpQe35aCNf7QDwwcynGUpvNNvR8tjyLwoR21dTRUVa7RislMrpGquSVqTA5u2nrQux2tn2n26WgL6wX",
-	"fOCj93tzSTKwZp9Avy4XMAfY5QLc9zrbLOvMUqjNpSCDMe9hg43d7gsvWYqF4Z7AywRGZUy+Iwi1+UHG",
-	"s89GWaUSqduymWCN1dsHpOp5QqupYWWhHvrPXOm+65BbNzO/hK1C/xZN2b57SqmC3k7a3rl70mIbC83b",
-	"W2WzmjJsO7n74u7Ji30ct2GwtwpSyk1LNGuFI9Y0wTRJTkuSQJzYIA9lapYLxPNK5l/ElH0vSUIq+nH9",
-	"vmRdCjkFSXxQkQt2twqH7tZIYsdNMjXt+1PN13OB+ZW9JOOU550YlbsLA29pB/uuCmXxMlssSYoXWncF",
-	"vSRZ6RZeWjN0sabEB7vyFpFv74JwOVrWuS+XtFlmor3BhzTQ3uCyjhB3jm/rUufnLniHmZN/D07MzLuW",
-	"ypRrvXjtJVMyEKlJUEO30513i5JldyXjWQhTX+glFfXnzG23K0ykGFIjEiM/+gD4ALi5FLG0nioDzcUw",
-	"wVaqra8jrn2DWGYZjmSqrPQeU/uqXYabOoPO31Op0PWB7LvaYtqV7LzuZ4Mh726q81/8b09WXqOV92Sw",
-	"3cdg6+lr4k0GZQlCvNtgxpVHb0XzUvvlZp1/uWVeQwVnqTPqNBrtA3KZl5rwgTX6xMx1gZLHKFND0pLs",
-	"Qh+wWtCJViTVyRPfC/Do8iTrQVhJnuzW4y1DCpCRlpmnTxzySC4NGmCUIMnvgTQmA8coWc/GMk7xEZrl",
-	"rHEqDTOo92vKL+cvHHENMbLYhVymTMW6DSfuVy6GFhhaJc4WuBRuBXqHB3y1pIapf/CJeMZlHOzJaos+",
-	"50X77uEcKfBSxDzeX1aOOQ9iUfGn3c/Fo+oV/LzAUT8QJy6U/f+RYjc9wru/ZcbVk3J/CuH8MeTdy7wK",
-	"ekEsODPBCUKuGiSelwJ6qa95zLU5ywY9IAcWGxdqeNDFGhJ+g/WedQgyiVEbJ/++Vf/0uzwypNdxSLM5",
-	"W79rHt86rZegq44oU8Pf6fuz3OctPgH3oSE82PQ8mL7jfbBCDc6z3eU1OP/+0Gv9i7V+67Re/Kf18W81",
-	"VZi3H1e14ioPndzbjrsXDTqwmifl70N9xZEyKbDMxevT74jeX/itIL4Wm1mz4EnHZ4zd24PS+zLqBjX1",
-	"dx6Ae9UAhMxeVqiGqH9E85Pf8AFFoX9TYkkELoOdnmnjN9icHj3mNyj8YxcenQ5lXgnQO2/L0XfocOJC",
-	"mh4tB7DX2Sk8WSMF+rQrUwixnIpaxJ26nb4I3l4W4c8Cau0CMT/w/j3jXxa1FJ+BUXkFrO8osO86bqm9",
-	"qvlyLUp50+1aPtFLL/e9e8PVv7cy4PSurLtQV3bjo43M+IDihj00UxhDxDS2uNAoNDf8BpPZJpVouLjA",
-	"EGEkk1jDb6gk+GgiFVpUkz5cGyq8qSqTOlTPh2xllvOdA33RoR252FaezPJARKFFnQ677NnPrGmh5v3K",
-	"FR/RqVFDn48H8s6bGip8l1XoyAEdWT85Mg+gu1dQjvMnM79S5W251pFQQfK4zyU97Rrib8OGQKOTLFRO",
-	"ZWXhFQIXdmm4mpWq4UNoED5VueI6FC7c6ywPEa8otPitFKvY/qw7LzMOnCRjeZXcAocXXzJvYqJ83J/8",
-	"LcZ7SYUV2DV/1/dbCG00GihDrg0qn3+sCou5lbL1e8X1XLDhMvPEv3+dOQpgpHTRUaokdbXtERNemrjl",
-	"qN7yxWZVTjiHNpcTqziHxGMsT/TntfMjnFHVfEx28FAKfNKvfwT9urY3vTaHf4Ua3NG958uaovdmvV4q",
-	"1LdALStTqWeszqPpwicO/Co58CtkqB8p9Viv5RpZZz2v1/9hCOtDTtLaP3oySViEOvPribX71nftH4BL",
-	"FpSz9+4dQEof9rPvqEtjyG9QhJlouBRKJlgcbD/PB9Y1l81zE3bqxm5nB8ien3KNm4WVl+jtsZzrbegV",
-	"AFZuQb/8vMBgITNwKZYVGLgmwwd2Dnwn4yMnMhsFomvtfhKM35Bp8pRXXU18O269jwQvezClhGpzFs2y",
-	"6vLM6qr11mS/fak81ZMlsGoNuDe0N1zL6mJyK2wOnt3PQlggzNyyb8r028k/z12AB47IP2QgvPj2wh2x",
-	"8EJQIe/5fVKPT1nt+wbG2SI1VfRJGOQ/1eS1/08cvxKbPx6LL0+6ZYA6DuTaP1KxJO2WP2t0378b9weR",
-	"NU8C5uEEzNcqL2rExB3iobZ5z2WjsreAHsaxLb//9ciJr/yZo3r3NgvEP6W//gye8dfh6HZXmVz9W2Vf",
-	"qbQqpPNucjGzisgqGiY1ib4677gox1bJyuXvgOqn1NuTu/8lMmnrscTynNlSyu88siZ94qEnJ/j+qbB1",
-	"2WE9R3T+V8nvToW5YBw9wnVAGSr3PGKfno3sQ5QgU/QHCqA3/9E5nP3KI4pL00mPYnh/maTSHeIiyys9",
-	"iY2n1NKTxf0waak17e1yTV75ZdAPH63I9MvUvazU4iLMy+tC/2wepevzHDy1U1MQy8fnKI1RjfZdUHWR",
-	"e6auONyFQavjs8BkCMiikS+nu5rlLQmFJfLzV1fJml78A32+SYL+3hkWofC9Ercfb/83AAD//w==",
+	"7F17Uxs5tv8qp/pu1cBu2xgDeUDdquuwyQxZSLg8krsbsmvRfezW0pY8khrHk+K739Kj291uubHZQF78",
+	"MxNsPY6kc37nKflzEPHRmDNkSga7n4MESYzC/PPlGRnq/8coI0HHinIW7AY9kEpwNoRrktKYKC6AD0Al",
+	"CALHAiUyRXTTPZDIYqAKLkl0BZRB/2DQesMZto6IipI+KA5DVLDV2YZJQlPUbamEKBMCmWoHYSCjBEdE",
+	"06CmYwx2A6kEZcPg5iYMDnlELEnzFJ4lCOcnhzlZkUCiMAaBkmciQj2wwN8zKjAOdpXIsHmiE1Ri2uoN",
+	"FIr6XO8TniJIjDiLpV7RhOgV44ALdJvye4ZSQUQYyCyKEGNYEzxjMcaQjde9y6RM4RCFmf79+/etXqYS",
+	"ZIpGRGGdhv4LJAJFP4QJVQn0UQgu/vsioMwc0b8Uv0J2EfRhkiADAuZvmBAJ7rwwBsL0Bg0yqck7ebUP",
+	"T57udNZX3ar/a+2TKPGRmFDl5tebQpicoICIjBAGgo/sOemusKYSKoEyqQiL8BcJIxxxMQUu4B1Jr3C6",
+	"HkJ/RKV0w1FlViKQxLOhYqLIJZFY3Vxk2SjY/RAkVAVhoMcIPobeVZwQhYd0RFXL/Le+nhN7qhJImvIJ",
+	"xpq99cQTymI+KQQiS9Geif4rRSIVCBwRyigb3nrwZTJO8l4NpKQ4UJYOohwhK84h0bPUc0Y/gaIjDPXg",
+	"jtND0HMkNErsdHqlv7jd0Oem5XiQpSmQIaGsSsaAixFRlpAn20FYp+smDMZEkBEqh0T7mZBc+CW9z/CT",
+	"sg36+caPBV5TnkkYkyHuAbnUXA4DLsy3AyqkMl9pwqge6PcMxTQIA0ZGmpTIzlemekQ+HSIbqiTY3ew+",
+	"0+zDir99THQw0FBnkM6DoQz6Gl37lmUJAyQipSicZOwZUKQ5rFrcgoRIYFxBlBA2xBgkZdFsCRa4Z2uo",
+	"gO3CpXS62z7qF7D9gcKRhDGKxt1LTefyjDEOSJaqYLfbCSvnv9XVkkg+0ZEWzc1Ox2ys+yv0cey5RHEQ",
+	"+1khkyh+kUDjgrIxUcmMMBo34lmNMW8h5R0mNEpxETXX9usHI+hGDyXHnEk0QvOCxA4b9F8RZwqZ+ScZ",
+	"j1NqlefGWPDLFEd/+be0mnQ2+Z8EDoLd4L82ZvbBhv1WbhzbXnbS+spznRdztBw70jxoQZ4zJUik9pya",
+	"kn3QeyEBSZTAgGIat4ObMNjnbJDS6EFJ70HG6O8ZassmQ1jTYjkiNA2BwLuDN+sa1EiqNc0UFLlCVluE",
+	"RZd8Da+4uKRxjOwhF3FKh8zooxAuM2V2P9dRikPMQetXQ94BUygYSV/qJTw0i0gU1yhgQGiK8Z7T/5k0",
+	"iiPlQw1vheLM2YnabX3D1SttPz0kyW+4Nt6Skg1pCTniMR1QXIAABXJLRdPUSoHjknlbuDCmNVJ4bHAf",
+	"3a7ZhmlTtb6amufNzDKPyTTlJD7j/JCIIX4tpLjk8dQcvSZCa2nCYBOO6Auz0acormmE54xcE5qSyxQf",
+	"Fha0A6N9mTIzMsRYamtV87KUlDOQigtcn6FersuFdiAgJQqFWc4Z50eETXPD7WHXIohCMBpa7zd+Skgm",
+	"lRZBSyXRbg70Sz5PP7f55jhzzi1q4rhy00X2dTPHzndoMo+XHWnWaZEhvPxIuoPZ7nNGMpVwQf/AhwYo",
+	"AyFAogildD7emrV8QxiRVBsTGIeAn8ba2ghB4DW/0v/gAqiSBRtrMxO1e7q+B1yExmxO+VBrlIlx/COB",
+	"sfZGSTrPEz5ftWkTa+3dHo4F16vQkv6SKaqmXwuXqIQJpinYzTMaVeAAhXH1JR+hSigbWh+okHv8RKW6",
+	"xTY4ZzIbj7lQGB9hTMmZsea+Lvhq2vvlWfVs/baxdd2QesZeFOFYWfYmcUx1U5IeCz5Goai2PQcklRgG",
+	"49JHn4ORPlCrYer+xswG/lA0nPnm/PLfGBmh308wutJDVMfG3ISZD85Mzbbn+E0lZDMd0g5qnk8YSEVU",
+	"JsvRAn4VhEGpmz9mUF6AG8NLP08tofiJjMZajwWXaYbWCcqdsq3OLe5lGLzUdml1HBKT/3F/tSM+CkqO",
+	"lrFiq3N0d7Y9w77S/FnYg9U9Nrzrt3PMVyEUPrtGFCviQBQY1y8EbA/b0Dek9EPo01j/1yiivj6J2UJy",
+	"amvUlTho1nqUaQ5GyI11IHEsUMrgtlOy6wkb2e03JKlK6nsRaTaUiwWgWSwtE9dE8i1DQKaVsHawHc/m",
+	"+5ZHtPolrp3R+QW5NswX59uP1+//dmpVY3U/rnBq/k8VjmT9a5IOPWIfBlc09n9uAb/2eSaXgA/d2Q7t",
+	"W4H7gAhBpvWuehm+Xoc0QibxOHU6bcZ+vRetze5Wa/+vVfHafDIvwmOitLsV7AYXF6c+7j7UKrbksK8A",
+	"rZijQRPXWcgwoTUpJ1zE1YVEXAiMFCRcSI2YmtrpPGY8uT3uVd7PXJKLGX17e4QrrtbZKbet99Q1s3wj",
+	"bmt+Ll1Up7wA0zEsZvSR/8ZEciosERM45NeYkmgO2PP41ipscVw6rSpebHa1EdLdeQJRQgSJFAq5Z52Q",
+	"GDhLp0CkhkUihpx1aawNu8QE+hlq31ugygTDuIq+d+GDbgPdxjbe52xAxWjFg2Y4Ka++0dLJ22kR16bv",
+	"XUK25ZO3g4QVGnzHX1nm/UuvV8C8dDnTzxd6Pnm1D8+3d56CsyohRkVoqvmgSpn93GdXEQUTZMo5BC5S",
+	"Q2VuUnpNK2sO10er6j0+GCCLtVHtjOVwplWaNqhkutRgvqwg69bLb2dnx2AbQMRjrMjDthbZ+VBrGCiq",
+	"UvTmRhMuFMhsNCJimqcjriiL9b/dflcF7gWJIWccz64p5xjMT3R+cmBdEWQRahfD+iG1yfagTy55pnYv",
+	"U8KuSjk4t2JJphKoCRJW6Sr1utWWMt/muxI2GcAnOBAok7tJirCdzzwCvt15vqJyqgzmJZXbI85NKhKP",
+	"qIYEoxQ+eo7qdKaYVlhUlFJk6mDstXhcLtwngqgSEymjUvs15TiU4zobAjCuKZFXFufdBJecp0iMbrTh",
+	"ANnzz8EqAyOLpbboTTaTKJQqhIRPjDYhkaLXLoXfLjsfMVHYUnSEPu6mCzyKfEYaw1pf0rgPUUroSC+N",
+	"KhfdkOtemEmJVD1NDFVTu6rlSDEhjlU6aD7oDd3pNPOayfPkE9RILB/C7Mh9LOk47JCuLDoFhi4FpiXb",
+	"qdFgtoP5KDVidUyoWJFOG74qJHwe9V6/PzORF+3NEwn9ngu2mXjFLthCCLjIOp2tqDSU+aDiO5XUkt37",
+	"A898p66sI2OKprZwoRxdcz0rsPncry8c2LxcZS7XZ24y6CkYcakqTVI6QM2msPYUYjKV62HJzhsT1xqt",
+	"YihL9NpmFxKeCekCv5IOWYuy9dAm903/iI9Q2qT5Hghuq3vc2PhJGVCgqqo1t7qN+3Db+eInm+PWYNM/",
+	"fnt6BhskU8mG697fgwkXVxK4S4DXtaaeII+p5QBuueN2T7jMg3Mkl0cus47nhH1Sce4ckVXUg61eWgWY",
+	"8E7BoQXYPDvTbnh76Uae2W7wh2rzCKdnmwDJ6GKNueN4td3wAXG+YkOqmz8sbXR5mkWnuG9a36ufnu9k",
+	"U2Pjfc759Mv5SQtcdbcnjR67Xv+xC8Tdmwqy/njdkp9V+/gtB1u6k+Ocbu2KgPosS9M+cObMl1IJkP7G",
+	"ZhVtBcYtPGTIr1CyaJfODR99x1yyinQ2cZRvg94dvPGpgM2nrSKekdfQADUJp4FLTADLRpcoYI1xOAjh",
+	"LXAB/7u+58o3qm7M5m+/7h896z7Z2up1OttbO925kMzTqtfwtByS+eeHXuu31603xyetf3Razz9+3nx6",
+	"8ycfhLlKoFWhfWEyoO4HrK4F5uD76VLonS4V6KxH5snVXPMzPuWKeNvyGOe00z4XPE29rVcGfGuXL6rJ",
+	"4hNWKhFbVbddU1Yl3MdcNXqmSKqn3O10Nz1lcJ4Ks5rqcmtzO55vppvDEjh3iKsoNsfGd9JtBTM3Zj5M",
+	"Iw+fNXWqBN9LzNbUx63kSDct89wyfUzbZfgoL1tKUxSuttqk29vw1kRfGZiQAYzI1OSAgTBunHY9Mqxh",
+	"KhG2O1vG2OZgElkmdZx/1e2uVzzpZaoACyZtXOnBmzJjLrEpf9dNa4naZXmwgdeOFiNHCaV3Vo+bV05z",
+	"Adp8kRnu3RLKlcv3bAy5NdzJHvq5kIXhxKILrM0QIYQCEYpq9ivEsY37meY+0BnxawRSGFGKFwjkZigg",
+	"6IfHmb87Gqob/krwEWw+e/ZE740RDz14G4oK1RjkGCOIiBDU1fC4+BxkY5Om55kLRbkq9moxwwJVP9vZ",
+	"Z8+eeDW/xCgTVE1P9f5YObg04YteZgsS7F+v8pFfvz8LfDU+/VIww902KAdUTEyyr+1nX5ilDW/HKIzJ",
+	"bRIFVk+R6QXTSk/vxsjc6/rU0t3+6O9CX7N2H9YIm3KGJpxkipHXQ+hLTActLlqGP/u2dNJoQnNjg6jk",
+	"gplKKVOQlvOx7mg7tC9YfqfAWMo2mFNsXqLU2BY6UTbgnmssEoU0UTGVIC08C9m+YBfsz/D69O0bwGsU",
+	"00mCAkNzNyndJ9JVt4AjzZ0RrBkhWQca6xH+DCbzJIEIrJZQlQu3+vZm1fPtnafrbXhnK361OzMgNM0E",
+	"Ski19jdUXDCYT4WZrXY1ZWbOQ2puIAm9e0PKzCU3ewPMltXA2qbm681OJwR3AwO6nXWzCYQBH5PfM4S+",
+	"VRL9XdDuod4dPff8rRp9mlpD5Jf2cn2yV21J5ULVAlpRGnLN2kSMAmO4nAKNQ5AcjCYpLuvZC4EEbHbE",
+	"jKBpEzwbJkDsRtkQpEYHoArkFR0DF3pwgWMkSq9RD2r26mRW60YtFbYI1pbFm1JjWNve3LK7kxcV1avh",
+	"dKOd9TacsyvGJ0zPZg7HDilQww7GsLbd6axbjnUIZRLa9tbH0cFZKYcYHHHFxZjzFHrHBxrYUNg0UtBp",
+	"b7Y7uikfIyNjGuwGW+1Oe8sEaFRiUGGjPcE0bRlqNv49uZLtvEZwaCt1eC7CWuMEv6J6/f5vp8HcXZFu",
+	"p9NQfbha1aErEvJWH79+/zc4RWUF4enO5tP1dgXugt0PH8PApU8dhI2zy5RGcIVTabNZ1yjoYGpTX9KW",
+	"hv+S54Q0IJChNGFcjZQf9eglrDPFSVx6sl2niggtTkVs3F6JVJlgtoyiUli7uQMjyjKF0snTXLjeBeKB",
+	"qAs24lKtt6HnsuV5FCbUo2aWj/LaNTNSyqMrNJW8PGOqEDepXYjtzqa7a3jBzAfaC95z0fudGZIMtNnH",
+	"0I1LGcwItrkA+7nMJ8vvxgmU6oIZg7G4RQhr293nDlnKheGOwasMZsqY3K0mlOoFj6dfjLMqJVI3VTNB",
+	"G6s398jVs4RW06WbuXroH7nSfdturq9ncQgbpTtopsvm7V0qFfS60+bW7Z3mr7GYfjvLTOYpw9adu89v",
+	"7zx/j+MmDHaW2ZTqxSvTa4klei7BNCGnZkkwktiAhzxTiwHxrJb5N9f5ZRUJTdGPvTdurEvGJ8CNHNRw",
+	"Qc9Wk9BtDxJbaeKZat+da76fAyyO7KUxTmlxE6N2dmHgLO1g11ahzB9mi6Rp+UB9R9BL06VO4aU2Q+dr",
+	"Slywq7gi8vMdEC7ellXOyyZtFploR3ifBtoRLroRYtfxcx3qbN0l7zB38u8gibl51xK5cvXDay+dGAPR",
+	"XBKU0O10ZzdejWV3yeNpCBNX6MWFuZ8zs90uMeVsaC4iEeNH7wEdAFUXLObaUyUgKRum2Mqk9nXYlbsg",
+	"lluGCc+ERu+RuYKrh6HKZ9C5c6oUut6Tfectpl3Kzut+MRqK200+/8V992jlNVp5jwbbXQy2nrwyskmg",
+	"iiBGdhvMuGrrjWhWar/YrHMvAM1qqOA0s0adRCVdQC73UlM60EYfm9pboMZj5JkyaGnsQhewmtOJGpJ8",
+	"eOLuAjw4nuR3EJbCk23/vuWbAsZIy83TRwl5IJcGFRCTICnOwWhMAlZQ8jsbiyTFRWgWi8YJV0Sh3PWU",
+	"X85eyqISYiSxDblMiIhlG47tt5QNNTFmlDgf4ILZEcxLSOCqJSVM3MNhRmZsxkGvzFv0OSvat08XcYYX",
+	"LKbx7qJyzFkQyxR/6vlsPMqv4GcFjvKeJHGu7P9bit30zL67UyZUPCr3xxDOt4F3L4sq6DlYsGaCBUIq",
+	"GhDPoYBc6GseUqlO80b3KIHliwseGbSxhpReo9+zDoGnMUpl8e9n9U9/KSJDchWHNO+z8VnS+MZqvRRt",
+	"dUSVG/5qPj8tfN7yI3wfGsKDTU+cyVveOCvV4DzZXlyD888PvdY/SOuPTuv5v1of/+Kpwrz5uKwVV3vo",
+	"5M523J140JLV3Kl44+o7jpRxhlUpXp1/E/P+wh8l+Jq/zJoHTzouY2xff+TOlxHXKM39zj2wrxoA4/nL",
+	"CvUQ9a+ofnMT3iMUujclFkTgctrNU3P0GpvTo4f0Gpl77MJtp90ypwTMW3WLt2/f7okNabpt2YOdzlbp",
+	"yRrO0KVdiUCI+YR5N+7EzvRV9u1lmf48oNYuMfM9z99T7m1XzfE5GbVXwPqWA/v2xq25XtV8uHpLadPp",
+	"ajmRCw/3vX0L2L23MqDmfWJ7oLbsxkUbiXIBxTW9aCIwhohIbFEmkUmq6DWm03VTomHjAkOEhKexhD9Q",
+	"cHDRRFNoUU/6UKlM4U1dmfi2etZkI7ecb23oig51y/lr5em0CESUrqibxS56ujS/tOB5g3PJR3Q8aujL",
+	"yUBx88bDhW/zCh0+MEuWNUdmtdcBw0fX54to+yXU6eyh0O9U3Ws5t0xXwir7d0Wz2yv0N2FDaNJikSnA",
+	"0uh5iUCZHhoup5X6+RAa4KqORPZOw7l9z+U+IhylS4FLRTc2v+jMi8wJi32kqKubw4TyG/pNQlS0e0SF",
+	"OiosIa7Fa8Y/QzCk0aQZUqlQuIxlHSxmds3G55qzOmf15QaNe/U7dy1AcW7jqab21FbDR4Q5NLHDmQrN",
+	"5+t1nLAucIETy7iTRsZIURpQVNsnODV19rGxnIec4WNo8VvQryv73ytL+HeowS3fO7n0lMk36/VKab8m",
+	"alFhixOs1XyB8k8p3Lt53aRJH/Bt7h9bz24tKYPF8+o/GKJ8hwDxq0m++rV2IxSsJuvu5z20mI8z7w/v",
+	"jFMSocwjGwaq+tp77++5H0ap1i/YlxBNArWff2buqQzpNbIwh7oLJniK5cb671lD3/W6WXZGd13b7myB",
+	"8U8mVOJ6aeQFdsiIz+wQ6JUIFnZAN/ysxGIuN3LBFpVY2GuW9+zsuLucD5zKbYRoe7ndB9WPptYPamo9",
+	"ZpaXg28rrXdB8KpHVkkpN+cRtaguzi0vW3Fu7NGvlal7tASWrYJ3jsOavbQ7n94Lm4OBd7MQ5hiz8FSa",
+	"ah1053czl+aecxL36auUX5+4JRtQCpIUt54fcwPfgkL9CdDCpAbIPP/VNFAYFF95agH+I4xYChgeDhQW",
+	"JypzQq3MUuke9liQqiyegrrr7wV+I+j0CEnfEiR9rwjjAZZbAMV7RdJm8PIXl+7Hea6+svbAycLiMSm/",
+	"C50nLx5Thj+C9/19ONPdZTrXfxHuO0WrUgr0uoCZZSCrbMp4kqM+D7yMY8tkMovXVuVjuvIxpPA1so+r",
+	"icTiPOOM87/RVONyevgx4fhTJBx/mvThquK9mvDOfo//9vShDWCap9v2TFbPPqrZN4+N9iFKkQjzsxbQ",
+	"m31pXe5+7enNhSm4B3Ekvk4i7hYAy3NxfiB7NCUe03GPHsR/mspb0X+o1mVW35P98FFDphvG9x5Xi7Kw",
+	"KLEM3WOLpsShqFswl/BNGM9FKE3qpx7vPDcVZvZxw3JzGwiut89DsyEgiRJXUnk5LS6ylIYo1l8fJb8q",
+	"5Z51dFdrzK/kYZkKd8Pm5uPN/wcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

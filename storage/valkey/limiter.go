@@ -1,0 +1,183 @@
+package valkey
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	valkeygo "github.com/valkey-io/valkey-go"
+
+	"github.com/motorpool/motorpool/storage"
+)
+
+// Storage format of the limiter (each bucket is one key, the caller's LimitRequest.Key under the
+// client's KeyPrefix; times are unix microseconds of the server's clock, in decimal):
+//
+//	token bucket    string: the time the bucket is full again (GCRA's theoretical arrival
+//	                time). PTTL: until then.
+//	sliding window  sorted set: one member per token taken in the last window, scored by its
+//	                time. PTTL: the window, from the last token taken.
+//	fixed window    hash: start (the window's start), n (tokens taken in it). PTTL: until the
+//	                window ends.
+//
+// The PTTLs are rounded up to the millisecond: a key never disappears before its state would
+// read as empty anyway, and the scripts judge by TIME, never by whether the key is there yet.
+
+var (
+	//go:embed lua/limit_token_bucket.lua
+	limitTokenBucketLua string
+	//go:embed lua/limit_sliding_window.lua
+	limitSlidingWindowLua string
+	//go:embed lua/limit_fixed_window.lua
+	limitFixedWindowLua string
+)
+
+// The limiter scripts. Never retried by valkey-go: newScript uses NewLuaScript, not
+// NewLuaScriptRetryable, and evalsha/eval build plain EVALSHA/EVAL commands, which carry no
+// read-only or retryable tag. The library retries only commands with that tag (and cluster
+// redirections, MOVED/ASK/TRYAGAIN, which the server sends instead of running the script), so
+// a script that may have run is never sent again and no token is taken twice. The one resend
+// here is after NOSCRIPT, which the server answers without running anything.
+var (
+	limitTokenBucketScript   = newScript(limitTokenBucketLua)
+	limitSlidingWindowScript = newScript(limitSlidingWindowLua)
+	limitFixedWindowScript   = newScript(limitFixedWindowLua)
+)
+
+// eval builds the script's EVAL (the whole source) for a pipeline.
+func (s *script) eval(vk valkeygo.Client, keys, args []string) valkeygo.Completed {
+	return vk.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// Limiter is storage.Limiter on Valkey: each bucket is one atomic script that reads the
+// server's clock (TIME), so every instance sharing the server shares the buckets exactly and
+// the instances' clocks do not matter. It uses the Client's pool and does not own it.
+type Limiter struct {
+	c       *Client
+	timeout time.Duration
+}
+
+var _ storage.Limiter = (*Limiter)(nil)
+
+// NewLimiter returns the limiter kept on c's server under c's key prefix. Each Allow gives up
+// after timeout (the client's CommandTimeout when timeout is not positive, or the caller's
+// context deadline when that is sooner): the rate limiter sits in front of every request, so
+// it should be tens of milliseconds, and the caller decides what a failed call means.
+func NewLimiter(c *Client, timeout time.Duration) *Limiter {
+	return &Limiter{c: c, timeout: timeout}
+}
+
+// bucket is one request's script and arguments.
+type bucket struct {
+	s    *script
+	keys []string
+	args []string
+}
+
+func (l *Limiter) bucket(r storage.LimitRequest) bucket {
+	cost := max(r.Cost, 1)
+	window := micros(r.Window)
+	b := bucket{keys: []string{l.c.prefix + r.Key}}
+	switch r.Algorithm {
+	case storage.SlidingWindow:
+		b.s = limitSlidingWindowScript
+		b.args = []string{strconv.FormatInt(window, 10), strconv.Itoa(r.Limit), strconv.Itoa(cost)}
+	case storage.FixedWindow:
+		b.s = limitFixedWindowScript
+		b.args = []string{strconv.FormatInt(window, 10), strconv.Itoa(r.Limit), strconv.Itoa(cost)}
+	default:
+		b.s = limitTokenBucketScript
+		b.args = []string{strconv.FormatInt(r.TokenInterval().Microseconds(), 10), strconv.Itoa(r.Limit), strconv.Itoa(cost)}
+	}
+	return b
+}
+
+// micros is d in whole microseconds, rounded up.
+func micros(d time.Duration) int64 { return int64((d + time.Microsecond - 1) / time.Microsecond) }
+
+// Allow implements storage.Limiter: every bucket's script goes out in one pipeline (one
+// DoMulti; valkey-go splits it by node on a cluster, so buckets of different subjects may live
+// in different slots), as EVALSHA. Only if the server has lost the scripts (a restart, a
+// failover, SCRIPT FLUSH) does a second round trip send the ones it refused as EVAL.
+func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]storage.LimitResult, error) {
+	if len(reqs) == 0 {
+		return []storage.LimitResult{}, nil
+	}
+	for _, r := range reqs {
+		if err := r.Check(); err != nil {
+			return nil, fmt.Errorf("valkey: allow: %w", err)
+		}
+	}
+	ctx, cancel := l.withTimeout(ctx)
+	defer cancel()
+	vk := l.c.vk
+	buckets := make([]bucket, len(reqs))
+	cmds := make(valkeygo.Commands, len(reqs))
+	for i, r := range reqs {
+		buckets[i] = l.bucket(r)
+		cmds[i] = buckets[i].s.evalsha(vk, buckets[i].keys, buckets[i].args)
+	}
+	res := vk.DoMulti(ctx, cmds...)
+
+	var missing []int
+	for i, r := range res {
+		if isNoScript(r.Error()) {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		cmds = cmds[:0]
+		for _, i := range missing {
+			cmds = append(cmds, buckets[i].s.eval(vk, buckets[i].keys, buckets[i].args))
+		}
+		for j, r := range vk.DoMulti(ctx, cmds...) {
+			res[missing[j]] = r
+		}
+	}
+
+	out := make([]storage.LimitResult, len(reqs))
+	for i, r := range res {
+		var err error
+		out[i], err = decodeLimit(r, reqs[i].Limit)
+		if err != nil {
+			return nil, fmt.Errorf("valkey: allow %s: %w", reqs[i].Key, err)
+		}
+	}
+	return out, nil
+}
+
+// decodeLimit reads a limiter script's reply: {allowed, remaining, reset µs, retry after µs}.
+func decodeLimit(r valkeygo.ValkeyResult, limit int) (storage.LimitResult, error) {
+	v, err := r.AsIntSlice()
+	if err != nil {
+		return storage.LimitResult{}, err
+	}
+	if len(v) != 4 {
+		return storage.LimitResult{}, errors.New("unexpected reply from the limiter script")
+	}
+	return storage.LimitResult{
+		Allowed:    v[0] == 1,
+		Limit:      limit,
+		Remaining:  int(v[1]),
+		Reset:      time.Duration(v[2]) * time.Microsecond,
+		RetryAfter: time.Duration(v[3]) * time.Microsecond,
+	}, nil
+}
+
+// withTimeout bounds one Allow by the limiter's timeout, or the client's.
+func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.timeout > 0 {
+		return context.WithTimeout(ctx, l.timeout)
+	}
+	return l.c.withTimeout(ctx)
+}
+
+// Ping implements storage.Limiter.
+func (l *Limiter) Ping(ctx context.Context) error { return l.c.Ping(ctx) }
+
+// Close implements storage.Limiter. It does nothing: the Client is shared, and whoever opened
+// it closes it.
+func (l *Limiter) Close() error { return nil }
