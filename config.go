@@ -14,6 +14,7 @@ import (
 	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/mail"
+	"github.com/motorpool/motorpool/storage"
 )
 
 // config is the service's whole configuration, read from the environment with the plan's
@@ -55,6 +56,9 @@ type config struct {
 	CacheTTL     time.Duration // REDIS_CACHE_TTL: the TTL of keys without one of their own in the plan: the list pages (5m)
 	CacheMax     int           // REDIS_CACHE_MAX: entries of the in-process cache
 	CacheWarm    bool          // CACHE_WARM
+
+	RateLimitEnabled bool
+	RateLimit        api.RateLimitConfig // stores are set in main
 }
 
 // configError names the variable at fault, so a bad setting stops the program with one line.
@@ -160,6 +164,7 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 	boolean("CACHE_ENABLED", &c.CacheEnabled)
 	boolean("CACHE_WARM", &c.CacheWarm)
 	dur("REDIS_CACHE_TTL", &c.CacheTTL)
+	loadRateLimitConfig(&c, getenv, boolean, dur, &errs)
 	if v := getenv("REDIS_CACHE_MAX"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -387,8 +392,15 @@ func (c config) describe() []any {
 			cache = "valkey " + c.ValkeyAddr + " with client-side caching"
 		}
 	}
+	limits := "off"
+	if c.RateLimitEnabled {
+		limits = fmt.Sprintf("%s, %d/IP and %d/user per %s, default %d, fail %s", c.RateLimit.Algorithm,
+			c.RateLimit.IPMax, c.RateLimit.UserMax, c.RateLimit.Window, c.RateLimit.DefaultMax,
+			map[bool]string{false: "open", true: "closed"}[c.RateLimit.FailClosed])
+	}
 	return []any{
 		"HTTP_ADDR", c.HTTPAddr,
+		"rate_limit", limits,
 		"cache", cache,
 		"REDIS_CACHE_TTL", c.CacheTTL.String(),
 		"CACHE_WARM", c.CacheWarm,
@@ -411,5 +423,65 @@ func (c config) describe() []any {
 		"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(),
 		"LOG_LEVEL", c.LogLevel.String(),
 		"LOG_FORMAT", c.LogFormat,
+	}
+}
+
+// loadRateLimitConfig reads the RATE_LIMIT_* settings. The plan's four variables map as:
+// RATE_LIMIT_TTL is the window of the global rules and of operations without a rule,
+// RATE_LIMIT_MAX the limit of operations without a rule, RATE_LIMIT_IP_MAX and
+// RATE_LIMIT_USER_MAX the global per-IP and per-user limits.
+func loadRateLimitConfig(c *config, getenv func(string) string, boolean func(string, *bool), dur func(string, *time.Duration), errs *[]error) {
+	c.RateLimitEnabled = true
+	c.RateLimit = api.DefaultRateLimitConfig()
+	rl := &c.RateLimit
+	boolean("RATE_LIMIT_ENABLED", &c.RateLimitEnabled)
+	if v := getenv("RATE_LIMIT_ALGORITHM"); v != "" {
+		a, err := storage.ParseAlgorithm(v)
+		if err != nil {
+			*errs = append(*errs, &configError{"RATE_LIMIT_ALGORITHM", v, "must be token_bucket, sliding_window or fixed_window"})
+		}
+		rl.Algorithm = a
+	}
+	positive := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1e9 {
+				*errs = append(*errs, &configError{name, v, "must be a positive whole number"})
+			}
+			*dst = n
+		}
+	}
+	positive("RATE_LIMIT_IP_MAX", &rl.IPMax)
+	positive("RATE_LIMIT_USER_MAX", &rl.UserMax)
+	positive("RATE_LIMIT_MAX", &rl.DefaultMax)
+	positive("RATE_LIMIT_ALERT_THRESHOLD", &rl.AlertThreshold)
+	dur("RATE_LIMIT_TTL", &rl.Window)
+	dur("RATE_LIMIT_TIMEOUT", &rl.Timeout)
+	dur("RATE_LIMIT_ALERT_WINDOW", &rl.AlertWindow)
+	switch v := getenv("RATE_LIMIT_FAIL_MODE"); v {
+	case "", "open":
+	case "closed":
+		rl.FailClosed = true
+	default:
+		*errs = append(*errs, &configError{"RATE_LIMIT_FAIL_MODE", v, "must be open or closed"})
+	}
+	if v := getenv("RATE_LIMIT_ROLE_MULTIPLIERS"); v != "" {
+		m := map[storage.Role]float64{}
+		for _, part := range strings.Split(v, ",") {
+			name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
+			f, err := strconv.ParseFloat(num, 64)
+			if !ok || err != nil || f <= 0 || f > 1000 || (name != "admin" && name != "user" && name != "guest") {
+				*errs = append(*errs, &configError{"RATE_LIMIT_ROLE_MULTIPLIERS", v, "must be like admin=10,user=1,guest=0.5"})
+				break
+			}
+			if name == "guest" {
+				rl.GuestMult = f
+			} else {
+				m[storage.Role(name)] = f
+			}
+		}
+		for r, f := range m {
+			rl.Multipliers[r] = f
+		}
 	}
 }

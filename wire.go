@@ -26,6 +26,7 @@ type authDeps struct {
 	issuer  *token.Issuer
 	hasher  *password.Hasher
 	checks  []impl.Check
+	valkey  *valkey.Client // nil in embedded mode
 	close   func()
 	// userChanged is set once the cache exists (it is built after the auth service).
 	userChanged atomic.Value // func(context.Context, storage.User)
@@ -49,6 +50,7 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 			return nil, fmt.Errorf("open Valkey at %s: %w", cfg.ValkeyAddr, err)
 		}
 		d.close = func() { _ = client.Close() }
+		d.valkey = client
 		d.checks = append(d.checks, impl.Check{Name: "valkey", Ping: client.Ping})
 		state = valkey.NewAuthState(client)
 	} else {

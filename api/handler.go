@@ -30,6 +30,7 @@ type Config struct {
 	Auth           Authenticator            // turns bearer tokens into callers
 	TrustedProxies []netip.Prefix           // peers whose X-Forwarded-For is believed
 	Metrics        *Metrics                 // the registry to serve; NewMetrics(PoolStats) when nil
+	RateLimit      *RateLimitConfig         // nil: no rate limiting (RATE_LIMIT_ENABLED=false)
 }
 
 // routeMux records the pattern that matched in the request state, for logs and metrics.
@@ -92,7 +93,15 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	mux.Handle("GET /metrics", m.handler)
 	mux.ServeMux.Handle("/", unmatched(spec, router))
 
-	return observe(log, m)(identify(cfg.Auth, cfg.TrustedProxies)(limitBody(MaxBodyBytes)(mux))), nil
+	limit := func(h http.Handler) http.Handler { return h }
+	if cfg.RateLimit != nil {
+		rl, err := newRateLimiter(*cfg.RateLimit, spec, mux.ServeMux, m.reg, log)
+		if err != nil {
+			return nil, err
+		}
+		limit = rl.middleware
+	}
+	return observe(log, m)(identify(cfg.Auth, cfg.TrustedProxies)(limit(limitBody(MaxBodyBytes)(mux)))), nil
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path exists under other

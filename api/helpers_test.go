@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,14 +198,39 @@ func (m *captureMailer) last(to string) string {
 
 const adminEmail, testPassword = "admin@example.com", "correct horse battery"
 
-type serverOption func(*auth.Config, *[]impl.Option)
+// serverSetup is what serverOptions adjust before a test server is built.
+type serverSetup struct {
+	auth      auth.Config
+	impl      []impl.Option
+	rateLimit *api.RateLimitConfig // nil: no rate limiting (the default for tests)
+	trusted   []netip.Prefix
+}
+
+type serverOption func(*serverSetup)
 
 func withAuthConfig(f func(*auth.Config)) serverOption {
-	return func(c *auth.Config, _ *[]impl.Option) { f(c) }
+	return func(s *serverSetup) { f(&s.auth) }
 }
 
 func withImpl(o impl.Option) serverOption {
-	return func(_ *auth.Config, os *[]impl.Option) { *os = append(*os, o) }
+	return func(s *serverSetup) { s.impl = append(s.impl, o) }
+}
+
+// withRateLimit turns rate limiting on with the plan's defaults as f leaves them; the store
+// is the backend's (Valkey on production, in-process on embedded) unless f sets one.
+func withRateLimit(f func(*api.RateLimitConfig)) serverOption {
+	return func(s *serverSetup) {
+		rl := api.DefaultRateLimitConfig()
+		if f != nil {
+			f(&rl)
+		}
+		s.rateLimit = &rl
+	}
+}
+
+// withTrustedProxies sets the proxies whose X-Forwarded-For is believed.
+func withTrustedProxies(p ...netip.Prefix) serverOption {
+	return func(s *serverSetup) { s.trusted = p }
 }
 
 func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
@@ -216,10 +242,21 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := auth.DefaultConfig()
-	var implOpts []impl.Option
+	setup := serverSetup{auth: auth.DefaultConfig()}
 	for _, o := range opts {
-		o(&cfg, &implOpts)
+		o(&setup)
+	}
+	cfg, implOpts := setup.auth, setup.impl
+	if rl := setup.rateLimit; rl != nil {
+		if rl.Fallback == nil {
+			rl.Fallback = memory.NewLimiter(nil)
+		}
+		if rl.Store == nil {
+			rl.Store = rl.Fallback
+			if b.valkey != nil {
+				rl.Store = valkey.NewLimiter(b.valkey, rl.Timeout)
+			}
+		}
 	}
 	issuer, err := token.NewIssuer(token.Config{Issuer: "motorpool-test", Audience: "motorpool-api", AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, Skew: cfg.Skew}, key)
 	if err != nil {
@@ -246,8 +283,10 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 		s0.Cached = cached
 	}
 	h, err := api.NewHandler(server, api.Config{
-		Logger: log,
-		Auth:   svc,
+		Logger:         log,
+		Auth:           svc,
+		RateLimit:      setup.rateLimit,
+		TrustedProxies: setup.trusted,
 		PoolStats: func() storage.PoolStats {
 			if s, ok := b.store.(interface{ Stats() storage.PoolStats }); ok {
 				return s.Stats()

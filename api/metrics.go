@@ -22,6 +22,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	cache    *prometheus.CounterVec
 	handler  http.Handler
+	reg      *prometheus.Registry
 
 	hits, lookups atomic.Int64 // for the hit ratio
 }
@@ -33,6 +34,7 @@ func NewMetrics(pool func() storage.PoolStats) *Metrics { return newMetrics(pool
 func newMetrics(pool func() storage.PoolStats) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "motorpool_http_requests_total",
 			Help: "HTTP requests served, by route and status.",

@@ -37,6 +37,9 @@ func (e *LockedError) Error() string {
 	return fmt.Sprintf("too many failed logins; retry in %s", e.RetryAfter.Round(time.Second))
 }
 
+// RoleService is the role of internal services' tokens: no session, no rate limits.
+const RoleService storage.Role = "service"
+
 // TokenType keeps access and refresh tokens apart.
 type TokenType string
 
@@ -350,6 +353,11 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Caller,
 	claims, err := s.tokens.Verify(accessToken, AccessToken)
 	if err != nil {
 		return Caller{}, ErrInvalidToken
+	}
+	if claims.Role == RoleService {
+		// Service tokens (motorpool token issue) have no session; they are revoked by
+		// rotating the signing key.
+		return Caller{Role: RoleService, SessionID: claims.SessionID, TokenID: claims.ID, TokenExpiresAt: claims.ExpiresAt}, nil
 	}
 	sctx, cancel := s.stateCtx(ctx)
 	defer cancel()

@@ -35,6 +35,10 @@ var ErrInvalid = errors.New("invalid token")
 // type, in the JWS `typ` header.
 type Type string
 
+// RoleService is the role of service access tokens: their subject is 0 (no user) and their
+// sid names the service.
+const RoleService = "service"
+
 // The two token types.
 const (
 	Access  Type = "access"
@@ -170,8 +174,8 @@ func (i *Issuer) Issue(userID int64, sid, role string, typ Type, expiresAt time.
 		return "", Claims{}, fmt.Errorf("token: issue: unknown type %q", typ)
 	}
 	switch {
-	case userID <= 0:
-		return "", Claims{}, errors.New("token: issue: user id must be positive")
+	case userID < 0 || userID == 0 && (role != RoleService || typ != Access):
+		return "", Claims{}, errors.New("token: issue: user id must be positive (0 only for a service access token)")
 	case sid == "":
 		return "", Claims{}, errors.New("token: issue: empty session id")
 	case role == "":
@@ -373,7 +377,7 @@ func claimsOf(t jwt.Token, audience string, want Type) (Claims, error) {
 	}
 	sub, _ := t.Subject()
 	uid, err := strconv.ParseInt(sub, 10, 64)
-	if err != nil || uid <= 0 || strconv.FormatInt(uid, 10) != sub {
+	if err != nil || uid < 0 || strconv.FormatInt(uid, 10) != sub {
 		return Claims{}, fmt.Errorf("sub %q is not a user id", sub)
 	}
 	var c Claims
@@ -396,6 +400,9 @@ func claimsOf(t jwt.Token, audience string, want Type) (Claims, error) {
 	}
 	if Type(typ) != want { // already checked by WithClaimValue; kept so this function stands alone
 		return Claims{}, fmt.Errorf("typ claim %q, want %q", typ, want)
+	}
+	if uid == 0 && (c.Role != RoleService || want != Access) {
+		return Claims{}, fmt.Errorf("sub %q is not a user id", sub)
 	}
 	c.Type = want
 	iat, _ := t.IssuedAt()

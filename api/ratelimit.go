@@ -1,0 +1,433 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/motorpool/motorpool/auth"
+	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/breaker"
+)
+
+// RateLimitConfig configures the limiter middleware. The zero value is not usable: start from
+// DefaultRateLimitConfig.
+type RateLimitConfig struct {
+	Store       storage.Limiter // the shared store (Valkey), or the in-process limiter
+	Fallback    storage.Limiter // in-process limiter used while Store is unreachable (fail-open)
+	Algorithm   storage.Algorithm
+	IPMax       int           // every request, per client IP (RATE_LIMIT_IP_MAX)
+	UserMax     int           // every request, per signed-in user (RATE_LIMIT_USER_MAX)
+	DefaultMax  int           // operations without a rule (RATE_LIMIT_MAX)
+	Window      time.Duration // the global rules' and the default rule's window (RATE_LIMIT_TTL)
+	Multipliers map[storage.Role]float64
+	GuestMult   float64 // callers without a valid token
+	FailClosed  bool    // RATE_LIMIT_FAIL_MODE=closed: refuse while the store is away
+	Timeout     time.Duration
+	// AlertThreshold limits of one subject within AlertWindow log one WARN and count a
+	// suspicious-activity event.
+	AlertThreshold int
+	AlertWindow    time.Duration
+	// BreakerFailures consecutive store failures send every request to the fallback for
+	// BreakerCooldown before the store is tried again.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+}
+
+// DefaultRateLimitConfig returns the plan's defaults (the store still has to be set).
+func DefaultRateLimitConfig() RateLimitConfig {
+	return RateLimitConfig{
+		Algorithm: storage.TokenBucket, IPMax: 100, UserMax: 100, DefaultMax: 10, Window: time.Minute,
+		Multipliers: map[storage.Role]float64{storage.RoleAdmin: 10, storage.RoleUser: 1}, GuestMult: 0.5,
+		Timeout: 50 * time.Millisecond, AlertThreshold: 50, AlertWindow: 5 * time.Minute,
+		BreakerFailures: 3, BreakerCooldown: 2 * time.Second,
+	}
+}
+
+// rule is one limit: the operation's x-rate-limit, the default, or a global rule.
+type rule struct {
+	name       string // "getUser", "global"
+	limit      int
+	window     time.Duration
+	perUser    bool // per user (IP for guests); else per IP
+	failClosed bool
+}
+
+// parseRules reads every operation's x-rate-limit; a malformed rule stops the service.
+func parseRules(spec *openapi3.T) (map[string]rule, error) {
+	rules := map[string]rule{} // by "METHOD /path", the ServeMux pattern the route is under
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			raw, ok := op.Extensions["x-rate-limit"]
+			if !ok {
+				continue
+			}
+			m, ok := raw.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s %s: x-rate-limit is not an object", method, path)
+			}
+			r := rule{name: opName(op)}
+			for k, v := range m {
+				switch k {
+				case "limit":
+					f, ok := v.(float64)
+					if !ok || f < 1 || f != math.Trunc(f) || f > 1e9 {
+						return nil, fmt.Errorf("%s %s: x-rate-limit limit %v is not a positive whole number", method, path, v)
+					}
+					r.limit = int(f)
+				case "window":
+					str, _ := v.(string)
+					d, err := time.ParseDuration(str)
+					if err != nil || d < time.Second {
+						return nil, fmt.Errorf("%s %s: x-rate-limit window %v is not a duration of at least 1s", method, path, v)
+					}
+					r.window = d
+				case "per":
+					switch v {
+					case "user":
+						r.perUser = true
+					case "ip":
+					default:
+						return nil, fmt.Errorf("%s %s: x-rate-limit per %v is not user or ip", method, path, v)
+					}
+				case "failClosed":
+					b, ok := v.(bool)
+					if !ok {
+						return nil, fmt.Errorf("%s %s: x-rate-limit failClosed %v is not a boolean", method, path, v)
+					}
+					r.failClosed = b
+				default:
+					return nil, fmt.Errorf("%s %s: x-rate-limit has an unknown field %q", method, path, k)
+				}
+			}
+			if r.limit == 0 || r.window == 0 {
+				return nil, fmt.Errorf("%s %s: x-rate-limit needs limit and window", method, path)
+			}
+			if _, per := m["per"]; !per {
+				return nil, fmt.Errorf("%s %s: x-rate-limit needs per: user or ip", method, path)
+			}
+			rules[method+" "+path] = r
+		}
+	}
+	return rules, nil
+}
+
+// opName is the operationId as openapi.yaml spells it (lower camel case); the generator's
+// embedded copy may capitalise it.
+func opName(op *openapi3.Operation) string {
+	id := op.OperationID
+	if id == "" {
+		return id
+	}
+	return strings.ToLower(id[:1]) + id[1:]
+}
+
+// rateLimiter is the middleware's state.
+type rateLimiter struct {
+	cfg      RateLimitConfig
+	rules    map[string]rule   // by route pattern
+	ops      map[string]string // route pattern → operationId, for routes without a rule
+	exempt   map[string]bool   // route patterns never limited
+	mux      *http.ServeMux    // finds the route the way the router will
+	breaker  *breaker.Breaker  // sends calls to the fallback while the store is away
+	log      *slog.Logger
+	alerts   *alerts
+	allowed  *prometheus.CounterVec
+	limited  *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	fallback *prometheus.CounterVec
+	suspects prometheus.Counter
+	logEvery sampler
+}
+
+// subject is whom a rule counts: "ip:{addr}" or "user:{id}".
+func ipSubject(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err == nil && a.Is6() && !a.Is4In6() {
+		// An IPv6 client controls its whole /64: count them together.
+		p, _ := a.Prefix(64)
+		return "ip:{" + p.String() + "}"
+	}
+	return "ip:{" + ip + "}"
+}
+
+func (l *rateLimiter) multiplier(c auth.Caller, ok bool) float64 {
+	if !ok {
+		return l.cfg.GuestMult
+	}
+	if m, found := l.cfg.Multipliers[c.Role]; found {
+		return m
+	}
+	return 1
+}
+
+func scale(limit int, mult float64) int {
+	return max(1, int(math.Floor(float64(limit)*mult)))
+}
+
+type check struct {
+	rule rule
+	req  storage.LimitRequest
+}
+
+// checks lists the buckets a request counts against: the global IP rule, the global user rule
+// when signed in, and the operation's rule.
+func (l *rateLimiter) checks(r *http.Request, pattern string) []check {
+	c, signedIn := auth.CallerFrom(r.Context())
+	mult := l.multiplier(c, signedIn)
+	ip := ipSubject(auth.ClientFrom(r.Context()).IP)
+	user := ""
+	if signedIn {
+		user = "user:{" + strconv.FormatInt(c.UserID, 10) + "}"
+	}
+	mk := func(ru rule, subject, op string) check {
+		ru.limit = scale(ru.limit, mult)
+		return check{rule: ru, req: storage.LimitRequest{Key: "rate_limit:" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
+	}
+	out := []check{mk(rule{name: "global per IP", limit: l.cfg.IPMax, window: l.cfg.Window}, ip, "global")}
+	if signedIn {
+		out = append(out, mk(rule{name: "global per user", limit: l.cfg.UserMax, window: l.cfg.Window, perUser: true}, user, "global"))
+	}
+	op := l.ops[pattern]
+	ru, ok := l.rules[pattern]
+	if !ok {
+		if op == "" { // no operation: an unknown path; the global rules are enough
+			return out
+		}
+		ru = rule{name: op, limit: l.cfg.DefaultMax, window: l.cfg.Window, perUser: true}
+	}
+	subject := ip
+	if ru.perUser && signedIn {
+		subject = user
+	}
+	return append(out, mk(ru, subject, op))
+}
+
+// middleware counts the request against its buckets in one round trip and answers 429 when
+// one is empty. It runs after the caller is identified and before validation.
+func (l *rateLimiter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := l.mux.Handler(r)
+		if l.exempt[pattern] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if c, ok := auth.CallerFrom(r.Context()); ok && c.Role == auth.RoleService {
+			next.ServeHTTP(w, r)
+			return
+		}
+		checks := l.checks(r, pattern)
+		results, err := l.allow(r.Context(), checks)
+		if err != nil {
+			stateOf(r).err = err
+			writeProblem(w, newProblem(http.StatusServiceUnavailable, "The rate limiter cannot decide now; try again shortly."))
+			return
+		}
+		l.headers(w, checks, results)
+		for i, res := range results {
+			if !res.Allowed {
+				l.deny(w, r, checks[i], res)
+				return
+			}
+		}
+		for _, c := range checks {
+			l.allowed.WithLabelValues(c.rule.name).Inc()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errLimiterDown: the store is unreachable and the policy (or a fail-closed rule) refuses.
+var errLimiterDown = errors.New("rate limiter store unreachable")
+
+// allow asks the store, or the in-process fallback while the store is away.
+func (l *rateLimiter) allow(ctx context.Context, checks []check) ([]storage.LimitResult, error) {
+	reqs := make([]storage.LimitRequest, len(checks))
+	failClosed := l.cfg.FailClosed
+	for i, c := range checks {
+		reqs[i] = c.req
+		failClosed = failClosed || c.rule.failClosed
+	}
+	if l.breaker.Allow() {
+		cctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+		res, err := l.cfg.Store.Allow(cctx, reqs)
+		cancel()
+		// A caller that went away says nothing about the store.
+		if ctx.Err() == nil {
+			l.breaker.Record(err)
+		}
+		if err == nil {
+			return res, nil
+		}
+		for _, c := range checks {
+			l.errors.WithLabelValues(c.rule.name).Inc()
+		}
+		l.log.Warn("rate limiter store failed", "error", err.Error())
+	}
+	if failClosed || l.cfg.Fallback == nil {
+		return nil, errLimiterDown
+	}
+	for _, c := range checks {
+		l.fallback.WithLabelValues(c.rule.name).Inc()
+	}
+	return l.cfg.Fallback.Allow(ctx, reqs)
+}
+
+// headers describes the bucket with the least remaining (X-RateLimit-*, RateLimit) and every
+// policy (RateLimit-Policy).
+func (l *rateLimiter) headers(w http.ResponseWriter, checks []check, results []storage.LimitResult) {
+	least := 0
+	for i, res := range results {
+		if res.Remaining < results[least].Remaining || !res.Allowed && results[least].Allowed {
+			least = i
+		}
+	}
+	res := results[least]
+	reset := int64(math.Ceil(res.Reset.Seconds()))
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(res.Remaining, 0)))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Unix()+reset, 10))
+	policies := make([]string, len(checks))
+	for i, c := range checks {
+		policies[i] = fmt.Sprintf("%q;q=%d;w=%d", policyName(c.rule), c.rule.limit, int64(c.rule.window/time.Second))
+	}
+	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policyName(checks[least].rule), max(res.Remaining, 0), reset))
+}
+
+func policyName(r rule) string { return strings.ReplaceAll(r.name, " ", "-") }
+
+// deny answers 429. Retry-After is rounded up, so a client that waits exactly that long
+// succeeds.
+func (l *rateLimiter) deny(w http.ResponseWriter, r *http.Request, c check, res storage.LimitResult) {
+	retry := int64(math.Ceil(res.RetryAfter.Seconds()))
+	if retry < 1 {
+		retry = 1
+	}
+	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+	l.limited.WithLabelValues(c.rule.name).Inc()
+	subject := c.req.Key
+	if l.logEvery.ok(c.rule.name) {
+		l.log.Info("rate limited", "rule", c.rule.name, "key", subject, "retry_after_s", retry, "request_id", stateOf(r).id)
+	}
+	if l.alerts.limited(subject) {
+		l.suspects.Inc()
+		l.log.Warn("suspicious activity: subject rate limited repeatedly", "key", subject,
+			"threshold", l.cfg.AlertThreshold, "window", l.cfg.AlertWindow.String())
+	}
+	per := "IP"
+	if c.rule.perUser {
+		per = "user"
+	}
+	writeProblem(w, newProblem(http.StatusTooManyRequests, fmt.Sprintf(
+		"Rate limit %q exceeded: %d requests per %s per %s. Retry in %d s.", c.rule.name, c.rule.limit, c.rule.window, per, retry)))
+}
+
+// sampler lets one log line per rule through each second.
+type sampler struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (s *sampler) ok(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.last == nil {
+		s.last = map[string]time.Time{}
+	}
+	if now.Sub(s.last[key]) < time.Second {
+		return false
+	}
+	s.last[key] = now
+	if len(s.last) > 10000 {
+		clear(s.last)
+	}
+	return true
+}
+
+// alerts counts limits per subject in a window and reports the one that crosses the threshold.
+type alerts struct {
+	mu        sync.Mutex
+	threshold int
+	window    time.Duration
+	seen      map[string]*alertEntry
+}
+
+type alertEntry struct {
+	start   time.Time
+	n       int
+	alerted bool
+}
+
+func (a *alerts) limited(subject string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	e := a.seen[subject]
+	if e == nil || now.Sub(e.start) > a.window {
+		if len(a.seen) > 100000 {
+			for k, v := range a.seen {
+				if now.Sub(v.start) > a.window {
+					delete(a.seen, k)
+				}
+			}
+		}
+		e = &alertEntry{start: now}
+		a.seen[subject] = e
+	}
+	e.n++
+	if e.n > a.threshold && !e.alerted {
+		e.alerted = true
+		return true
+	}
+	return false
+}
+
+// newRateLimiter prepares the middleware for spec's operations.
+func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger) (*rateLimiter, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("rate limit: no store")
+	}
+	rules, err := parseRules(spec)
+	if err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	l := &rateLimiter{cfg: cfg, rules: rules, ops: map[string]string{}, mux: mux, log: log,
+		breaker: breaker.New(cfg.BreakerFailures, cfg.BreakerCooldown, nil),
+		alerts:  &alerts{threshold: cfg.AlertThreshold, window: cfg.AlertWindow, seen: map[string]*alertEntry{}},
+		exempt: map[string]bool{
+			"GET /healthz": true, "GET /readyz": true, "GET /.well-known/jwks.json": true, "GET /metrics": true,
+			"GET /docs": true, "GET /docs/": true, "GET /openapi.json": true, "GET /openapi.yaml": true,
+		}}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			l.ops[method+" "+path] = opName(op)
+		}
+	}
+	vec := func(name, help string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"rule"})
+		reg.MustRegister(v)
+		return v
+	}
+	l.allowed = vec("motorpool_ratelimit_allowed_total", "Requests a rate-limit rule let through.")
+	l.limited = vec("motorpool_ratelimit_limited_total", "Requests a rate-limit rule refused (429).")
+	l.errors = vec("motorpool_ratelimit_store_errors_total", "Rate-limit store calls that failed, by rule.")
+	l.fallback = vec("motorpool_ratelimit_fallback_total", "Rate-limit decisions made by the in-process fallback while the store was away.")
+	l.suspects = prometheus.NewCounter(prometheus.CounterOpts{Name: "motorpool_ratelimit_suspicious_total",
+		Help: "Subjects limited more than the alert threshold within the alert window."})
+	reg.MustRegister(l.suspects)
+	return l, nil
+}
