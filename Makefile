@@ -27,9 +27,9 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-## bench: handler-stack benchmarks of GET /users/{id} and POST /vehicles on each backend
+## bench: handler-stack, cache-layer and rate-limiter benchmarks on each pairing of stores
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./api/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./api/ ./impl/
 
 ## lint: formatting and vet
 lint:
