@@ -123,7 +123,8 @@ type Service struct {
 
 	userChanged func(context.Context, storage.User) // told of changes made here (a reset), for caches
 
-	mailWG sync.WaitGroup
+	mailWG    sync.WaitGroup
+	mailSlots chan struct{} // bounds reset mails in flight, so a flood cannot pile up goroutines
 }
 
 // Option configures a Service.
@@ -144,7 +145,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // NewService returns a Service. It hashes a throwaway password once, for login timing.
 func NewService(ctx context.Context, store storage.Store, state storage.AuthState, tokens Tokens, hasher PasswordHasher, mailer Mailer, cfg Config, opts ...Option) (*Service, error) {
 	s := &Service{store: store, state: state, tokens: tokens, hasher: hasher, mailer: mailer, cfg: cfg,
-		log: slog.New(slog.DiscardHandler), now: time.Now}
+		log: slog.New(slog.DiscardHandler), now: time.Now, mailSlots: make(chan struct{}, 64)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -433,10 +434,18 @@ func (s *Service) EndSession(ctx context.Context, userID int64, sid string) erro
 // RequestPasswordReset answers at once; the lookup, the token and the mail happen in the
 // background, so the answer and its timing say nothing about whether the email exists.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) {
+	select {
+	case s.mailSlots <- struct{}{}:
+	default:
+		// Too many in flight (a flood the rate limiter let through): drop this one; the answer
+		// is the same either way.
+		s.log.Warn("password reset dropped: too many in flight")
+		return
+	}
 	client := ClientFrom(ctx)
 	s.mailWG.Add(1)
 	go func() {
-		defer s.mailWG.Done()
+		defer func() { <-s.mailSlots; s.mailWG.Done() }()
 		ctx, cancel := context.WithTimeout(WithClient(context.Background(), client), time.Minute)
 		defer cancel()
 		if err := s.sendReset(ctx, email); err != nil {
