@@ -292,7 +292,7 @@ func (c *Cached) read(ctx context.Context, key, family string, ttl time.Duration
 		src storage.Source
 		err error
 	)
-	if c.bypassed(key, family) {
+	if key == "" || c.bypassed(key, family) { // no key: the family's version is unknown
 		val, _, err = fill(ctx)
 		src = storage.SourceBypass
 	} else {
@@ -320,17 +320,18 @@ func (c *Cached) read(ctx context.Context, key, family string, ttl time.Duration
 	return resp, nil
 }
 
-// listKey is the key of one page of a family at its current version; ok is false when the
-// version cannot be read (the cache is away), and the page is then read uncached.
-func (c *Cached) listKey(ctx context.Context, family string, rest string) (string, bool) {
+// listKey is the key of one page of a family at its current version, or "" when the version
+// cannot be read (the cache is away, or the family awaits an invalidation): the page is then
+// read uncached.
+func (c *Cached) listKey(ctx context.Context, family string, rest string) string {
 	if c.bypassed("", family) {
-		return "", false
+		return ""
 	}
 	v, err := c.cache.Version(ctx, family)
 	if err != nil {
-		return "", false
+		return ""
 	}
-	return storage.FamilyKey(family, v, rest), true
+	return storage.FamilyKey(family, v, rest)
 }
 
 func pageRest(limit *gen.Limit, cursor *string, extra string) string {
@@ -399,11 +400,9 @@ func (c *Cached) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) 
 	case req.Params.Email != nil && req.Params.Cursor == nil:
 		key, ttl = userEmailKey(string(*req.Params.Email)), c.ttl.User
 	case req.Params.Email == nil:
-		k, ok := c.listKey(ctx, familyUsers, pageRest(req.Params.Limit, req.Params.Cursor, ""))
-		if !ok {
-			return c.inner.ListUsers(ctx, req)
-		}
-		key, family, ttl = k, familyUsers, c.ttl.UserList
+		// key stays "" when the version cannot be read: read through uncached.
+		key = c.listKey(ctx, familyUsers, pageRest(req.Params.Limit, req.Params.Cursor, ""))
+		family, ttl = familyUsers, c.ttl.UserList
 	default: // an email lookup with a cursor: rare, not worth a key
 		return c.inner.ListUsers(ctx, req)
 	}
@@ -420,10 +419,7 @@ func (c *Cached) ListVehicles(ctx context.Context, req gen.ListVehiclesRequestOb
 	if req.Params.UserId != nil {
 		extra = "userId=" + strconv.FormatInt(*req.Params.UserId, 10) + ":"
 	}
-	key, ok := c.listKey(ctx, familyVehicles, pageRest(req.Params.Limit, req.Params.Cursor, extra))
-	if !ok {
-		return c.inner.ListVehicles(ctx, req)
-	}
+	key := c.listKey(ctx, familyVehicles, pageRest(req.Params.Limit, req.Params.Cursor, extra))
 	r, err := c.read(ctx, key, familyVehicles, c.ttl.VehList, false, nil, func(ctx context.Context) (fillResult, error) {
 		resp, err := c.inner.ListVehicles(ctx, req)
 		if x, ok := resp.(gen.ListVehicles200JSONResponse); ok {
@@ -441,10 +437,7 @@ func (c *Cached) ListVehicles(ctx context.Context, req gen.ListVehiclesRequestOb
 // 404 is cached for 30 seconds.
 func (c *Cached) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesRequestObject) (gen.ListUserVehiclesResponseObject, error) {
 	family := userVehiclesFamily(req.Id)
-	key, ok := c.listKey(ctx, family, pageRest(req.Params.Limit, req.Params.Cursor, ""))
-	if !ok {
-		return c.inner.ListUserVehicles(ctx, req)
-	}
+	key := c.listKey(ctx, family, pageRest(req.Params.Limit, req.Params.Cursor, ""))
 	r, err := c.read(ctx, key, family, c.ttl.UserVehs, false, nil, func(ctx context.Context) (fillResult, error) {
 		resp, err := c.inner.ListUserVehicles(ctx, req)
 		switch x := resp.(type) {
@@ -464,11 +457,12 @@ func (c *Cached) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesR
 // Writes. Each invalidates after the inner handler returns (the commit), also when it returned
 // an error, since a failure after the commit (a 503 ending sessions) still changed the data.
 
-// CreateUser invalidates users:all and any cached 404 for the new id or email.
+// CreateUser invalidates users:all and any cached 404 for the new id or email, including
+// the 404 of GET /users/{id}/vehicles (a page of the vehicles:user:{id} family).
 func (c *Cached) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
 	resp, err := c.inner.CreateUser(ctx, req)
 	if x, ok := resp.(gen.CreateUser201JSONResponse); ok {
-		c.invalidate(ctx, []string{userKey(x.Body.Id), userEmailKey(string(x.Body.Email))}, []string{familyUsers})
+		c.invalidate(ctx, []string{userKey(x.Body.Id), userEmailKey(string(x.Body.Email))}, []string{familyUsers, userVehiclesFamily(x.Body.Id)})
 	}
 	return resp, err
 }
