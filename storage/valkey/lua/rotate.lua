@@ -28,10 +28,17 @@ end
 
 if presented == current then
   -- HSET keeps the record's TTL: rotation never extends it.
+  -- Read the session before its TTL may shrink to a millisecond (see touch.lua).
+  local fields = redis.call('HGETALL', session)
   redis.call('HSET', refresh, 'current', nexthash, 'prev', current, 'rotated_at', ARGV[1])
   redis.call('HSET', session, 'last_activity_at', ARGV[1])
   redis.call('PEXPIRE', session, ttl)
-  return {'ok', redis.call('HGETALL', session)}
+  for i = 1, #fields, 2 do
+    if fields[i] == 'last_activity_at' then
+      fields[i + 1] = ARGV[1]
+    end
+  end
+  return {'ok', fields}
 end
 if prev and presented == prev and rotated and now - rotated < grace then
   return {'raced'}

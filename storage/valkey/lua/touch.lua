@@ -19,6 +19,17 @@ if ttl <= 0 then
   redis.call('SREM', set, sid)
   return false
 end
+-- Read before changing: with a TTL of a millisecond or two, the key may be gone again by the
+-- time a read after PEXPIRE would run.
+local fields = redis.call('HGETALL', session)
+if #fields == 0 or redis.call('HEXISTS', session, 'user_id') == 0 then
+  return false
+end
 redis.call('HSET', session, 'last_activity_at', ARGV[1])
 redis.call('PEXPIRE', session, ttl)
-return redis.call('HGETALL', session)
+for i = 1, #fields, 2 do
+  if fields[i] == 'last_activity_at' then
+    fields[i + 1] = ARGV[1]
+  end
+end
+return fields
