@@ -172,8 +172,14 @@ func (l *rateLimiter) multiplier(c auth.Caller, ok bool) float64 {
 	return 1
 }
 
+// scale is limit × mult rounded down, at least 1. A product within float64 error of a whole
+// number is that number: 100 × 0.29 is 28.999999999999996 in float64, and means 29.
 func scale(limit int, mult float64) int {
-	return max(1, int(math.Floor(float64(limit)*mult)))
+	p := float64(limit) * mult
+	if n := math.Round(p); math.Abs(p-n) <= 1e-9*math.Max(1, n) {
+		p = n
+	}
+	return max(1, int(math.Floor(p)))
 }
 
 type check struct {
@@ -227,6 +233,11 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if l.ops[pattern] != "" {
+			// A refused request never reaches the route table, which records the route for the
+			// access log and the metrics: record it here, or 429s and 503s count as unmatched.
+			stateOf(r).route = pattern
+		}
 		checks := l.checks(r, pattern)
 		results, err := l.allow(r.Context(), checks)
 		if err != nil {
@@ -235,11 +246,16 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			return
 		}
 		l.headers(w, checks, results)
+		// When several rules refuse, the longest wait is the one that makes all of them allow.
+		denied := -1
 		for i, res := range results {
-			if !res.Allowed {
-				l.deny(w, r, checks[i], res)
-				return
+			if !res.Allowed && (denied < 0 || res.RetryAfter > results[denied].RetryAfter) {
+				denied = i
 			}
+		}
+		if denied >= 0 {
+			l.deny(w, r, checks[denied], results[denied])
+			return
 		}
 		for _, c := range checks {
 			l.allowed.WithLabelValues(c.rule.name).Inc()
@@ -289,16 +305,26 @@ func (l *rateLimiter) allow(ctx context.Context, checks []check) ([]storage.Limi
 func (l *rateLimiter) headers(w http.ResponseWriter, checks []check, results []storage.LimitResult) {
 	least := 0
 	for i, res := range results {
-		if res.Remaining < results[least].Remaining || !res.Allowed && results[least].Allowed {
+		cur := results[least]
+		if res.Remaining < cur.Remaining || !res.Allowed && cur.Allowed ||
+			// Of two refusals, the longer wait, the one the 429 reports.
+			!res.Allowed && !cur.Allowed && res.Remaining == cur.Remaining && res.RetryAfter > cur.RetryAfter {
 			least = i
 		}
 	}
 	res := results[least]
 	reset := int64(math.Ceil(res.Reset.Seconds()))
+	// The Unix second at or after the moment the bucket is full: adding the rounded-up delay
+	// to the rounded-down current second could name a second up to 1 s early.
+	full := time.Now().Add(res.Reset)
+	fullUnix := full.Unix()
+	if full.Nanosecond() > 0 {
+		fullUnix++
+	}
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(res.Remaining, 0)))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Unix()+reset, 10))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(fullUnix, 10))
 	policies := make([]string, len(checks))
 	for i, c := range checks {
 		policies[i] = fmt.Sprintf("%q;q=%d;w=%d", policyName(c.rule), c.rule.limit, int64(c.rule.window/time.Second))
@@ -322,9 +348,10 @@ func (l *rateLimiter) deny(w http.ResponseWriter, r *http.Request, c check, res 
 	if l.logEvery.ok(c.rule.name) {
 		l.log.Info("rate limited", "rule", c.rule.name, "key", subject, "retry_after_s", retry, "request_id", stateOf(r).id)
 	}
-	if l.alerts.limited(subject) {
+	// Suspicion is per subject (an address or a user), whichever of its buckets refused.
+	if who := keySubject(subject); l.alerts.limited(who) {
 		l.suspects.Inc()
-		l.log.Warn("suspicious activity: subject rate limited repeatedly", "key", subject,
+		l.log.Warn("suspicious activity: subject rate limited repeatedly", "subject", who, "key", subject,
 			"threshold", l.cfg.AlertThreshold, "window", l.cfg.AlertWindow.String())
 	}
 	per := "IP"
@@ -333,6 +360,16 @@ func (l *rateLimiter) deny(w http.ResponseWriter, r *http.Request, c check, res 
 	}
 	writeProblem(w, newProblem(http.StatusTooManyRequests, fmt.Sprintf(
 		"Rate limit %q exceeded: %d requests per %s per %s. Retry in %d s.", c.rule.name, c.rule.limit, c.rule.window, per, retry)))
+}
+
+// keySubject is the subject part of a bucket key: "ip:{203.0.113.7}" of
+// "rate_limit:ip:{203.0.113.7}:getUser".
+func keySubject(key string) string {
+	s := strings.TrimPrefix(key, "rate_limit:")
+	if i := strings.LastIndexByte(s, '}'); i >= 0 {
+		return s[:i+1]
+	}
+	return s
 }
 
 // sampler lets one log line per rule through each second.
