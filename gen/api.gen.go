@@ -3869,6 +3869,8 @@ type CreateUserResponse struct {
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateUserResponse201Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -3908,6 +3910,11 @@ func (r CreateUserResponse) GetApplicationproblemJSON429() *TooManyRequests {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r CreateUserResponse) GetApplicationproblemJSON500() *InternalError {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateUserResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -6907,6 +6914,13 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	}
 
@@ -10888,6 +10902,22 @@ func (response CreateUser500ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUser503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteUserRequestObject struct {
 	Id UserId `json:"id"`
 }
@@ -13444,112 +13474,112 @@ func (sh *strictHandler) UpdateVehicle(w http.ResponseWriter, r *http.Request, i
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchu5lfCrnOovVZaSJkXqYo+l+qpWo9gzcnzRWvJ4E8tJQ92HJKImwAHQojlTrtqH2Ko8UN5kn2QL",
-	"B+hmNwlSpMaS7bH+zFgkLgcH534Bf41SORxJgcLoaP/XaIAsQ0X/fHLG+vb/GepU8ZHhUkT70SFoo6To",
-	"wxXLecaMVCB7YAYICkcKNQrD7NAD0Cgy4AYuWHoJXEBy3Gu9lAJbL5hJBwkYCX00sNPZhfGA52jHcg1p",
-	"oRQK047iSKcDHDILg5mMMNqPtFFc9KOPH+PouUyZA2kWwrMBwpvXz0uwUoXMYAYKtSxUinZhhT8XXGEW",
-	"7RtV4PKNXqNRk9Zhz6Ca3+vtQOYIGlMpMm1PNGb2xNiTCj1Sfi5QG0iZAF2kKWIGG0oWIsMMitFm8Jhc",
-	"GOyjou3fvn3bOizMAIXhKTM4D0PyPTKFKolhzM0AElRKqv9/HnFBV/QPIy9RnEcJjAcogAH9DWOmwd8X",
-	"ZsCERVCv0Ba810+P4OGjvc7muqj6r9YRSwchEAfc+P0tUpjQY1SQsiFCT8mhuyc7FTbMgGvgQhsmUnyg",
-	"YYhDqSYgFfzE8kucbMaQDLnWfjlu6CQKWTZdKmOGXTCNTeSiKIbR/rtowE0UR3aN6H0cPMVrZvA5H3LT",
-	"ov/On+e1u1UNLM/lGDNL3nbjMReZHFcMUeTo7sT+lSPTBhQOGRdc9K+9+DoYr8tZS0DJsWccHMx4QNbc",
-	"Q2PgqG8E/wCGDzG2i3tKj8HuMeDpwG1nT/rAY8Pem+XjXpHnwPqMiyYYPamGzDhAHu5G8TxcH+NoxBQb",
-	"ovGS6KhQWqowpycCPxg3ICkRP1J4xWWhYcT6eADswlI59KSib3tcaUNfWcC4XejnAtUkiiPBhhaU1O1X",
-	"h3rIPjxH0TeDaL+7/Z0lH1H9HSKi454VdSTpAjJUQGKla+JIlglApnKOynPGAQlFXopVJ7dgwDQIaSAd",
-	"MNHHDDQX6fQITnBPz9AQtguP0tneDUG/gOyPDQ41jFAtxV5Ok+s7ZthjRW6i/e1O3Lj/nW3LiewDH1rW",
-	"7HY6hFj/Vxyi2Dca1XEWJoVCo3qggWcVZCNmBlPAeLZUns0R5jWg/IQDnua4CJor9/WdAfTRLqVHUmgk",
-	"pvmeZV422L9SKQwK+icbjXLulOfWSMmLHId/+qd2mnS6+R8U9qL96P9tTe2DLfet3jpxs9ym8ycvdV4m",
-	"0VHs0NKgE/JSGMVSc+DVlE7A4kIDsnQAPY551o4+xtGRFL2cp3cK+iEUgv9coLVsCoQNy5ZDxvMYGPx0",
-	"/HLTCjWWW00zAcMuUcwdwkmX8gxPpbrgWYbiLg9xyvuC9FEMF4Uh7Jc6ykjIJFj9SuAdC4NKsPyJPcJd",
-	"k4hGdYUKeoznmB14/V9oUhy57FvxVinOkpy4Q+tLaZ5a++kuQX4prfE2qNmQDpAXMuM9jgskQCW5teF5",
-	"7rjAU8msLVwZ01ZSBGzwENx+2BaNaVpfy4aXw+iYJ2ySS5adSfmcqT5+LklxIbMJXb0FwmppJqALL/j3",
-	"hOhTVFc8xTeCXTGes4sc71YsWAfG+jJ1YhSImbbWqqVlrbkUoI1UuDmVeqUuV9aBgJwZVHScMylfMDEp",
-	"Dbe7PYtiBoE0tMU3fhiwQhvLgg5KZt0cSGo+T1LafDOUOeMWLaO4+tBF9vVyip2dsMw8XnWl6aRFhvDq",
-	"K9kJhO43ghVmIBX/Be9aQJEIAZamqLX38Tac5RvDkOXWmMAsBvwwstZGDAqv5KX9h1TAja7I2JqZaN3T",
-	"zQOQKiazOZd9q1HG5PinCjPrjbJ8liZCvuoyJM6N9zgcKWlPYTn9iTDcTD6XXOIaxpjn4JBHGlVhDxW5",
-	"+loO0Qy46DsfqOJ7/MC1ucY2eCN0MRpJZTB7gRlnZ2TNfV7ha2FP6rva3ZI22bp+SbvjYZriyDjyZlnG",
-	"7VCWnyg5QmW4tT17LNcYR6PaR79GQ3uhTsPM+xtTG/hdNXDqm8uLf2JKTH80wPTSLtFcG0sTZjY4MyG0",
-	"l/KbayimOqQdzXk+caQNM4WuRwvkZRRHtWnhmEH9AH6NIPwyd4DiBzYcWT0WXeQFOieodMp2Ote4l3H0",
-	"xNqlzXVYxv7D/9VO5TCqOVpkxTb32N7bDSz71NJnZQ82cUy0G7Zz6KsYKp/dShTH4sAMkOsXA7b7bUgI",
-	"lCSGhGf2v6SIEnsT04OU0M5BV6Og6ehhYSkYoTTWgWWZQq2j627JnSdeSm4/IsvNYB4XqSVDvZgBlrOl",
-	"I+I5lnwlEFBYJWwdbE+zJd7KiFZSo9opnJ+QauPycCF8PHv7l1OnGpv4uMQJ/Z8bHOr5r1neD7B9HF3y",
-	"LPy5E/hznxd6BfFhJ7ulQyfwHzCl2GR+qj1GaNZznqLQeJJ7nTYlv8PvW93tndbRn5vs1X04y8IjZqy7",
-	"Fe1H5+enIep+blVszWFfQ7RiKQ2WUZ0TGRRa03osVdY8SCqVwtTAQCptJaaFdjIrMx5eH/eq47Pk5GrH",
-	"EG5f4Jqn9XbKdec99cMc3ajrhr/RPqpTPwBNjKsdQ+C/pEhOgyQyBs/lFeYsnRHsZXxrHbI4qd1WU150",
-	"t60Rsr33ENIBUyw1qPSBc0IykCKfANNWLDLVl2KbZ9awG1CgX6D1vRWaQgnMmtL3JnSwvQRuso2PpOhx",
-	"NVzzogWO66dfaumU4yyLW9P3JiHb+s27ReIGDKHrbxzz9rk3yGBBuLzpFwo9v356BI939x6BtyohQ8N4",
-	"bumgCZn7PGRXMQNjFMY7BD5Sw3VpUgZNK2cOz6/W1Huy10ORWaPaG8vxVKssQ1DNdJkT83UFOW+9/Hh2",
-	"dgJuAKQywwY/7FqWnQ21xpHhJsdgbnQglQFdDIdMTcp0xCUXmf23x3eT4b5nGZSEE8Ca8Y7B7EZvXh87",
-	"VwRFitbFcH7I3GYHkLALWZj9i5yJy1oOzp9Ys4kGTkHCJly1WdfaUvRtiZV4mQH8GnsK9eBmnKLc5LMA",
-	"g+92Hq+pnBqLBUGV7opLk4plQ25FAimF94GrOp0qpjUOleYchTkeBS0enwsPsSCaAUXKuLZ+TT0O5anO",
-	"hQDINWX60sl5v8GFlDky0o0uHKAPw3uIxsIoMm0tespmMoPaxDCQY9ImLDX8yqfw23XnI2MGW4YPMUTd",
-	"fIFHUe7IM9hINM8SSHPGh/Zo3Pjoht4MipmcaXNogeFm4k61GigU4lhngqWDw76/neW0RnmecoM5EOuX",
-	"ML3yEEl6CnvO12adSoauJExrttNSg9ktFoKU2OqEcbUmnC58VXH4rNR79vaMIi/Wm2cakkMfbKN4xT64",
-	"Qgg4LzqdnbS2FH3Q8J1qasnh/jiw36kv6yiE4bkrXKhH1/zMhth8HNYXXtg8WWcvP2dmMzg0MJTaNIbk",
-	"vIeWTGHjEWRsojfjmp03Yn40OsVQ5+iN7jYMZKG0D/xq3hctLjZjl9yn+akconZJ8wNQ0lX3+LXxgyGh",
-	"wE1Ta+5sL8XDdfeLH1yO2wqb5OTV6RlsscIMtvz05ADGUl1qkD4BPq817QZlTK0U4I46rveE6zQ4A3J9",
-	"5TrpBG44xBVvvCOyjnpw1UvrCCa8UXBogWye3ul2fH3pRpnZXuIPze2jvJ5dJpBIF1uZO8rWw0ZIEJcn",
-	"JlD9/nEN0fVtFt3iEY2+VT+9xOSyweR9zvj0q/lJC1x1j5OlHrs9/4kPxN2aCnL++LwlP632CVsOrnSn",
-	"lHN2tC8CSkSR5wlI4c2XWgmQ/cZlFV0FxjU0ROA3IFmEpTdER18xlazDncsoKoSgn45fhlRA91GrimeU",
-	"NTTAKeHU84kJEMXwAhVsCAnHMbwCqeA/Nw98+UbTjen++MPRi++2H+7sHHY6uzt72zMhmUdNr+FRPSTz",
-	"93eHrR+ftV6evG79rdN6/P7X7qOPfwiJMF8JtK5oX5gMmPcD1tcCM+L70UrSO18p0DkfmWeXM8PP5EQa",
-	"FhwrM5zRTkdSyTwPjl5b4Du7fFFNlhyLWonYurrtiosm4CHimoNngqx5y9ud7W6gDC5QYTanuvzZPMZL",
-	"ZPo9HIAzl7iOYvNkfCPdVhHz0swHDQrQ2bJJjeB7jdiWzfEneWGH1mlulTk0dhU6KsuW8hyVr62mdHsb",
-	"XlH0VQCFDGDIJpQDBiYkOe12ZdjAXCPsdnbI2JZAiSxKHZdfbW9vNjzpVaoAKyJdetLjl3XCXAEpf7VD",
-	"5xK1q9LgElp7sVhy1KT03vpx88ZtLpA2n2SHW7eESuXyNRtD/gw3soe+LckicOykC2xMJUIMlUSoqtkv",
-	"EUcu7kfDQ0JnKK8QWGVEGVlJIL9DJYJ+93Lmrx6GJsKfKjmE7nffPbS4Ifawi7ehqlDNQI8whZQpxX0N",
-	"j4/PQTGiNL0sfCjKV7E3ixkWqPopZr/77mFQ82tMC8XN5NTix/HBBYUvDgtXkOD+elqu/OztWRSq8Ulq",
-	"wQzfbVAPqFBMMrH2cyjM0oZXI1RkclOiwOkpNjkXVulZbAypr+tDy077JdmHxJJ2AhtMTKRACidRMfJm",
-	"DInGvNeSqkX0mbjSSdKE1LHBzOBcUKUUFaSVdGwnugntc1H2FJCl7II5FfIGxoxcoRMXPRloY9GoNEXF",
-	"zAB55Vno9rk4F3+EZ6evXgJeoZqMB6gwpt6k/IhpX90CHjR/R7BBTLIJPLMr/BEo86SBKWyWUNULtxLX",
-	"WfV4d+/RZht+chW/1p3pMZ4XCjXkVvsTFOcCZlNhhGpfU0Z7PufUgaQs9vpcUJOb6wBzZTWw0bV03e10",
-	"YvAdGLDd2SQkMAFyxH4uEBKnJJJ9sO6hxY7de7arxt6m1RBl016pTw6aI7leqFrAKkoCl86mMlSYwcUE",
-	"eBaDlkCapGrWcw2BDFx2hFawsClZ9AfAHKJcCNJKB+AG9CUfgVR2cYUjZMae0S5KuHo9rXXjDgpXBOvK",
-	"4qnUGDZ2uzsOO2VR0Xw1nB20t9mGN+JSyLGwu9HluCUVWrGDGWzsdjqbbuOq3lbvu6udtgTKQtgL7DMu",
-	"tLH3RBnQIReFQfqnP/3xiYUqdjZmxVOx3TwwyfLUgbtgz7wPtBX4rh2Na8qgJB9ayjpRJaWUJONh03Zt",
-	"u1jiGsmS2EGLmfvUsfn//vf/QI/luSVRavI0ki79+IToUBbGah8qS3VBbDtBKrsE0RgfJQeQWOo/yqXG",
-	"LCEQtW9ErGDxxEDkRHdmPTiqc3AVfQpZOrAmi8U41GVWCYWl3pJqS07Y6AYxt9kGKup1FzoscsNHOSdK",
-	"JdKSOcKGU7Hdzr//FTsR1rX/YkKKyVAWGjrtvX//q1yJuiv12Iofq0cmkMzVMyd0l0mwOjkhikzm6o0T",
-	"2Kha82qdeZtVm1vVfWjXDjQgxqU0hOMnZ08hU6xnHmhIpvucyJynEw9A9XHiKf4AJCX+7PKuoLzW2sk1",
-	"7G4/9uKoUU3OhVUj06bZNrgquxiGaBRPdQyZTCtRbVd/9vYvp3QdQpqSbZ068OqfqkVcS9WL47Nagj56",
-	"IY1UIylzODw5tlYDKpejjTrtbrtjh8oRCjbi0X600+60dyj6aQakcrfaY8zzFrH61j/Hl7pdFuD2XRlc",
-	"xWLWnIt+QGNBjWYasbY7nSWlveuV9PoKvGBp/7O3f4FTNE7LPNrrPtpsN2yJaP/d+zjytQnePhgVFzlP",
-	"4RIn2qWKr1Dx3sTllbXru3hQJlyttmV9TTkSa4a8t6vXDAmq/JM6kEo+NUxZlqoST67f2BRKuBqlRtV6",
-	"d89zpfbKaiYX5rNcwMy5GEptNttw6EtRyhCnJW4onJAuC0NppVyml0hl8laeVVJBW/98t9P1jbzngj6w",
-	"vHXgU2N7UzVtOcyKFLeulQQVwC7R5j7X5WYVR6I254K8sapFFzbCfLLpCLxJYFQj6FsGUZvvZTb5ZJTV",
-	"qD/82LTBrSf48RapepotXtbRNtNs8HtuI9l1yA3NrC5hq9bgSVO6109ptKfYSd2d6yfN9ojRvL1VNgv0",
-	"ONjJ24+vnzzbJPUxjvZWQUqzq5FmrXDEQIfZMslpSRKIE5vyMI7qZhWFrCvjpoyn+K+6nTgaobJu3yiK",
-	"IycMov2o69s1KrEqC7NYrp7NVefQkxu6KVC5rt52IA9QyDFIYqc58WJ3m2P03YBAd0wpC9O+OfF9PXRQ",
-	"3fwTskp41S0VJAHyhqN9Vyk2e5ktluf1Cw1dwWGer3QLT8ifmKn78gHpqo3r27sgXIyWde7LJVYXWXov",
-	"8DbtvBe4qGvLnePbutTpuWsRnDIQdwNOLK3Elip1dFi8HuZjsjO9+7bd2Z52pZOBeCGzCfnlLqqqyEOZ",
-	"moAXmEvRp2ZB5v1y3gNuzkUmUcfWHuain2PLurs5F5feWy4NzIEsyJUaUpu8XYabkF3o76lRjH5LZmKw",
-	"4H0lc3H7k8FQdSCG3CD/3b2xuNRYvLf7bmL3HepL4k0GTQlCvPtbrMG9VYzB5p5b6bSpZrFx6N/6mlZL",
-	"wmnhTEONRvvQe+ky57xnTUcxcf3e5L5SEM/qVGtd+tD0jGa1gi0klXzXz51LpbLbaCWptBvGW4kUIFOv",
-	"NHLv+eyO/Cs0wCgVWt0D6V0Gjt3K7qxF0SgfLlrMGq+lYQb1fqDQevomHteQIctc/GfMVKbbcOK+5aJv",
-	"gaFVsnKBc+FWoIA++LpoXUU7iWdcbtGeLFjePW3PcY+USYHnIuPZ/qLC62lEjcq87X4uOBY2E6alzPqW",
-	"OHGmwedLCiQdEt79LTOu7k2E+3jSlyHvnlT9DjNiwRkbThBytUTieSmgF3qsz7k2p+WgW+TAeotSgAdd",
-	"xCLnVxj2z2OQeYbaOPn3rXq5D6r4kl7HrS3nbP2qefbRab0cXR1Ukxr+TJ+fVp5z/bnNd0uCjMseM9TX",
-	"vGZYq7Z7uLu42u7v7w5bf2OtXzqtx/9ovf9ToN764/tVrbi5J41ubMfdiAYdWMsnVa/ZfcXxNimwycXr",
-	"0++AcsC/1MTXbNt6GYLp1MoB/DtRrlZLUyf3Abj3S0DI8g2V+UD3D2h+9Bveoij0r8csiOOVsNOjkvwK",
-	"l+dqn/MrFP5ZG49OhzKvBOhVysXoO3I4cYFRj5YD2Ovs1B6nkgJ9DpgphEyORRBxr91OnwVvT+rwl2G5",
-	"do2Yb3n/Q+OLKCzFl2DMvfeXOApMXG89NVIuv1yLUr7sdi2f6IWX+9a9+u1fVupxeoncXairTvExS2Z8",
-	"WHLDHpopzCBlGltcaBSaG36F+WSTirFcXKCPMJB5puEXVBJ8TJJKquZTR1wbKrGbVyYhVE+HbJWW87UD",
-	"fXmxHTn7gEQ+qQIRtcco6LCLHiku25MCr+2u+FxWQA19Oh6oeuwCVPiqrMWTPTqynnNk1nsHNL53fT6J",
-	"tl9BnU6fBP5K1b3lc0d0NVnl/m5o9vKxjNkIqP/HTpX99k8sNUOe8ZKIphNhVKFphe4FFb8VGuFi0miw",
-	"iWGJlJsXYK7p6Y2D5jYCI7Wu4ZWCIt1PuvMiK8SJTFYV3s6IkvqPbCzjvWrcvTCZFyYrcHn13Pm3EENZ",
-	"agn1uTaofLo0LGOCEuW6DArN3/p1zi+eMTBL28n/lEDpxYCR0oVuqaDd1f+mTHgJ5Jajsu/Hm/OyxXnb",
-	"lWxZxXMlvmRVLUPVwjPACTXvZGSk96XA+yjml6DK13b115YKX6Gx4Oje83Kg92a5CdHoF1piSlxjSSyq",
-	"3/HsuJ6zUv9Vl1u3/5fp7Dv8mYDft0bfWZFzq196+J3Joa9QrPxA2eHF9sGaAuThtb7IWiLC/0CRlQ6j",
-	"IvjTYaOcpajLiI3rrhFsiMmB/2mnZl2Ge8uVEsNJ+Rl12vX5FYp42ihDvUm1wfbv6cBQg/A060RtTbud",
-	"HSAHasw1btZWXmD0DOXU6IHDGsDKLeiXn5aOzOR8zsWi0hHXKH7L3pjvRr/jFPVSye6e5whJ+Hu77ndq",
-	"191nzFeT+o5bP6Xg7y4X/E2vsZFhX55WtRy+ONW+ahk/2cyfK3F5b3es2lrgnRvXErw5m+2MF8dGb25Y",
-	"zBBm5U0tK/2wk3+aul23nKK5Tc+o/uzONcmRWiCneu7hPlXyJejhb0BaUKaEzdLfnOKKo+qrQGnEb5IR",
-	"KwmGuxMKi/O2JaCOZ7n2LxotyNxWb+Dd9IdSvxDpdC+SviSR9LVKmIBgWSJQfntCNpQ1LV+oux1Xvfkq",
-	"5R3nTqvH98IOe5mXuc+g/h58/a/Ddd9eZfL8L2h+pUKulhG+qsTMb5F0K3j95bKBdHHI36+Lv1Vyu9Wj",
-	"1vo+gXsfwPgc+dhPw0l7N8y8TvnlC02+rqb071Ow30QK9ptJqH4aofCJs6meFVdKqLrYLD1OSO9f+oeS",
-	"E3pAOoE0R6bop4rgcPqliyYkc88pL0xK3omz83lSk9fIvTI7GZZ/93bLfYLy3sv5rcnNu/FxmhW4zafF",
-	"3723ktbvHnr2rcVFXBXGxv5pUKoVqQpA6JUGCmz6mC0lw+YjwG+oLtA9xVkf7kLj8+PLYHUMyNKBL4S9",
-	"mFSdTrUlKrTNr1L20vlHSH3vFf1gKtah8C1YH99//L8AAAD//w==",
+	"7H3rchs3lvCrnOpvqiLNNClSFzuW6qtaRWMnyviileR4ZyzPNNR9SGLUBBgALZpJuWofYqvmgeZN9km2",
+	"cIBudpMgRSqWbMf6k1gkLgcH534Bf41SORxJgcLoaP/XaIAsQ0X/fHrO+vb/GepU8ZHhUkT70SFoo6To",
+	"wzXLecaMVCB7YAYICkcKNQrD7NAD0Cgy4AYuWXoFXEBy3Gu9lAJbL5hJBwkYCX00sNPZhfGA52jHcg1p",
+	"oRQK047iSKcDHDILg5mMMNqPtFFc9KMPH+LouUyZA2kWwvMBwuvT5yVYqUJmMAOFWhYqRbuwwp8LrjCL",
+	"9o0qcPlGp2jUpHXYM6jm93ozkDmCxlSKTNsTjZk9MfakQo+UnwvUBlImQBdpipjBhpKFyDCDYrQZPCYX",
+	"BvuoaPs3b960DgszQGF4ygzOw5B8h0yhSmIYczOABJWS6v9fRFzQFf3DyCsUF1EC4wEKYEB/w5hp8PeF",
+	"GTBhEdQrtAXv9NkRPHq819lcF1X/1Tpi6SAE4oAbv79FChN6jApSNkToKTl092SnwoYZcA1caMNEit9o",
+	"GOJQqglIBT+x/AonmzEkQ661X44bOolClk2Xyphhl0xjE7koimG0/zYacBPFkV0jehcHT3HKDD7nQ25a",
+	"9N/585y6W9XA8lyOMbPkbTcec5HJccUQRY7uTuxfOTJtQOGQccFF/8aLr4NxWs5aAkqOPePgYMYDsuYe",
+	"GgNHfS34ezB8iLFd3FN6DHaPAU8Hbjt70m88Nuy9WT7uFXkOrM+4aILRk2rIjAPk0W4Uz8P1IY5GTLEh",
+	"Gi+JjgqlpQpzeiLwvXEDkhLxI4XXXBYaRqyPB8AuLZVDTyr6tseVNvSVBYzbhX4uUE2iOBJsaEFJ3X51",
+	"qIfs/XMUfTOI9rvb31ryEdXfISI67llRR5IuIEMFJFa6Jo5kmQBkKueoPGcckFDkpVh1cgsGTIOQBtIB",
+	"E33MQHORTo/gBPf0DA1hu/Aone3dEPQLyP7Y4FDDCNVS7OU0ub5jhj1W5Cba3+7Ejfvf2bacyN7zoWXN",
+	"bqdDiPV/xSGKfa1RHWdhUig0qm808KyCbMTMYAoYz5bKsznCvAGUn3DA0xwXQXPtvr43gD7YpfRICo3E",
+	"NN+xzMsG+1cqhUFB/2SjUc6d8twaKXmZ4/BP/9ROk043/4PCXrQf/b+tqX2w5b7VWydultt0/uSlzssk",
+	"OoodWhp0Ql4Ko1hqDrya0glYXGhAlg6gxzHP2tGHODqSopfz9F5BP4RC8J8LtJZNgbBh2XLIeB4Dg5+O",
+	"X25aocZyq2kmYNgVirlDOOlSnuGZVJc8y1Dc5yHOeF+QPorhsjCE/VJHGQmZBKtfCbxjYVAJlj+1R7hv",
+	"EtGorlFBj/EcswOv/wtNiiOXfSveKsVZkhN3aH0pzTNrP90nyC+lNd4GNRvSAfJCZrzHcYEEqCS3NjzP",
+	"HRd4Kpm1hStj2kqKgA0egtsP26IxTetr2fByGB3zhE1yybJzKZ8z1cdPJSkuZTahq7dAWC3NBHThBf+O",
+	"EH2G6pqn+Fqwa8Zzdpnj/YoF68BYX6ZOjAIx09ZatbSsNZcCtJEKN6dSr9TlyjoQkDODio5zLuULJial",
+	"4Xa/Z1HMIJCGtvjG9wNWaGNZ0EHJrJsDSc3nSUqbb4YyZ9yiZRRXH7rIvl5OsbMTlpnHq640nbTIEF59",
+	"JTuB0P1asMIMpOK/4H0LKBIhwNIUtfY+3oazfGMYstwaE5jFgO9H1tqIQeG1vLL/kAq40RUZWzMTrXu6",
+	"eQBSxWQ257JvNcqYHP9UYWa9UZbP0kTIV12GxLnxHocjJe0pLKc/FYabyaeSS1zDGPMcHPJIoyrsoSJX",
+	"X8shmgEXfecDVXyP77k2N9gGr4UuRiOpDGYvMOPsnKy5Tyt8LexJfVe7W9ImW9cvaXc8TFMcGUfeLMu4",
+	"HcryEyVHqAy3tmeP5RrjaFT76NdoaC/UaZh5f2NqA7+tBk59c3n5T0yJ6Y8GmF7ZJZprY2nCzAZnJoT2",
+	"Un5zDcVUh7SjOc8njrRhptD1aIG8iuKoNi0cM6gfwK8RhF/mDlB8z4Yjq8eiy7xA5wSVTtlO5wb3Mo6e",
+	"Wru0uQ7L2H/4v9qpHEY1R4us2OYe23u7gWWfWfqs7MEmjol2w3YOfRVD5bNbieJYHJgBcv1iwHa/DQmB",
+	"ksSQ8Mz+lxRRYm9iepAS2jnoahQ0HT0sLAUjlMY6sCxTqHV00y2588RLye0HZLkZzOMitWSoFzPAcrZ0",
+	"RDzHkq8EAgqrhK2D7Wm2xFsZ0UpqVDuF8yNSbVweLoSPH9/85cypxiY+rnBC/+cGh3r+a5b3A2wfR1c8",
+	"C3/uBP7c54VeQXzYyW7p0An8B0wpNpmfao8RmvWcpyg0nuRep03J7/C7Vnd7p3X05yZ7dR/NsvCIGetu",
+	"RfvRxcVZiLqfWxVbc9jXEK1YSoNlVOdEBoXWtB5LlTUPkkqlMDUwkEpbiWmhnczKjEc3x73q+Cw5udox",
+	"hNsXuOZpvZ1y03nP/DBHN+qm4a+1j+rUD0AT42rHEPgvKZLTIImMwXN5jTlLZwR7Gd9ahyxOarfVlBfd",
+	"bWuEbO89gnTAFEsNKn3gnJAMpMgnwLQVi0z1pdjmmTXsBhToF2h9b4WmUAKzpvS9DR1sL4GbbOMjKXpc",
+	"Dde8aIHj+umXWjrlOMvi1vS9Tci2fvNukbgBQ+j6G8e8e+4NMlgQLm/6hULPp8+O4Mnu3mPwViVkaBjP",
+	"LR00IXOfh+wqZmCMwniHwEdquC5NyqBp5czh+dWaek/2eigya1R7YzmeapVlCKqZLnNivq4g562XH87P",
+	"T8ANgFRm2OCHXcuys6HWODLc5BjMjQ6kMqCL4ZCpSZmOuOIis//2+G4y3Hcsg5JwAlgz3jGY3ej16bFz",
+	"RVCkaF0M54fMbXYACbuUhdm/zJm4quXg/Ik1m2jgFCRswlWbdaMtRd+WWImXGcCn2FOoB7fjFOUmnwcY",
+	"fLfzZE3l1FgsCKp0V1yaVCwbcisSSCm8C1zV2VQxrXGoNOcozPEoaPH4XHiIBdEMKFLGtfVr6nEoT3Uu",
+	"BECuKdNXTs77DS6lzJGRbnThAH0Y3kM0FkaRaWvRUzaTGdQmhoEckzZhqeHXPoXfrjsfGTPYMnyIIerm",
+	"CzyKckeewUaieZZAmjM+tEfjxkc39GZQzORMm0MLDDcTd6rVQKEQxzoTLB0c9v3tLKc1yvOUG8yBWL+E",
+	"6ZWHSNJT2HO+NutUMnQlYVqznZYazG6xEKTEVieMqzXhdOGrisNnpd6Pb84p8mK9eaYhOfTBNopX7IMr",
+	"hICLotPZSWtL0QcN36mmlhzujwP7nfmyjkIYnrvChXp0zc9siM0nYX3hhc3Tdfbyc2Y2g0MDQ6lNY0jO",
+	"e2jJFDYeQ8YmejOu2Xkj5kejUwx1jt7obsNAFkr7wK/mfdHiYjN2yX2an8ohapc0PwAlXXWPXxvfGxIK",
+	"3DS15s72UjzcdL/43uW4rbBJTl6dncMWK8xgy09PDmAs1ZUG6RPg81rTblDG1EoB7qjjZk+4ToMzINdX",
+	"rpNO4IZDXPHaOyLrqAdXvbSOYMJbBYcWyObpnW7HN5dulJntJf7Q3D7K69llAol0sZW5o2w9bIQEcXli",
+	"AtXvH9cQXd9m0S0e0eg79dNLTC4bTN7njE+/mp+0wFX3OFnqsdvzn/hA3J2pIOePz1vy02qfsOXgSndK",
+	"OWdH+yKgRBR5noAU3nyplQDZb1xW0VVg3EBDBH4DkkVYek109AVTyTrcuYyiQgj66fhlSAV0H7eqeEZZ",
+	"QwOcEk49n5gAUQwvUcGGkHAcwyuQCv5z88CXbzTdmO4P3x+9+Hb70c7OYaezu7O3PROSedz0Gh7XQzJ/",
+	"f3vY+uHH1suT09bfOq0n737tPv7wh5AI85VA64r2hcmAeT9gfS0wI74fryS985UCnfOReXY1M/xcTqRh",
+	"wbEywxntdCSVzPPg6LUFvrPLF9VkybGolYitq9uuuWgCHiKuOXgmyJq3vN3Z7gbK4AIVZnOqy5/NY7xE",
+	"pt/DAThziesoNk/Gt9JtFTEvzXzQoACdLZvUCL7XiG3ZHH+SF3ZoneZWmUNjV6Gjsmwpz1H52mpKt7fh",
+	"FUVfBVDIAIZsQjlgYEKS025Xhg3MNcJuZ4eMbQmUyKLUcfnV9vZmw5NepQqwItKlJz1+WSfMFZDyVzt0",
+	"LlG7Kg0uobUXiyVHTUrvrR83b9zmAmnzUXa4c0uoVC5fsjHkz3Are+jrkiwCx066wMZUIsRQSYSqmv0K",
+	"ceTifjQ8JHSG8hqBVUaUkZUE8jtUIuh3L2f+6mFoIvyZkkPofvvtI4sbYg+7eBuqCtUM9AhTSJlS3Nfw",
+	"+PgcFCNK08vCh6J8FXuzmGGBqp9i9ttvHwU1v8a0UNxMzix+HB9cUvjisHAFCe6vZ+XKP745j0I1Pkkt",
+	"mOG7DeoBFYpJJtZ+DoVZ2vBqhIpMbkoUOD3FJhfCKj2LjSH1db1v2Wm/JPuQWNJOYIOJiRRI4SQqRt6M",
+	"IdGY91pStYg+E1c6SZqQOjaYGVwIqpSigrSSju1EN6F9IcqeArKUXTCnQt7AmJErdOKiJwNtLBqVpqiY",
+	"GSCvPAvdvhAX4o/w49mrl4DXqCbjASqMqTcpP2LaV7eAB83fEWwQk2wCz+wKfwTKPGlgCpslVPXCrcR1",
+	"Vj3Z3Xu82YafXMWvdWd6jOeFQg251f4ExYWA2VQYodrXlNGezzl1ICmLvT4X1OTmOsBcWQ1sdC1ddzud",
+	"GHwHBmx3NgkJTIAcsZ8LhMQpiWQfrHtosWP3nu2qsbdpNUTZtFfqk4PmSK4XqhawipLApbOpDBVmcDkB",
+	"nsWgJZAmqZr1XEMgA5cdoRUsbEoW/QEwhygXgrTSAbgBfcVHIJVdXOEImbFntIsSrk6ntW7cQeGKYF1Z",
+	"PJUaw8Zud8dhpywqmq+Gs4P2NtvwWlwJORZ2N7oct6RCK3Ywg43dTmfTbVzV2+p9d7XTlkBZCHuBfcaF",
+	"NvaeKAM65KIwSP/0pz8+sVDFzsaseCq2mwcmWZ46cBfsmfcbbQW+a0fjmjIoyfuWsk5USSklyXjYtF3b",
+	"Lpa4RrIkdtBi5j51bP6///0/0GN5bkmUmjyNpEs/PiE6lIWx2ofKUl0Q206Qyi5BNMZHyQEklvqPcqkx",
+	"SwhE7RsRK1g8MRA50Z1ZD47qHFxFn0KWDqzJYjEOdZlVQmGpt6TakhM2ukHMbbaBinrdhQ6L3PBRzolS",
+	"ibRkjrDhVGy38+9/xU6Ede2/mJBiMpSFhk5779//Klei7ko9tuLH6pEJJHP1zAndZRKsTk6IIpO5euME",
+	"NqrWvFpn3mbV5lZ1H9q1Aw2IcSkN4fjp+TPIFOuZbzQk031OZM7TiQeg+jjxFH8AkhJ/dnlXUF5r7eQa",
+	"drefeHHUqCbnwqqRadNsG1yVXQxDNIqnOoZMppWotqv/+OYvZ3QdQpqSbZ068OqfqkVcS9WL4/Nagj56",
+	"IY1UIylzODw5tlYDKpejjTrtbrtjh8oRCjbi0X600+60dyj6aQakcrfaY8zzFrH61j/HV7pdFuD2XRlc",
+	"xWLWnIu+R2NBjWYasbY7nSWlveuV9PoKvGBp/49v/gJnaJyWebzXfbzZbtgS0f7bd3HkaxO8fTAqLnOe",
+	"whVOtEsVX6PivYnLK2vXd/FNmXC12pb1NeVIrBnyzq5eMySo8k/qQCr5zDBlWapKPLl+Y1Mo4WqUGlXr",
+	"3T3Pldorq5lcmM9yATMXYii12WzDoS9FKUOclrihcEK6LAyllXKZXiGVyVt5VkkFbf3z3U7XN/JeCPrA",
+	"8taBT43tTdW05TArUty6VhJUALtEm/tcl5tVHInaXAjyxqoWXdgI88mmI/AmgVGNoG8ZRG2+k9nko1FW",
+	"o/7wQ9MGt57ghzuk6mm2eFlH20yzwe+5jWTXITc0s7qErVqDJ03p3jyl0Z5iJ3V3bp402yNG8/ZW2SzQ",
+	"42Anbz+5efJsk9SHONpbBSnNrkaatcIRAx1myySnJUkgTmzKwziqm1UUsq6MmzKe4r/qduJohMq6faMo",
+	"jpwwiPajrm/XqMSqLMxiuXo+V51DT27opkDlunrbgTxAIccgiZ3mxIvdbY7RdwMC3TGlLEz79sT35dBB",
+	"dfNPySrhVbdUkATIG472XaXY7GW2WJ7XLzR0BYd5vtItPCV/Yqbuywekqzaur++CcDFa1rkvl1hdZOm9",
+	"wLu0817goq4td46v61Kn565FcMpA3C04sbQSW6rU0WHxepiPyc707tt2Z3valU4G4qXMJuSXu6iqIg9l",
+	"agJeYi5Fn5oFmffLeQ+4uRCZRB1be5iLfo4t6+7mXFx5b7k0MAeyIFdqSG3ydhluQnahv6dGMfodmYnB",
+	"gveVzMXtjwZD1YEYcoP8dw/G4lJj8cHuu43dd6iviDcZNCUI8e5vsQb3VjEGm3tupdOmmsXGoX/ra1ot",
+	"CWeFMw01Gu1D76XLnPOeNR3FxPV7k/tKQTyrU6116UPTM5rVCraQVPJdP/culcpuo5Wk0m4YbyVSgEy9",
+	"0sh94LN78q/QAKNUaHUPpHcZOHYru7MWRaN8uGgxa5xKwwzq/UCh9fRNPK4hQ5a5+M+YqUy34cR9y0Xf",
+	"AkOrZOUCF8KtQAF98HXRuop2Es+43KI9WbC8e9qe4x4pkwIvRMaz/UWF19OIGpV52/1ccCxsJkxLmfUd",
+	"ceJMg8/nFEg6JLz7W2ZcPZgID/Gkz0PePa36HWbEgjM2nCDkaonE81JAL/RYn3NtzspBd8iB9RalAA+6",
+	"iEXOrzHsn8cg8wy1cfLva/Vyv6niS3odt7acs/Wr5tkHp/VydHVQTWr4M31+VnnO9ec23y4JMi57zFDf",
+	"8Jphrdru0e7iaru/vz1s/Y21fum0nvyj9e5PgXrrD+9WteLmnjS6tR13Kxp0YC2fVL1m9wXH26TAJhev",
+	"T78DygH/UhNfs23rZQimUysH8O9EuVotTZ3cB+DeLwEhyzdU5gPd36P5wW94h6LQvx6zII5Xwk6PSvJr",
+	"XJ6rfc6vUfhnbTw6Hcq8EqBXKRej78jhxAVGPVoOYK+zU3ucSgr0OWCmEDI5FkHEnbqdPgnentbhL8Ny",
+	"7Rox3/H+h8YXUViKL8GYe+8vcRSYuN56aqRcfrkWpXzZ7Vo+0Qsv94179du/rNTj9BK5u1BXneJjlsz4",
+	"sOSGPTRTmEHKNLa40Cg0N/wa88kmFWO5uEAfYSDzTMMvqCT4mCSVVM2njrg2VGI3r0xCqJ4O2Sot5xsH",
+	"+vJiO3L2AYl8UgUiao9R0GEXPVJcticFXttd8bmsgBr6eDxQ9dgFqPBVWYsne3RkPefIrPcOaPzg+nwU",
+	"bb+COp0+CfyFqnvL547oarLK/d3Q7OVjGbMRUP+PnSr77Z9YaoY84yURTSfCqELTCt1LKn4rNMLlpNFg",
+	"E8MSKTcvwFzT02sHzV0ERmpdwysFRbofdedFVogTmawqvJ0RJfUf2VjGe9W4B2EyL0xW4PLqufOHGMpt",
+	"Yyin2OfaoPKZ1rB4Cgqjm5IvNH/r1zmXesY2Lc0u/ysEpQMERkoX9aVaeFc6nDLhhZdbjirGn2zOiyXn",
+	"qFdiaRWnl1iaVWUQVffPACfU95ORfd+XAh8CoJ+DFbB2lGBtgfIF2hmO7j0vB9p2llsfjVajJVbIDUbI",
+	"otIfz47r+Tn1H4S5c9dhmbq/x18Y+H0bAzsrcm71IxG/Mzn0BYqV7ymxvNg+WFOAPLrRjVlLRPjfNrLS",
+	"YVQEf3VslLMUdRnscY05gg0xOfC/CtUs6XDPwFJOOSk/oya9Pr9GEU97bKitqTbY/j0dGOotniasqCNq",
+	"t7MD5HuNucbN2soLjJ6hnBo9cFgDWLkF/fLTqpOZdNGFWFR14nrM79iR843s95zdXirZ3cseIQn/YNf9",
+	"Tu26B0dxNanvuPVjCv7ucsHf9BobyfnlGVnL4Yuz9Kt2AJDN/Klyng92x6pdCd65cd3Em7OJ0nhxWPX2",
+	"hsUMYVbe1LKqETv5p6nbdcfZnbv0jOov9tyQV6kFcqqXIh6yLJ+DHv4KpAUlWdgs/c0prjiqvgpUVfwm",
+	"GbGSYLg/obA45VsC6niWa/8Y0oKkb/V83m1/Y/UzkU4PIulzEklfqoQJCJYlAuW353JDCdfycbu7cdWb",
+	"D1rec9q1ercv7LCXeZmH5Ovvwdf/Mlz37VUmz//45hcq5GoZ4etKzPwWSbeC118uG0gXh/z9uvhbJbdb",
+	"vYetHxK4DwGMT5GP/TictHfLzOuUXz7T5OtqSv8hBftVpGC/moTqxxEKHzmb6llxpYSqi83Su4b0dKZ/",
+	"Yzmht6cTSHNkin7lCA6nX7poQjL3EvPCpOS9ODufJjV5g9wrs5Nh+fdgtzwkKB+8nN+a3LwfH6dZgdt8",
+	"lfztOytp/e6hF+NaXMRVYWzsXxWlWpGqAIQeeKDApo/ZUjJsPgL8muoC3Sue9eEuND4/vgxWx4AsHfhC",
+	"2MtJ1SRVW6JC2/wqZRuef7/Ut23Rb61iHQrfvfXh3Yf/CwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
