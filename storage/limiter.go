@@ -128,12 +128,14 @@ type LimitResult struct {
 // (Valkey's TIME, the memory backend's injected clock), never the caller's.
 type Limiter interface {
 	// Allow charges each request's bucket, atomically per bucket, and returns one result per
-	// request, in order. The buckets are decided independently: a request allowed by one
-	// bucket takes its tokens there even when another bucket of the same call denies; requests
-	// on one key see each other, in order. The whole call is one round trip to a remote
-	// backend (two, once, after the server has lost its scripts), and the backend never
-	// retries a script on its own, so no request is counted twice. An empty reqs returns no
-	// results and no error.
+	// request, in order. When any bucket of the call denies, the others are not charged
+	// either (they report Allowed, and Remaining as if untouched): a request refused by one
+	// rule costs nothing in any. Requests on one key see each other, in order. An allowed call
+	// is one round trip to a remote backend; a refused one takes a second, to give back what
+	// the allowing buckets took (their keys may live in other cluster slots, so one script
+	// cannot decide them all); after the server has lost its scripts, one more. The backend
+	// never retries a script on its own, so no request is counted twice. An empty reqs
+	// returns no results and no error.
 	//
 	// A request that fails Check fails the whole call with ErrInvalidLimit before any bucket is
 	// charged. Any other error (the backend is unreachable or too slow) comes back within the

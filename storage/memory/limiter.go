@@ -57,8 +57,39 @@ func (l *Limiter) Allow(_ context.Context, reqs []storage.LimitRequest) ([]stora
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock().UnixMicro()
+	// Keep the buckets as they were, to put back if any rule refuses: a refused request costs
+	// nothing in any of its buckets.
+	saved := make(map[string]*limitBucket, len(reqs))
+	for _, r := range reqs {
+		if _, done := saved[r.Key]; done {
+			continue
+		}
+		if b, ok := l.buckets[r.Key]; ok {
+			c := *b
+			c.times = append([]int64(nil), b.times...)
+			saved[r.Key] = &c
+		} else {
+			saved[r.Key] = nil
+		}
+	}
+	denied := false
 	for i, r := range reqs {
 		out[i] = l.allow(r, now)
+		denied = denied || !out[i].Allowed
+	}
+	if denied {
+		for k, b := range saved {
+			if b == nil {
+				delete(l.buckets, k)
+			} else {
+				l.buckets[k] = b
+			}
+		}
+		for i, r := range reqs {
+			if out[i].Allowed {
+				out[i].Remaining += max(r.Cost, 1)
+			}
+		}
 	}
 	return out, nil
 }

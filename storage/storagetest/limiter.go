@@ -352,41 +352,40 @@ func testLimitDefaultAlgorithm(t *testing.T, l storage.Limiter) {
 	}
 }
 
-// testLimitAllowMany: one call, several buckets, results in order, each decided on its own,
-// repeated keys seeing each other.
+// testLimitAllowMany: one call, several buckets, results in order; when every bucket allows,
+// each is charged and repeated keys see each other; when one denies, none is charged.
 func testLimitAllowMany(t *testing.T, l storage.Limiter) {
-	reqs := []storage.LimitRequest{
-		{Key: limitKeyA, Limit: 2, Window: limitMinute},
-		{Key: limitKeyB, Limit: 1, Window: limitMinute, Algorithm: storage.FixedWindow},
-		{Key: limitKeyA, Limit: 2, Window: limitMinute},
-		{Key: limitKeyB, Limit: 1, Window: limitMinute, Algorithm: storage.FixedWindow},
-		{Key: limitKeyC, Limit: 3, Window: limitMinute, Algorithm: storage.SlidingWindow},
-		{Key: limitKeyA, Limit: 2, Window: limitMinute},
-	}
-	res, err := l.Allow(t.Context(), reqs)
-	if err != nil {
-		t.Fatalf("Allow: %v", err)
-	}
 	type brief struct {
 		Allowed          bool
 		Limit, Remaining int
 	}
-	want := []brief{{true, 2, 1}, {true, 1, 0}, {true, 2, 0}, {false, 1, 0}, {true, 3, 2}, {false, 2, 0}}
-	got := make([]brief, len(res))
-	for i, r := range res {
-		got[i] = brief{r.Allowed, r.Limit, r.Remaining}
+	call := func(reqs []storage.LimitRequest, want []brief) {
+		t.Helper()
+		res, err := l.Allow(t.Context(), reqs)
+		if err != nil {
+			t.Fatalf("Allow: %v", err)
+		}
+		got := make([]brief, len(res))
+		for i, r := range res {
+			got[i] = brief{r.Allowed, r.Limit, r.Remaining}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Allow results (-want +got):\n%s", diff)
+		}
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Allow results (-want +got):\n%s", diff)
-	}
-	// The second call sees the first's charges.
-	res, err = l.Allow(t.Context(), reqs[4:5])
-	if err != nil {
-		t.Fatalf("Allow: %v", err)
-	}
-	if res[0].Remaining != 1 {
-		t.Errorf("key C after the batch: %+v, want 1 remaining", res[0])
-	}
+	a := storage.LimitRequest{Key: limitKeyA, Limit: 2, Window: limitMinute}
+	b := storage.LimitRequest{Key: limitKeyB, Limit: 1, Window: limitMinute, Algorithm: storage.FixedWindow}
+	c := storage.LimitRequest{Key: limitKeyC, Limit: 3, Window: limitMinute, Algorithm: storage.SlidingWindow}
+	// All allow: all charged, A twice.
+	call([]storage.LimitRequest{a, b, a, c}, []brief{{true, 2, 1}, {true, 1, 0}, {true, 2, 0}, {true, 3, 2}})
+	// B is empty: the call is refused, and C (which would allow) is not charged; it reports its
+	// remaining as if untouched.
+	call([]storage.LimitRequest{c, b}, []brief{{true, 3, 2}, {false, 1, 0}})
+	// C still has 2: this takes one.
+	call([]storage.LimitRequest{c}, []brief{{true, 3, 1}})
+	// A is empty too: refusing A leaves C alone again.
+	call([]storage.LimitRequest{c, a}, []brief{{true, 3, 1}, {false, 2, 0}})
+	call([]storage.LimitRequest{c}, []brief{{true, 3, 0}})
 }
 
 func testLimitEmpty(t *testing.T, l storage.Limiter) {

@@ -33,6 +33,8 @@ var (
 	limitSlidingWindowLua string
 	//go:embed lua/limit_fixed_window.lua
 	limitFixedWindowLua string
+	//go:embed lua/limit_refund.lua
+	limitRefundLua string
 )
 
 // The limiter scripts. Never retried by valkey-go: newScript uses NewLuaScript, not
@@ -45,6 +47,7 @@ var (
 	limitTokenBucketScript   = newScript(limitTokenBucketLua)
 	limitSlidingWindowScript = newScript(limitSlidingWindowLua)
 	limitFixedWindowScript   = newScript(limitFixedWindowLua)
+	limitRefundScript        = newScript(limitRefundLua)
 )
 
 // eval builds the script's EVAL (the whole source) for a pipeline.
@@ -139,14 +142,54 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 	}
 
 	out := make([]storage.LimitResult, len(reqs))
+	denied := false
 	for i, r := range res {
 		var err error
 		out[i], err = decodeLimit(r, reqs[i].Limit)
 		if err != nil {
 			return nil, fmt.Errorf("valkey: allow %s: %w", reqs[i].Key, err)
 		}
+		denied = denied || !out[i].Allowed
+	}
+	if denied {
+		if err := l.refund(ctx, reqs, out); err != nil {
+			return nil, fmt.Errorf("valkey: allow: refund: %w", err)
+		}
 	}
 	return out, nil
+}
+
+// refund gives back what the buckets that allowed took, when another refused: the buckets
+// live in different hash slots, so one script cannot decide them all at once; this second
+// round trip happens only on the refusing path.
+func (l *Limiter) refund(ctx context.Context, reqs []storage.LimitRequest, out []storage.LimitResult) error {
+	vk := l.c.vk
+	var cmds valkeygo.Commands
+	var keys [][]string
+	var args [][]string
+	for i, r := range reqs {
+		if !out[i].Allowed {
+			continue
+		}
+		k := []string{l.c.Key(r.Key)}
+		a := []string{strconv.FormatInt(r.TokenInterval().Microseconds(), 10), strconv.Itoa(max(r.Cost, 1))}
+		keys, args = append(keys, k), append(args, a)
+		cmds = append(cmds, limitRefundScript.evalsha(vk, k, a))
+		out[i].Remaining += max(r.Cost, 1)
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	res := vk.DoMulti(ctx, cmds...)
+	for j, r := range res {
+		if isNoScript(r.Error()) {
+			r = vk.Do(ctx, limitRefundScript.eval(vk, keys[j], args[j]))
+		}
+		if err := r.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decodeLimit reads a limiter script's reply: {allowed, remaining, reset µs, retry after µs}.
