@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	valkeygo "github.com/valkey-io/valkey-go"
@@ -35,6 +36,8 @@ var (
 	limitFixedWindowLua string
 	//go:embed lua/limit_refund.lua
 	limitRefundLua string
+	//go:embed lua/limit_token_bucket_group.lua
+	limitTokenBucketGroupLua string
 )
 
 // The limiter scripts. Never retried by valkey-go: newScript uses NewLuaScript, not
@@ -48,6 +51,7 @@ var (
 	limitSlidingWindowScript = newScript(limitSlidingWindowLua)
 	limitFixedWindowScript   = newScript(limitFixedWindowLua)
 	limitRefundScript        = newScript(limitRefundLua)
+	limitTokenBucketGroup    = newScript(limitTokenBucketGroupLua)
 )
 
 // eval builds the script's EVAL (the whole source) for a pipeline.
@@ -116,6 +120,9 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 	}
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
+	if allTokenBucket(reqs) {
+		return l.allowGrouped(ctx, reqs)
+	}
 	vk := l.c.vk
 	buckets := make([]bucket, len(reqs))
 	cmds := make(valkeygo.Commands, len(reqs))
@@ -154,6 +161,103 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 	if denied {
 		if err := l.refund(ctx, reqs, out); err != nil {
 			return nil, fmt.Errorf("valkey: allow: refund: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func allTokenBucket(reqs []storage.LimitRequest) bool {
+	for _, r := range reqs {
+		if r.Algorithm != "" && r.Algorithm != storage.TokenBucket {
+			return false
+		}
+	}
+	return true
+}
+
+// slotTag is the part of a key between its first '{' and the next '}', which is what a
+// cluster hashes; keys with one tag can go to one script.
+func slotTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// allowGrouped decides token buckets with one script call per hash slot (a request's buckets
+// for one subject share one), each all-or-nothing, in one pipeline; when a group refuses, the
+// groups that charged are refunded.
+func (l *Limiter) allowGrouped(ctx context.Context, reqs []storage.LimitRequest) ([]storage.LimitResult, error) {
+	vk := l.c.vk
+	type group struct {
+		idx        []int
+		keys, args []string
+	}
+	var groups []*group
+	byTag := map[string]*group{}
+	for i, r := range reqs {
+		tag := slotTag(r.Key)
+		g := byTag[tag]
+		if g == nil {
+			g = &group{}
+			byTag[tag] = g
+			groups = append(groups, g)
+		}
+		g.idx = append(g.idx, i)
+		g.keys = append(g.keys, l.c.prefix+r.Key)
+		g.args = append(g.args, strconv.FormatInt(r.TokenInterval().Microseconds(), 10), strconv.Itoa(r.Limit), strconv.Itoa(max(r.Cost, 1)))
+	}
+	cmds := make(valkeygo.Commands, len(groups))
+	for j, g := range groups {
+		cmds[j] = limitTokenBucketGroup.evalsha(vk, g.keys, g.args)
+	}
+	res := vk.DoMulti(ctx, cmds...)
+	for j, r := range res {
+		if isNoScript(r.Error()) {
+			res[j] = vk.Do(ctx, limitTokenBucketGroup.eval(vk, groups[j].keys, groups[j].args))
+		}
+	}
+	out := make([]storage.LimitResult, len(reqs))
+	charged := make([]bool, len(reqs))
+	denied := false
+	for j, r := range res {
+		rows, err := r.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("valkey: allow: %w", err)
+		}
+		if len(rows) != len(groups[j].idx) {
+			return nil, errors.New("valkey: allow: unexpected reply from the limiter script")
+		}
+		for k, row := range rows {
+			v, err := row.AsIntSlice()
+			if err != nil || len(v) != 5 {
+				return nil, errors.New("valkey: allow: unexpected reply from the limiter script")
+			}
+			i := groups[j].idx[k]
+			out[i] = storage.LimitResult{Allowed: v[0] == 1, Limit: reqs[i].Limit, Remaining: int(v[1]),
+				Reset: time.Duration(v[2]) * time.Microsecond, RetryAfter: time.Duration(v[3]) * time.Microsecond}
+			charged[i] = v[4] == 1
+			denied = denied || v[0] == 0
+		}
+	}
+	if denied {
+		var refund []storage.LimitRequest
+		var refundOut []storage.LimitResult
+		var at []int
+		for i := range reqs {
+			if charged[i] {
+				refund, refundOut, at = append(refund, reqs[i]), append(refundOut, out[i]), append(at, i)
+			}
+		}
+		if len(refund) > 0 {
+			if err := l.refund(ctx, refund, refundOut); err != nil {
+				return nil, fmt.Errorf("valkey: allow: refund: %w", err)
+			}
+			for k, i := range at {
+				out[i] = refundOut[k]
+			}
 		}
 	}
 	return out, nil
