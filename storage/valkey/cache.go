@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,17 +117,9 @@ var _ storage.Cache = (*Cache)(nil)
 // OpenCache connects to the server described by cfg (as Open does, with its KeyPrefix and
 // Wrap) with client-side caching on, and returns the cache kept there.
 func OpenCache(ctx context.Context, cfg Config, opt CacheOptions) (*Cache, error) {
-	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
-		return nil, errors.New("valkey: open cache: KeyPrefix must not contain braces")
-	}
-	if len(cfg.Addrs) == 0 {
-		cfg.Addrs = []string{DefaultAddr}
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("valkey: open cache: %w", err)
 	}
 	if opt.Timeout <= 0 {
 		opt.Timeout = DefaultCacheTimeout
@@ -163,26 +154,18 @@ func OpenCache(ctx context.Context, cfg Config, opt CacheOptions) (*Cache, error
 		waits: make(map[string]chan struct{}),
 	}
 	ca.br = &breaker{threshold: opt.BreakerFailures, cooldown: opt.BreakerCooldown, now: opt.Now, obs: ca.observe}
-	vk, err := valkeygo.NewClient(valkeygo.ClientOption{
-		InitAddress:      cfg.Addrs,
-		Username:         cfg.Username,
-		Password:         cfg.Password,
-		SelectDB:         cfg.DB,
-		TLSConfig:        cfg.TLS,
-		ClientName:       cfg.ClientName,
-		Dialer:           net.Dialer{Timeout: cfg.DialTimeout},
-		ConnWriteTimeout: cfg.CommandTimeout,
-		// One connection per server: the reads that the server tracks and the DELs and INCRs of
-		// Invalidate share it, so the invalidation of a key this process caches arrives, in
-		// order, before the reply to any command that follows the change (see Invalidate).
-		PipelineMultiplex: -1,
-		// Large pipelines must not move to another connection, for the same reason.
-		BlockingPipeline:  1 << 30,
-		CacheSizeEachConn: opt.LocalBytes,
-		OnInvalidations:   ca.onInvalidations,
-		// A cache read is worth one quick try: the breaker and the database do the rest.
-		DisableRetry: true,
-	})
+	copt := cfg.clientOption()
+	// One connection per server: the reads that the server tracks and the DELs and INCRs of
+	// Invalidate share it, so the invalidation of a key this process caches arrives, in
+	// order, before the reply to any command that follows the change (see Invalidate).
+	copt.PipelineMultiplex = -1
+	// Large pipelines must not move to another connection, for the same reason.
+	copt.BlockingPipeline = 1 << 30
+	copt.CacheSizeEachConn = opt.LocalBytes
+	copt.OnInvalidations = ca.onInvalidations
+	// A cache read is worth one quick try: the breaker and the database do the rest.
+	copt.DisableRetry = true
+	vk, err := valkeygo.NewClient(copt)
 	if err != nil {
 		return nil, fmt.Errorf("valkey: open cache %s: %w", strings.Join(cfg.Addrs, ","), err)
 	}

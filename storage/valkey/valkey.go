@@ -59,11 +59,10 @@ type Client struct {
 	commandTimeout time.Duration
 }
 
-// Open connects to the server described by cfg and checks that it answers, giving up within
-// DialTimeout+CommandTimeout (or earlier, by ctx).
-func Open(ctx context.Context, cfg Config) (*Client, error) {
+// withDefaults checks cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
 	if strings.ContainsAny(cfg.KeyPrefix, "{}") {
-		return nil, errors.New("valkey: open: KeyPrefix must not contain braces")
+		return cfg, errors.New("KeyPrefix must not contain braces")
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{DefaultAddr}
@@ -74,7 +73,12 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
-	vk, err := valkeygo.NewClient(valkeygo.ClientOption{
+	return cfg, nil
+}
+
+// clientOption is the valkey-go option every client of this package starts from.
+func (cfg Config) clientOption() valkeygo.ClientOption {
+	return valkeygo.ClientOption{
 		InitAddress: cfg.Addrs,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
@@ -84,13 +88,24 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		Dialer:      net.Dialer{Timeout: cfg.DialTimeout},
 		// Without it the library waits 10× the keep-alive (10 s) for a silent server.
 		ConnWriteTimeout: cfg.CommandTimeout,
-		// Client-side caching needs CLIENT TRACKING and invalidation handling that nothing
-		// here uses yet; the cache may turn it on later.
-		DisableCache: true,
-		// Retries stay on: the library only retries commands marked read-only or retryable, and
-		// every write here (INCR, SET, EVALSHA of a script) is neither, so a retried request can
-		// never count a failure twice or rotate a token twice.
-	})
+	}
+}
+
+// Open connects to the server described by cfg and checks that it answers, giving up within
+// DialTimeout+CommandTimeout (or earlier, by ctx).
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("valkey: open: %w", err)
+	}
+	opt := cfg.clientOption()
+	// Client-side caching needs CLIENT TRACKING and invalidation handling; the cache's own
+	// client (OpenCache) has it, this shared one does not.
+	opt.DisableCache = true
+	// Retries stay on: the library only retries commands marked read-only or retryable, and
+	// every write here (INCR, SET, EVALSHA of a script) is neither, so a retried request can
+	// never count a failure twice or rotate a token twice.
+	vk, err := valkeygo.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("valkey: open %s: %w", strings.Join(cfg.Addrs, ","), err)
 	}
