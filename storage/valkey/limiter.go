@@ -186,9 +186,9 @@ func slotTag(key string) string {
 	return key
 }
 
-// allowGrouped decides token buckets with one script call per hash slot (a request's buckets
-// for one subject share one), each all-or-nothing, in one pipeline; when a group refuses, the
-// groups that charged are refunded.
+// allowGrouped decides token buckets with one all-or-nothing script call: one in all on a
+// single server, one per hash slot on a cluster (a request's buckets for one subject share
+// one), in one pipeline; when a group refuses, the groups that charged are refunded.
 func (l *Limiter) allowGrouped(ctx context.Context, reqs []storage.LimitRequest) ([]storage.LimitResult, error) {
 	vk := l.c.vk
 	type group struct {
@@ -197,8 +197,14 @@ func (l *Limiter) allowGrouped(ctx context.Context, reqs []storage.LimitRequest)
 	}
 	var groups []*group
 	byTag := map[string]*group{}
+	// On one server every key can go to one script, which then decides the whole request at
+	// once; a cluster needs one script per hash slot.
+	cluster := vk.Mode() == valkeygo.ClientModeCluster
 	for i, r := range reqs {
-		tag := slotTag(r.Key)
+		tag := ""
+		if cluster {
+			tag = slotTag(r.Key)
+		}
 		g := byTag[tag]
 		if g == nil {
 			g = &group{}
