@@ -67,31 +67,18 @@ func newMetrics(pool func() storage.PoolStats) *metrics {
 	return m
 }
 
+// cacheEventNames are the event label values of motorpool_cache_events_total.
+var cacheEventNames = map[storage.CacheEvent]string{
+	storage.CacheHitLocal: "hit_local", storage.CacheHitRemote: "hit_remote", storage.CacheMiss: "miss",
+	storage.CacheFill: "fill", storage.CacheStaleSet: "stale_set", storage.CacheInvalidate: "invalidate",
+	storage.CacheError: "error", storage.CacheBreakerOpen: "breaker_open", storage.CacheBreakerClose: "breaker_close",
+	storage.CacheEvict: "evict",
+}
+
 // ObserveCache counts a cache event (it implements storage.CacheObserver).
 func (m *metrics) ObserveCache(ev storage.CacheEvent, key string, _ error) {
-	var name string
-	switch ev {
-	case storage.CacheHitLocal:
-		name = "hit_local"
-	case storage.CacheHitRemote:
-		name = "hit_remote"
-	case storage.CacheMiss:
-		name = "miss"
-	case storage.CacheFill:
-		name = "fill"
-	case storage.CacheStaleSet:
-		name = "stale_set"
-	case storage.CacheInvalidate:
-		name = "invalidate"
-	case storage.CacheError:
-		name = "error"
-	case storage.CacheBreakerOpen:
-		name = "breaker_open"
-	case storage.CacheBreakerClose:
-		name = "breaker_close"
-	case storage.CacheEvict:
-		name = "evict"
-	default:
+	name, ok := cacheEventNames[ev]
+	if !ok {
 		return
 	}
 	switch ev {

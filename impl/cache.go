@@ -530,10 +530,12 @@ func (c *Cached) CreateVehicle(ctx context.Context, req gen.CreateVehicleRequest
 // owner.
 func (c *Cached) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequestObject) (gen.UpdateVehicleResponseObject, error) {
 	fams := []string{familyVehicles}
-	if old, err := c.store.GetVehicle(ctx, req.Id); err == nil {
-		fams = append(fams, userVehiclesFamily(old.UserID))
-	}
+	// Without a new owner the owner stays, and the answer names it: the old owner only needs
+	// reading when the request may move the vehicle.
 	if req.Body.UserId != nil {
+		if old, err := c.store.GetVehicle(ctx, req.Id); err == nil {
+			fams = append(fams, userVehiclesFamily(old.UserID))
+		}
 		fams = append(fams, userVehiclesFamily(*req.Body.UserId))
 	}
 	resp, err := c.inner.UpdateVehicle(ctx, req)
