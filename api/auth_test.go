@@ -36,9 +36,9 @@ import (
 // ---- helpers shared by auth_test.go and authz_test.go ----
 
 // request sends one request through the contract-checking client. authz is the whole
-// Authorization header ("" for none); body is sent as JSON unless nil. It does not fail the
-// test, so goroutines may call it.
-func request(s *testServer, method, path, authz string, body any) (*http.Response, []byte, error) {
+// Authorization header ("" for none); body is sent as JSON unless nil; hdr are extra header
+// name/value pairs. It does not fail the test, so goroutines may call it.
+func request(s *testServer, method, path, authz string, body any, hdr ...string) (*http.Response, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -56,6 +56,9 @@ func request(s *testServer, method, path, authz string, body any) (*http.Respons
 	}
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := s.HTTP.Do(req)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	valkeygo "github.com/valkey-io/valkey-go"
 
 	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey"
@@ -82,12 +83,13 @@ func authed(req *http.Request, tok string) *http.Request {
 	return req
 }
 
-func BenchmarkGetUser(b *testing.B) {
+// benchGet runs an authenticated GET of the path setup returns, on each pairing.
+func benchGet(b *testing.B, setup func(b *testing.B, s *testServer, u gen.User) string) {
 	for _, name := range []string{"embedded", "production"} {
 		b.Run(name, func(b *testing.B) {
 			s, rtt := benchServer(b, name)
 			u, tok, _ := s.member(b, "bench@example.com")
-			path := fmt.Sprintf("/users/%d", u.Id)
+			path := setup(b, s, u)
 			b.ReportAllocs()
 			before := rtt.Load()
 			b.ResetTimer()
@@ -99,22 +101,14 @@ func BenchmarkGetUser(b *testing.B) {
 	}
 }
 
+func BenchmarkGetUser(b *testing.B) {
+	benchGet(b, func(_ *testing.B, _ *testServer, u gen.User) string { return fmt.Sprintf("/users/%d", u.Id) })
+}
+
 func BenchmarkGetVehicle(b *testing.B) {
-	for _, name := range []string{"embedded", "production"} {
-		b.Run(name, func(b *testing.B) {
-			s, rtt := benchServer(b, name)
-			u, tok, _ := s.member(b, "bench@example.com")
-			v := mustVehicle(b, s, u.Id, 1)
-			path := fmt.Sprintf("/vehicles/%d", v.Id)
-			b.ReportAllocs()
-			before := rtt.Load()
-			b.ResetTimer()
-			for b.Loop() {
-				serve(b, s.Handler, authed(httptest.NewRequest("GET", path, nil), tok), http.StatusOK)
-			}
-			reportRTT(b, rtt, before)
-		})
-	}
+	benchGet(b, func(b *testing.B, s *testServer, u gen.User) string {
+		return fmt.Sprintf("/vehicles/%d", mustVehicle(b, s, u.Id, 1).Id)
+	})
 }
 
 func BenchmarkCreateVehicle(b *testing.B) {

@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -42,34 +39,11 @@ import (
 // sendE sends one request with tok as its bearer token ("" for none), body JSON-encoded when
 // not nil, and hdr as extra header name/value pairs. It is safe to call from any goroutine.
 func (s *testServer) sendE(tok, method, path string, body any, hdr ...string) (*http.Response, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
-	if err != nil {
-		return nil, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	authz := ""
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		authz = "Bearer " + tok
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := s.HTTP.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp, b, err
+	return request(s, method, path, authz, body, hdr...)
 }
 
 // send is sendE as the admin, failing the test on a transport error.
@@ -929,43 +903,6 @@ func TestCacheStress(t *testing.T) {
 				t.Errorf("instance %d GET /vehicles differs from the database (-db +api):\n%s", i, d)
 			}
 		}
-	}
-}
-
-// runValkeyOn runs a private server on port (as startValkey does, which picks the port), so a
-// test can restart one where its clients expect it.
-func runValkeyOn(t *testing.T, port int) (stop func()) {
-	t.Helper()
-	bin, err := exec.LookPath("valkey-server")
-	if err != nil {
-		bin, err = exec.LookPath("redis-server")
-	}
-	if err != nil {
-		t.Skip("no valkey-server or redis-server on PATH")
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return stop
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start on %s", bin, addr)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -773,32 +772,12 @@ func TestRateLimitExactAcrossInstances(t *testing.T) {
 // restartValkey starts a server on addr again, after the test stopped it.
 func restartValkey(t *testing.T, addr string) {
 	t.Helper()
-	bin, err := exec.LookPath("valkey-server")
-	if err != nil {
-		bin, err = exec.LookPath("redis-server")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
+	p, err := strconv.Atoi(port)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start again on %s", bin, addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runValkeyOn(t, p)
 }
 
 // With Valkey stopped, fail-open keeps limiting with the in-process fallback (never a 5xx),

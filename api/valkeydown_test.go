@@ -2,11 +2,11 @@ package api_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +20,19 @@ import (
 // stop it. It fails (CI) or skips (elsewhere) when there is none.
 func startValkey(t *testing.T) (addr string, stop func()) {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), runValkeyOn(t, port)
+}
+
+// runValkeyOn runs a private server on port, so a test can also restart one where its
+// clients expect it; the server stops at the end of the test or when stop is called.
+func runValkeyOn(t *testing.T, port int) (stop func()) {
+	t.Helper()
 	bin, err := exec.LookPath("valkey-server")
 	if err != nil {
 		bin, err = exec.LookPath("redis-server")
@@ -30,13 +43,7 @@ func startValkey(t *testing.T) (addr string, stop func()) {
 		}
 		t.Skip("no valkey-server or redis-server on PATH")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,18 +56,17 @@ func startValkey(t *testing.T) (addr string, stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			break
+			return stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not start on %s", bin, addr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return addr, stop
 }
 
 // With Valkey gone, authenticated requests and logins fail closed with 503 problem+json,

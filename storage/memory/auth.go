@@ -371,44 +371,34 @@ func (a *AuthState) Close() error {
 	return nil
 }
 
-// liveSession returns the session if it has not expired, dropping it if it has.
-func (a *AuthState) liveSession(k sessionKey, t time.Time) *sessionEntry {
-	e, ok := a.sessions[k]
+// expiring is an entry with a deadline on the injected clock.
+type expiring interface{ expiry() time.Time }
+
+func (e *sessionEntry) expiry() time.Time { return e.deadline }
+func (e *refreshEntry) expiry() time.Time { return e.deadline }
+func (e *setEntry) expiry() time.Time     { return e.deadline }
+
+// live returns m[k] if it has not expired at t, dropping it if it has (nil when absent).
+func live[K comparable, V expiring](m map[K]V, k K, t time.Time) V {
+	var zero V
+	e, ok := m[k]
 	if !ok {
-		return nil
+		return zero
 	}
-	if !t.Before(e.deadline) {
-		delete(a.sessions, k)
-		return nil
+	if !t.Before(e.expiry()) {
+		delete(m, k)
+		return zero
 	}
 	return e
 }
 
-// liveRefresh returns the refresh record if it has not expired, dropping it if it has.
+func (a *AuthState) liveSession(k sessionKey, t time.Time) *sessionEntry {
+	return live(a.sessions, k, t)
+}
 func (a *AuthState) liveRefresh(k sessionKey, t time.Time) *refreshEntry {
-	r, ok := a.refresh[k]
-	if !ok {
-		return nil
-	}
-	if !t.Before(r.deadline) {
-		delete(a.refresh, k)
-		return nil
-	}
-	return r
+	return live(a.refresh, k, t)
 }
-
-// liveSet returns the user's set if it has not expired, dropping it if it has.
-func (a *AuthState) liveSet(userID int64, t time.Time) *setEntry {
-	s, ok := a.sets[userID]
-	if !ok {
-		return nil
-	}
-	if !t.Before(s.deadline) {
-		delete(a.sets, userID)
-		return nil
-	}
-	return s
-}
+func (a *AuthState) liveSet(userID int64, t time.Time) *setEntry { return live(a.sets, userID, t) }
 
 // wrote counts a write and sweeps when enough have accumulated. The caller holds a.mu.
 func (a *AuthState) wrote() {
