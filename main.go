@@ -246,6 +246,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, std
 		rl.Store = rl.Fallback // embedded mode: the in-process limiter is the store
 		if ad.valkey != nil {
 			rl.Store = valkey.NewLimiter(ad.valkey, rl.Timeout)
+			// The auth state is on the same Client: its session check carries the buckets.
+			rl.ChargeWithSession = true
 		}
 		limits = &rl
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/motorpool/motorpool/auth"
+	"github.com/motorpool/motorpool/storage"
 )
 
 // Authenticator turns a bearer token into the caller it stands for.
@@ -21,6 +22,13 @@ type Authenticator interface {
 	// Authenticate returns auth.ErrInvalidToken for a token that must be refused, and an
 	// error wrapping auth.ErrUnavailable when that cannot be decided now.
 	Authenticate(ctx context.Context, token string) (auth.Caller, error)
+}
+
+// chargingAuthenticator can also charge a request's rate-limit buckets in the round trip that
+// checks its session (auth.Service on the Valkey auth state), so limiting costs no round trip
+// of its own. See auth.Service.AuthenticateCharging.
+type chargingAuthenticator interface {
+	AuthenticateCharging(ctx context.Context, token string, buckets func(claimed auth.Caller) []storage.LimitRequest) (auth.Caller, *storage.LimitCharge, error)
 }
 
 // clientIP is the peer's address, or, when the peer is a trusted proxy, the address left of
@@ -67,20 +75,38 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 
 // identify records the client and, when the request carries a bearer token, the caller it
 // stands for. A refused or undecidable token leaves no caller; operations that need one then
-// answer 401 or 503, and public ones proceed anonymously.
-func identify(authn Authenticator, trusted []netip.Prefix) func(http.Handler) http.Handler {
+// answer 401 or 503, and public ones proceed anonymously. When rl charges its buckets with
+// the session (RateLimitConfig.ChargeWithSession), the caller's buckets go out in the same
+// round trip as the session check, and rl's middleware uses the outcome.
+func identify(authn Authenticator, trusted []netip.Prefix, rl *rateLimiter) func(http.Handler) http.Handler {
+	charger, _ := authn.(chargingAuthenticator)
+	if rl == nil || !rl.cfg.ChargeWithSession {
+		charger = nil
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := auth.WithClient(r.Context(), auth.Client{IP: clientIP(r, trusted), UserAgent: r.UserAgent()})
+			client := auth.Client{IP: clientIP(r, trusted), UserAgent: r.UserAgent()}
+			ctx := auth.WithClient(r.Context(), client)
 			if h := r.Header.Get("Authorization"); h != "" && authn != nil {
 				st := stateOf(r)
 				scheme, token, ok := strings.Cut(h, " ")
 				if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 					st.authErr = fmt.Errorf("%w: the Authorization header is not a bearer token", auth.ErrInvalidToken)
-				} else if c, err := authn.Authenticate(ctx, strings.TrimSpace(token)); err != nil {
-					st.authErr = err
 				} else {
-					ctx = auth.WithCaller(ctx, c)
+					var c auth.Caller
+					var err error
+					if charger != nil {
+						c, st.charge, err = charger.AuthenticateCharging(ctx, strings.TrimSpace(token), func(claimed auth.Caller) []storage.LimitRequest {
+							return rl.precharge(r, client.IP, claimed)
+						})
+					} else {
+						c, err = authn.Authenticate(ctx, strings.TrimSpace(token))
+					}
+					if err != nil {
+						st.authErr = err
+					} else {
+						ctx = auth.WithCaller(ctx, c)
+					}
 				}
 			}
 			next.ServeHTTP(w, r.WithContext(ctx))

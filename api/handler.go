@@ -94,14 +94,15 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	mux.ServeMux.Handle("/", unmatched(spec, router))
 
 	limit := func(h http.Handler) http.Handler { return h }
+	var rl *rateLimiter
 	if cfg.RateLimit != nil {
-		rl, err := newRateLimiter(*cfg.RateLimit, spec, mux.ServeMux, m.reg, log)
+		rl, err = newRateLimiter(*cfg.RateLimit, spec, mux.ServeMux, m.reg, log)
 		if err != nil {
 			return nil, err
 		}
 		limit = rl.middleware
 	}
-	return observe(log, m)(identify(cfg.Auth, cfg.TrustedProxies)(limit(limitBody(MaxBodyBytes)(mux)))), nil
+	return observe(log, m)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(mux)))), nil
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path exists under other

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/motorpool/motorpool/storage"
 	"io"
 	"log/slog"
 	"mime"
@@ -24,6 +25,12 @@ type requestState struct {
 	err   error  // the cause of a 5xx
 	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
 	authErr error
+	// limitRoute is the route the rate limiter found (limitRouted: it looked), so it looks
+	// once; charged and charge are the buckets authentication charged for it, and the outcome.
+	limitRoute  string
+	limitRouted bool
+	charged     []check
+	charge      *storage.LimitCharge
 }
 
 type stateKey struct{}

@@ -34,7 +34,13 @@ type RateLimitConfig struct {
 	Multipliers map[storage.Role]float64
 	GuestMult   float64 // callers without a valid token
 	FailClosed  bool    // RATE_LIMIT_FAIL_MODE=closed: refuse while the store is away
-	Timeout     time.Duration
+	// Timeout bounds a call to Store. A charge made with the session check is bounded by the
+	// auth state's timeout instead: the request waits for that round trip anyway.
+	Timeout time.Duration
+	// ChargeWithSession: Store keeps its buckets where the Authenticator's session store
+	// charges them (the Valkey limiter and auth state on one Client), so a signed-in caller's
+	// buckets are charged in the round trip that checks the session, not one of their own.
+	ChargeWithSession bool
 	// AlertThreshold limits of one subject within AlertWindow log one WARN and count a
 	// suspicious-activity event.
 	AlertThreshold int
@@ -190,10 +196,9 @@ type check struct {
 
 // checks lists the buckets a request counts against: the global IP rule, the global user rule
 // when signed in, and the operation's rule.
-func (l *rateLimiter) checks(r *http.Request, pattern string) []check {
-	c, signedIn := auth.CallerFrom(r.Context())
+func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern string) []check {
 	mult := l.multiplier(c, signedIn)
-	ip := ipSubject(auth.ClientFrom(r.Context()).IP)
+	ip = ipSubject(ip)
 	user := ""
 	if signedIn {
 		user = "user:{" + strconv.FormatInt(c.UserID, 10) + "}"
@@ -202,7 +207,8 @@ func (l *rateLimiter) checks(r *http.Request, pattern string) []check {
 		ru.limit = scale(ru.limit, mult)
 		return check{rule: ru, req: storage.LimitRequest{Key: "rate_limit:" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
 	}
-	out := []check{mk(rule{name: "global per IP", limit: l.cfg.IPMax, window: l.cfg.Window}, ip, "global")}
+	out := make([]check, 0, 3)
+	out = append(out, mk(rule{name: "global per IP", limit: l.cfg.IPMax, window: l.cfg.Window}, ip, "global"))
 	if signedIn {
 		out = append(out, mk(rule{name: "global per user", limit: l.cfg.UserMax, window: l.cfg.Window, perUser: true}, user, "global"))
 	}
@@ -221,11 +227,51 @@ func (l *rateLimiter) checks(r *http.Request, pattern string) []check {
 	return append(out, mk(ru, subject, op))
 }
 
+// route is the pattern of the route the request will take, looked up once per request.
+func (l *rateLimiter) route(r *http.Request) string {
+	st := stateOf(r)
+	if !st.limitRouted {
+		_, st.limitRoute = l.mux.Handler(r)
+		st.limitRouted = true
+	}
+	return st.limitRoute
+}
+
+// precharge names the buckets of the caller a token claims to be, for authentication to charge
+// with the session check (ChargeWithSession); none when the route is not limited or the store
+// is away (the middleware then uses the fallback).
+func (l *rateLimiter) precharge(r *http.Request, ip string, claimed auth.Caller) []storage.LimitRequest {
+	pattern := l.route(r)
+	if l.exempt[pattern] || claimed.Role == auth.RoleService || !l.breaker.Allow() {
+		return nil
+	}
+	st := stateOf(r)
+	st.charged = l.checks(ip, claimed, true, pattern)
+	reqs := make([]storage.LimitRequest, len(st.charged))
+	for i, c := range st.charged {
+		reqs[i] = c.req
+	}
+	return reqs
+}
+
+// sameBuckets reports whether two lists of checks charge the same buckets alike.
+func sameBuckets(a, b []check) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].req != b[i].req {
+			return false
+		}
+	}
+	return true
+}
+
 // middleware counts the request against its buckets in one round trip and answers 429 when
 // one is empty. It runs after the caller is identified and before validation.
 func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, pattern := l.mux.Handler(r)
+		pattern := l.route(r)
 		if l.exempt[pattern] {
 			next.ServeHTTP(w, r)
 			return
@@ -234,13 +280,35 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		st := stateOf(r)
 		if l.ops[pattern] != "" {
 			// A refused request never reaches the route table, which records the route for the
 			// access log and the metrics: record it here, or 429s and 503s count as unmatched.
-			stateOf(r).route = pattern
+			st.route = pattern
 		}
-		checks := l.checks(r, pattern)
-		results, err := l.allow(r.Context(), checks)
+		c, signedIn := auth.CallerFrom(r.Context())
+		checks := l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, pattern)
+		var results []storage.LimitResult
+		var err error
+		switch ch := st.charge; {
+		case ch != nil && ch.Err != nil:
+			// The session check's round trip charged nothing we know of: the store failed.
+			if r.Context().Err() == nil {
+				l.breaker.Record(ch.Err)
+			}
+			l.storeFailed(checks, ch.Err)
+			results, err = l.fallbackAllow(r.Context(), checks)
+		case ch != nil && sameBuckets(st.charged, checks):
+			l.breaker.Record(nil)
+			results = ch.Results
+		default:
+			if st.charged != nil {
+				// The store answered, but no charge stands (the session was not the one
+				// claimed, and what was taken has been given back): charge the caller's.
+				l.breaker.Record(nil)
+			}
+			results, err = l.allow(r.Context(), checks)
+		}
 		if err != nil {
 			stateOf(r).err = err
 			writeProblem(w, newProblem(http.StatusServiceUnavailable, "The rate limiter cannot decide now; try again shortly."))
@@ -287,13 +355,11 @@ var errLimiterDown = errors.New("rate limiter store unreachable")
 
 // allow asks the store, or the in-process fallback while the store is away.
 func (l *rateLimiter) allow(ctx context.Context, checks []check) ([]storage.LimitResult, error) {
-	reqs := make([]storage.LimitRequest, len(checks))
-	failClosed := l.cfg.FailClosed
-	for i, c := range checks {
-		reqs[i] = c.req
-		failClosed = failClosed || c.rule.failClosed
-	}
 	if l.breaker.Allow() {
+		reqs := make([]storage.LimitRequest, len(checks))
+		for i, c := range checks {
+			reqs[i] = c.req
+		}
 		cctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 		res, err := l.cfg.Store.Allow(cctx, reqs)
 		cancel()
@@ -304,15 +370,32 @@ func (l *rateLimiter) allow(ctx context.Context, checks []check) ([]storage.Limi
 		if err == nil {
 			return res, nil
 		}
-		for _, c := range checks {
-			l.errors.WithLabelValues(c.rule.name).Inc()
-		}
-		l.log.Warn("rate limiter store failed", "error", err.Error())
+		l.storeFailed(checks, err)
+	}
+	return l.fallbackAllow(ctx, checks)
+}
+
+// storeFailed counts and logs a store call that failed.
+func (l *rateLimiter) storeFailed(checks []check, err error) {
+	for _, c := range checks {
+		l.errors.WithLabelValues(c.rule.name).Inc()
+	}
+	l.log.Warn("rate limiter store failed", "error", err.Error())
+}
+
+// fallbackAllow decides while the store is away: refuse (fail-closed, or a rule that always
+// fails closed) or ask the in-process fallback.
+func (l *rateLimiter) fallbackAllow(ctx context.Context, checks []check) ([]storage.LimitResult, error) {
+	failClosed := l.cfg.FailClosed
+	for _, c := range checks {
+		failClosed = failClosed || c.rule.failClosed
 	}
 	if failClosed || l.cfg.Fallback == nil {
 		return nil, errLimiterDown
 	}
-	for _, c := range checks {
+	reqs := make([]storage.LimitRequest, len(checks))
+	for i, c := range checks {
+		reqs[i] = c.req
 		l.fallback.WithLabelValues(c.rule.name).Inc()
 	}
 	return l.cfg.Fallback.Allow(ctx, reqs)

@@ -1004,3 +1004,69 @@ func TestRateLimitSuspiciousActivity(t *testing.T) {
 		})
 	})
 }
+
+// TestRateLimitChargedWithSession: on the production pairing an authenticated, limited request
+// costs one Valkey round trip in all (the buckets ride with the session check) on the client
+// the auth state and the limiter share; and on both pairings a token whose session has ended
+// is limited as the guest it now is: the requests it makes count against the address's
+// buckets, never against the buckets of the user it names.
+func TestRateLimitChargedWithSession(t *testing.T) {
+	t.Parallel()
+	t.Run("one round trip", func(t *testing.T) {
+		t.Parallel()
+		be, rtt := countedBackend(t)
+		s := newTestServer(t, be, withRateLimit(nil))
+		id, tok := rlUser(t, s, "one-trip@example.com", storage.RoleUser)
+		self := fmt.Sprintf("/users/%d", id)
+		rlReq(t, s, "GET", self, tok, "", nil) // loads the scripts and fills the cache
+		before := rtt.Load()
+		resp, body := rlReq(t, s, "GET", self, tok, "", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", self, resp.StatusCode, body)
+		}
+		if n := rtt.Load() - before; n != 1 {
+			t.Errorf("an authenticated GET %s took %d round trips to Valkey, want 1", self, n)
+		}
+		if _, named := rlHeaders(t, resp); named.name != "getUser" || named.remain != 58 {
+			t.Errorf("RateLimit names %q with %d remaining, want getUser with 58", named.name, named.remain)
+		}
+	})
+	eachBackend(t, func(t *testing.T, nb func(testing.TB) backend) {
+		s := newTestServer(t, nb(t), withRateLimit(nil))
+		id, tok := rlUser(t, s, "revoked@example.com", storage.RoleUser)
+		self := fmt.Sprintf("/users/%d", id)
+		if resp, body := rlReq(t, s, "GET", self, tok, "", nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", self, resp.StatusCode, body)
+		}
+		if resp, body := rlReq(t, s, "POST", "/auth/logout", tok, "", nil); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("logout: %d %s", resp.StatusCode, body)
+		}
+		for i := range 5 {
+			resp, body := rlReq(t, s, "GET", self, tok, "", nil)
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("GET %s with the logged-out token, %d: %d %s", self, i+1, resp.StatusCode, body)
+			}
+			// A guest's rules: the global one per address at half, getUser per address at half.
+			ps, named := rlHeaders(t, resp)
+			want := []string{"global-per-IP;q=50;w=60", "getUser;q=30;w=60"}
+			if got := policyNames(ps); strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("request %d with the logged-out token: RateLimit-Policy %v, want %v", i+1, got, want)
+			}
+			if named.name != "getUser" || named.remain != 29-i {
+				t.Errorf("request %d with the logged-out token: RateLimit names %q with %d remaining, want getUser with %d", i+1, named.name, named.remain, 29-i)
+			}
+		}
+		pair, err := s.Auth.Login(context.Background(), "revoked@example.com", testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := rlReq(t, s, "GET", self, pair.AccessToken, "", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s signed in again: %d %s", self, resp.StatusCode, body)
+		}
+		// The user's getUser bucket: 60, less the first request and this one.
+		if _, named := rlHeaders(t, resp); named.name != "getUser" || named.remain != 58 {
+			t.Errorf("signed in again: RateLimit names %q with %d remaining, want getUser with 58 (the logged-out token's requests must not count)", named.name, named.remain)
+		}
+	})
+}

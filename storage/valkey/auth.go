@@ -165,30 +165,94 @@ func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti str
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
+	cmds, finish := a.authenticate(userID, sid, jti, now, idle)
+	return finish(ctx, a.vk().DoMulti(ctx, cmds...))
+}
+
+// authenticate builds Authenticate's two commands and the function that reads their replies.
+func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, idle time.Duration) (valkeygo.Commands, func(context.Context, []valkeygo.ValkeyResult) (storage.Session, error)) {
 	keys := a.userKeys(userID, sid)
 	args := []string{ms(now), msDur(idle), sid}
-	res := a.vk().DoMulti(ctx,
+	cmds := valkeygo.Commands{
 		a.vk().B().Exists().Key(a.denyKey(jti)).Build(),
 		touchScript.evalsha(a.vk(), keys, args),
-	)
-	denied, err := res[0].AsInt64()
+	}
+	return cmds, func(ctx context.Context, res []valkeygo.ValkeyResult) (storage.Session, error) {
+		denied, err := res[0].AsInt64()
+		if err != nil {
+			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
+		}
+		if denied > 0 {
+			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
+		}
+		touched := res[1]
+		if isNoScript(touched.Error()) {
+			// The server lost its script cache (restart, SCRIPT FLUSH): the script did not run.
+			// Exec sends it whole; later pipelines find it cached again.
+			touched = touchScript.Exec(ctx, a.vk(), keys, args)
+		}
+		fields, err := touched.AsStrMap()
+		if err != nil {
+			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
+		}
+		return decodeSession(sid, fields)
+	}
+}
+
+// AuthenticateAllow is Authenticate and, in the same round trip, a Limiter's Allow(reqs) on
+// this server (what NewLimiter on the same Client would charge): the rate limiter's buckets
+// for the caller an access token claims to be, checked alongside the token's session, so that
+// limiting costs no round trip of its own. The buckets stay charged only for a live session of
+// role; otherwise (the session is gone, denied, or has another role) what was taken is given
+// back, in a second round trip on that path only, and the LimitCharge has no Results: the
+// caller is not who the token says, and is limited as whoever it turns out to be. Empty reqs
+// charge nothing.
+//
+// The error is Authenticate's; the limiter's own outcome is in the LimitCharge. Both share
+// the Client's command timeout (or ctx's deadline).
+func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, idle time.Duration, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
+	if idle <= 0 {
+		return storage.Session{}, storage.LimitCharge{}, errors.New("valkey: authenticate: idle must be positive")
+	}
+	if len(reqs) == 0 {
+		s, err := a.Authenticate(ctx, userID, sid, jti, now, idle)
+		return s, storage.LimitCharge{}, err
+	}
+	l := &Limiter{c: a.c}
+	call, err := l.prepare(reqs)
 	if err != nil {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
+		s, aerr := a.Authenticate(ctx, userID, sid, jti, now, idle)
+		return s, storage.LimitCharge{Err: err}, aerr
 	}
-	if denied > 0 {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
+	ctx, cancel := a.c.withTimeout(ctx)
+	defer cancel()
+	cmds, finish := a.authenticate(userID, sid, jti, now, idle)
+	n := len(cmds)
+	res := a.vk().DoMulti(ctx, append(cmds, call.cmds...)...)
+	sess, err := finish(ctx, res[:n])
+	results, lerr := call.finish(ctx, res[n:])
+	if lerr != nil {
+		return sess, storage.LimitCharge{Err: lerr}, err
 	}
-	touched := res[1]
-	if isNoScript(touched.Error()) {
-		// The server lost its script cache (restart, SCRIPT FLUSH): the script did not run.
-		// Exec sends it whole; later pipelines find it cached again.
-		touched = touchScript.Exec(ctx, a.vk(), keys, args)
+	if err != nil || sess.Role != role {
+		// Every bucket allowed, or none was charged (all-or-nothing).
+		if allowed(results) {
+			if rerr := l.refund(ctx, reqs, results); rerr != nil {
+				return sess, storage.LimitCharge{Err: fmt.Errorf("valkey: allow: refund: %w", rerr)}, err
+			}
+		}
+		return sess, storage.LimitCharge{}, err
 	}
-	fields, err := touched.AsStrMap()
-	if err != nil {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
+	return sess, storage.LimitCharge{Results: results}, nil
+}
+
+func allowed(results []storage.LimitResult) bool {
+	for _, r := range results {
+		if !r.Allowed {
+			return false
+		}
 	}
-	return decodeSession(sid, fields)
+	return true
 }
 
 // RotateRefresh implements storage.AuthState.

@@ -113,15 +113,33 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 	if len(reqs) == 0 {
 		return []storage.LimitResult{}, nil
 	}
-	for _, r := range reqs {
-		if err := r.Check(); err != nil {
-			return nil, fmt.Errorf("valkey: allow: %w", err)
-		}
+	p, err := l.prepare(reqs)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
+	return p.finish(ctx, l.c.vk.DoMulti(ctx, p.cmds...))
+}
+
+// limitCall is an Allow whose commands are built but not sent, so that they can share a
+// pipeline with other work (AuthState.AuthenticateAllow); finish reads their replies, in
+// order, and takes any further round trip the call needs (EVAL after NOSCRIPT, a refund).
+type limitCall struct {
+	cmds   valkeygo.Commands
+	finish func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error)
+}
+
+// prepare checks reqs (not empty) and builds their commands: one all-or-nothing script for
+// token buckets (per hash slot on a cluster), else one script per bucket.
+func (l *Limiter) prepare(reqs []storage.LimitRequest) (limitCall, error) {
+	for _, r := range reqs {
+		if err := r.Check(); err != nil {
+			return limitCall{}, fmt.Errorf("valkey: allow: %w", err)
+		}
+	}
 	if allTokenBucket(reqs) {
-		return l.allowGrouped(ctx, reqs)
+		return l.prepareGrouped(reqs), nil
 	}
 	vk := l.c.vk
 	buckets := make([]bucket, len(reqs))
@@ -130,40 +148,40 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 		buckets[i] = l.bucket(r)
 		cmds[i] = buckets[i].s.evalsha(vk, buckets[i].keys, buckets[i].args)
 	}
-	res := vk.DoMulti(ctx, cmds...)
-
-	var missing []int
-	for i, r := range res {
-		if isNoScript(r.Error()) {
-			missing = append(missing, i)
+	finish := func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error) {
+		var missing []int
+		for i, r := range res {
+			if isNoScript(r.Error()) {
+				missing = append(missing, i)
+			}
 		}
+		if len(missing) > 0 {
+			again := make(valkeygo.Commands, 0, len(missing))
+			for _, i := range missing {
+				again = append(again, buckets[i].s.eval(vk, buckets[i].keys, buckets[i].args))
+			}
+			for j, r := range vk.DoMulti(ctx, again...) {
+				res[missing[j]] = r
+			}
+		}
+		out := make([]storage.LimitResult, len(reqs))
+		denied := false
+		for i, r := range res {
+			var err error
+			out[i], err = decodeLimit(r, reqs[i].Limit)
+			if err != nil {
+				return nil, fmt.Errorf("valkey: allow %s: %w", reqs[i].Key, err)
+			}
+			denied = denied || !out[i].Allowed
+		}
+		if denied {
+			if err := l.refund(ctx, reqs, out); err != nil {
+				return nil, fmt.Errorf("valkey: allow: refund: %w", err)
+			}
+		}
+		return out, nil
 	}
-	if len(missing) > 0 {
-		cmds = cmds[:0]
-		for _, i := range missing {
-			cmds = append(cmds, buckets[i].s.eval(vk, buckets[i].keys, buckets[i].args))
-		}
-		for j, r := range vk.DoMulti(ctx, cmds...) {
-			res[missing[j]] = r
-		}
-	}
-
-	out := make([]storage.LimitResult, len(reqs))
-	denied := false
-	for i, r := range res {
-		var err error
-		out[i], err = decodeLimit(r, reqs[i].Limit)
-		if err != nil {
-			return nil, fmt.Errorf("valkey: allow %s: %w", reqs[i].Key, err)
-		}
-		denied = denied || !out[i].Allowed
-	}
-	if denied {
-		if err := l.refund(ctx, reqs, out); err != nil {
-			return nil, fmt.Errorf("valkey: allow: refund: %w", err)
-		}
-	}
-	return out, nil
+	return limitCall{cmds: cmds, finish: finish}, nil
 }
 
 func allTokenBucket(reqs []storage.LimitRequest) bool {
@@ -186,29 +204,33 @@ func slotTag(key string) string {
 	return key
 }
 
-// allowGrouped decides token buckets with one all-or-nothing script call: one in all on a
+// prepareGrouped decides token buckets with one all-or-nothing script call: one in all on a
 // single server, one per hash slot on a cluster (a request's buckets for one subject share
 // one), in one pipeline; when a group refuses, the groups that charged are refunded.
-func (l *Limiter) allowGrouped(ctx context.Context, reqs []storage.LimitRequest) ([]storage.LimitResult, error) {
+func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 	vk := l.c.vk
 	type group struct {
 		idx        []int
 		keys, args []string
 	}
 	var groups []*group
-	byTag := map[string]*group{}
 	// On one server every key can go to one script, which then decides the whole request at
 	// once; a cluster needs one script per hash slot.
 	cluster := vk.Mode() == valkeygo.ClientModeCluster
 	for i, r := range reqs {
-		tag := ""
+		var g *group
 		if cluster {
-			tag = slotTag(r.Key)
+			for _, h := range groups {
+				if slotTag(reqs[h.idx[0]].Key) == slotTag(r.Key) {
+					g = h
+					break
+				}
+			}
+		} else if len(groups) > 0 {
+			g = groups[0]
 		}
-		g := byTag[tag]
 		if g == nil {
 			g = &group{}
-			byTag[tag] = g
 			groups = append(groups, g)
 		}
 		g.idx = append(g.idx, i)
@@ -219,54 +241,52 @@ func (l *Limiter) allowGrouped(ctx context.Context, reqs []storage.LimitRequest)
 	for j, g := range groups {
 		cmds[j] = limitTokenBucketGroup.evalsha(vk, g.keys, g.args)
 	}
-	res := vk.DoMulti(ctx, cmds...)
-	for j, r := range res {
-		if isNoScript(r.Error()) {
-			res[j] = vk.Do(ctx, limitTokenBucketGroup.eval(vk, groups[j].keys, groups[j].args))
+	finish := func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error) {
+		for j, r := range res {
+			if isNoScript(r.Error()) {
+				res[j] = vk.Do(ctx, limitTokenBucketGroup.eval(vk, groups[j].keys, groups[j].args))
+			}
 		}
-	}
-	out := make([]storage.LimitResult, len(reqs))
-	charged := make([]bool, len(reqs))
-	denied := false
-	for j, r := range res {
-		rows, err := r.ToArray()
-		if err != nil {
-			return nil, fmt.Errorf("valkey: allow: %w", err)
-		}
-		if len(rows) != len(groups[j].idx) {
-			return nil, errors.New("valkey: allow: unexpected reply from the limiter script")
-		}
-		for k, row := range rows {
-			v, err := row.AsIntSlice()
-			if err != nil || len(v) != 5 {
+		out := make([]storage.LimitResult, len(reqs))
+		charged := make([]bool, len(reqs))
+		denied := false
+		for j, r := range res {
+			v, err := r.AsIntSlice()
+			if err != nil {
+				return nil, fmt.Errorf("valkey: allow: %w", err)
+			}
+			if len(v) != 5*len(groups[j].idx) {
 				return nil, errors.New("valkey: allow: unexpected reply from the limiter script")
 			}
-			i := groups[j].idx[k]
-			out[i] = storage.LimitResult{Allowed: v[0] == 1, Limit: reqs[i].Limit, Remaining: int(v[1]),
-				Reset: time.Duration(v[2]) * time.Microsecond, RetryAfter: time.Duration(v[3]) * time.Microsecond}
-			charged[i] = v[4] == 1
-			denied = denied || v[0] == 0
+			for k, i := range groups[j].idx {
+				row := v[5*k : 5*k+5]
+				out[i] = storage.LimitResult{Allowed: row[0] == 1, Limit: reqs[i].Limit, Remaining: int(row[1]),
+					Reset: time.Duration(row[2]) * time.Microsecond, RetryAfter: time.Duration(row[3]) * time.Microsecond}
+				charged[i] = row[4] == 1
+				denied = denied || row[0] == 0
+			}
 		}
+		if denied {
+			var refund []storage.LimitRequest
+			var refundOut []storage.LimitResult
+			var at []int
+			for i := range reqs {
+				if charged[i] {
+					refund, refundOut, at = append(refund, reqs[i]), append(refundOut, out[i]), append(at, i)
+				}
+			}
+			if len(refund) > 0 {
+				if err := l.refund(ctx, refund, refundOut); err != nil {
+					return nil, fmt.Errorf("valkey: allow: refund: %w", err)
+				}
+				for k, i := range at {
+					out[i] = refundOut[k]
+				}
+			}
+		}
+		return out, nil
 	}
-	if denied {
-		var refund []storage.LimitRequest
-		var refundOut []storage.LimitResult
-		var at []int
-		for i := range reqs {
-			if charged[i] {
-				refund, refundOut, at = append(refund, reqs[i]), append(refundOut, out[i]), append(at, i)
-			}
-		}
-		if len(refund) > 0 {
-			if err := l.refund(ctx, refund, refundOut); err != nil {
-				return nil, fmt.Errorf("valkey: allow: refund: %w", err)
-			}
-			for k, i := range at {
-				out[i] = refundOut[k]
-			}
-		}
-	}
-	return out, nil
+	return limitCall{cmds: cmds, finish: finish}
 }
 
 // refund gives back what the buckets that allowed took, when another refused: the buckets
