@@ -68,6 +68,10 @@ type rule struct {
 	window     time.Duration
 	perUser    bool // per user (IP for guests); else per IP
 	failClosed bool
+	// Resolved once at start, as they are used on every request: the name as a structured
+	// field string, and the rule's allowed counter.
+	quoted  string
+	allowed prometheus.Counter
 }
 
 // parseRules reads every operation's x-rate-limit; a malformed rule stops the service.
@@ -142,8 +146,10 @@ func opName(op *openapi3.Operation) string {
 // rateLimiter is the middleware's state.
 type rateLimiter struct {
 	cfg      RateLimitConfig
-	rules    map[string]rule   // by route pattern
-	ops      map[string]string // route pattern → operationId, for routes without a rule
+	rules    map[string]rule   // by route pattern: x-rate-limit, or the default rule
+	ops      map[string]string // route pattern → operationId
+	globalIP rule              // every request, per IP
+	globalU  rule              // every signed-in request, per user
 	exempt   map[string]bool   // route patterns never limited
 	mux      *http.ServeMux    // finds the route the way the router will
 	breaker  *breaker.Breaker  // sends calls to the fallback while the store is away
@@ -155,7 +161,6 @@ type rateLimiter struct {
 	fallback *prometheus.CounterVec
 	suspects prometheus.Counter
 	logEvery sampler
-	counters sync.Map // counterKey → prometheus.Counter
 }
 
 // subject is whom a rule counts: "ip:{addr}" or "user:{id}".
@@ -208,23 +213,19 @@ func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern st
 		return check{rule: ru, req: storage.LimitRequest{Key: "rate_limit:" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
 	}
 	out := make([]check, 0, 3)
-	out = append(out, mk(rule{name: "global per IP", limit: l.cfg.IPMax, window: l.cfg.Window}, ip, "global"))
+	out = append(out, mk(l.globalIP, ip, "global"))
 	if signedIn {
-		out = append(out, mk(rule{name: "global per user", limit: l.cfg.UserMax, window: l.cfg.Window, perUser: true}, user, "global"))
+		out = append(out, mk(l.globalU, user, "global"))
 	}
-	op := l.ops[pattern]
 	ru, ok := l.rules[pattern]
-	if !ok {
-		if op == "" { // no operation: an unknown path; the global rules are enough
-			return out
-		}
-		ru = rule{name: op, limit: l.cfg.DefaultMax, window: l.cfg.Window, perUser: true}
+	if !ok { // no operation: an unknown path; the global rules are enough
+		return out
 	}
 	subject := ip
 	if ru.perUser && signedIn {
 		subject = user
 	}
-	return append(out, mk(ru, subject, op))
+	return append(out, mk(ru, subject, l.ops[pattern]))
 }
 
 // route is the pattern of the route the request will take, looked up once per request.
@@ -254,19 +255,6 @@ func (l *rateLimiter) precharge(r *http.Request, ip string, claimed auth.Caller)
 	return reqs
 }
 
-// sameBuckets reports whether two lists of checks charge the same buckets alike.
-func sameBuckets(a, b []check) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].req != b[i].req {
-			return false
-		}
-	}
-	return true
-}
-
 // middleware counts the request against its buckets in one round trip and answers 429 when
 // one is empty. It runs after the caller is identified and before validation.
 func (l *rateLimiter) middleware(next http.Handler) http.Handler {
@@ -286,22 +274,24 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			// access log and the metrics: record it here, or 429s and 503s count as unmatched.
 			st.route = pattern
 		}
-		c, signedIn := auth.CallerFrom(r.Context())
-		checks := l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, pattern)
+		var checks []check
 		var results []storage.LimitResult
 		var err error
-		switch ch := st.charge; {
-		case ch != nil && ch.Err != nil:
-			// The session check's round trip charged nothing we know of: the store failed.
+		if ch := st.charge; ch != nil && ch.Err == nil {
+			// Charged with the session check, which holds only when the session is the one the
+			// token claimed: the caller's buckets are the ones charged.
+			l.breaker.Record(nil)
+			checks, results = st.charged, ch.Results
+		} else if c, signedIn := auth.CallerFrom(r.Context()); ch != nil {
+			// The session check's round trip failed, so the charge did too: the store is away.
+			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, pattern)
 			if r.Context().Err() == nil {
 				l.breaker.Record(ch.Err)
 			}
 			l.storeFailed(checks, ch.Err)
 			results, err = l.fallbackAllow(r.Context(), checks)
-		case ch != nil && sameBuckets(st.charged, checks):
-			l.breaker.Record(nil)
-			results = ch.Results
-		default:
+		} else {
+			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, pattern)
 			if st.charged != nil {
 				// The store answered, but no charge stands (the session was not the one
 				// claimed, and what was taken has been given back): charge the caller's.
@@ -327,27 +317,10 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			return
 		}
 		for _, c := range checks {
-			l.counter(l.allowed, c.rule.name).Inc()
+			c.rule.allowed.Inc()
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// counter returns vec's counter for a rule, resolved once: the label lookup hashes and locks,
-// and the allowed counters are touched on every request.
-func (l *rateLimiter) counter(vec *prometheus.CounterVec, rule string) prometheus.Counter {
-	key := counterKey{vec, rule}
-	if c, ok := l.counters.Load(key); ok {
-		return c.(prometheus.Counter)
-	}
-	c := vec.WithLabelValues(rule)
-	l.counters.Store(key, c)
-	return c
-}
-
-type counterKey struct {
-	vec  *prometheus.CounterVec
-	rule string
 }
 
 // errLimiterDown: the store is unreachable and the policy (or a fail-closed rule) refuses.
@@ -422,34 +395,31 @@ func (l *rateLimiter) headers(w http.ResponseWriter, checks []check, results []s
 	if full.Nanosecond() > 0 {
 		fullUnix++
 	}
+	// Set directly under the canonical names (what Header.Set would make of them), sparing the
+	// conversion on every request.
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(res.Remaining, 0)))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(fullUnix, 10))
+	h["X-Ratelimit-Limit"] = []string{strconv.Itoa(res.Limit)}
+	h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(max(res.Remaining, 0))}
+	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(fullUnix, 10)}
 	// Built by hand: this runs on every request, and fmt's reflection showed in profiles.
 	b := make([]byte, 0, 64*len(checks))
 	for i, c := range checks {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = appendPolicyName(b, c.rule)
+		b = append(b, c.rule.quoted...)
 		b = append(b, ";q="...)
 		b = strconv.AppendInt(b, int64(c.rule.limit), 10)
 		b = append(b, ";w="...)
 		b = strconv.AppendInt(b, int64(c.rule.window/time.Second), 10)
 	}
-	h.Set("RateLimit-Policy", string(b))
-	b = appendPolicyName(b[:0], checks[least].rule)
+	h["Ratelimit-Policy"] = []string{string(b)}
+	b = append(b[:0], checks[least].rule.quoted...)
 	b = append(b, ";r="...)
 	b = strconv.AppendInt(b, int64(max(res.Remaining, 0)), 10)
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, reset, 10)
-	h.Set("RateLimit", string(b))
-}
-
-// appendPolicyName appends the rule's name as a structured-field string ("getUser").
-func appendPolicyName(b []byte, r rule) []byte {
-	return strconv.AppendQuote(b, policyName(r))
+	h["Ratelimit"] = []string{string(b)}
 }
 
 func policyName(r rule) string { return strings.ReplaceAll(r.name, " ", "-") }
@@ -570,7 +540,11 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, mux *http.ServeMux, r
 		}}
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
-			l.ops[method+" "+path] = opName(op)
+			pattern := method + " " + path
+			l.ops[pattern] = opName(op)
+			if _, ok := rules[pattern]; !ok {
+				rules[pattern] = rule{name: opName(op), limit: cfg.DefaultMax, window: cfg.Window, perUser: true}
+			}
 		}
 	}
 	vec := func(name, help string) *prometheus.CounterVec {
@@ -585,5 +559,15 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, mux *http.ServeMux, r
 	l.suspects = prometheus.NewCounter(prometheus.CounterOpts{Name: "motorpool_ratelimit_suspicious_total",
 		Help: "Subjects limited more than the alert threshold within the alert window."})
 	reg.MustRegister(l.suspects)
+	resolve := func(r rule) rule {
+		r.quoted = strconv.Quote(policyName(r))
+		r.allowed = l.allowed.WithLabelValues(r.name)
+		return r
+	}
+	for pattern, r := range rules {
+		rules[pattern] = resolve(r)
+	}
+	l.globalIP = resolve(rule{name: "global per IP", limit: cfg.IPMax, window: cfg.Window})
+	l.globalU = resolve(rule{name: "global per user", limit: cfg.UserMax, window: cfg.Window, perUser: true})
 	return l, nil
 }
