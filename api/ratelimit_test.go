@@ -907,6 +907,19 @@ func TestRateLimitValkeyOutage(t *testing.T) {
 		resp, _ := timed(sOpen, "POST", "/auth/login", "", login)
 		return resp.StatusCode == http.StatusOK
 	})
+	// The client has several connections, and each finds out about the restart on its first
+	// command (which fails, sending that request to the fallback): let them all find out, so
+	// that the count below is the store's alone. A command with a key goes to a connection
+	// picked at random (PING always takes the first).
+	until("every connection of the limiter's client answering", func() bool {
+		vk := vcOpen.Valkey()
+		for i := range 32 {
+			if vk.Do(context.Background(), vk.B().Set().Key(vcOpen.Key(fmt.Sprint("probe", i))).Value("1").Build()).Error() != nil {
+				return false
+			}
+		}
+		return true
+	})
 	// The restarted server is empty: the user has 3 again there, while the fallback, which
 	// refused them, would say 429 for another 20 s.
 	got, resp, body := rlCount(t, 6, func() (*http.Response, []byte) { return timed(sOpen, "GET", openSelf, openTok, nil) })
