@@ -398,9 +398,14 @@ func (l *rateLimiter) headers(w http.ResponseWriter, checks []check, results []s
 	// Set directly under the canonical names (what Header.Set would make of them), sparing the
 	// conversion on every request.
 	h := w.Header()
-	h["X-Ratelimit-Limit"] = []string{strconv.Itoa(res.Limit)}
-	h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(max(res.Remaining, 0))}
-	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(fullUnix, 10)}
+	vals := make([]string, 5) // one allocation for the five fields' values
+	set := func(i int, name, v string) {
+		vals[i] = v
+		h[name] = vals[i : i+1 : i+1]
+	}
+	set(0, "X-Ratelimit-Limit", strconv.Itoa(res.Limit))
+	set(1, "X-Ratelimit-Remaining", strconv.Itoa(max(res.Remaining, 0)))
+	set(2, "X-Ratelimit-Reset", strconv.FormatInt(fullUnix, 10))
 	// Built by hand: this runs on every request, and fmt's reflection showed in profiles.
 	b := make([]byte, 0, 64*len(checks))
 	for i, c := range checks {
@@ -411,15 +416,16 @@ func (l *rateLimiter) headers(w http.ResponseWriter, checks []check, results []s
 		b = append(b, ";q="...)
 		b = strconv.AppendInt(b, int64(c.rule.limit), 10)
 		b = append(b, ";w="...)
-		b = strconv.AppendInt(b, int64(c.rule.window/time.Second), 10)
+		// Whole seconds, rounded up: a client pacing itself by w never goes faster than allowed.
+		b = strconv.AppendInt(b, int64((c.rule.window+time.Second-1)/time.Second), 10)
 	}
-	h["Ratelimit-Policy"] = []string{string(b)}
+	set(3, "Ratelimit-Policy", string(b))
 	b = append(b[:0], checks[least].rule.quoted...)
 	b = append(b, ";r="...)
 	b = strconv.AppendInt(b, int64(max(res.Remaining, 0)), 10)
 	b = append(b, ";t="...)
 	b = strconv.AppendInt(b, reset, 10)
-	h["Ratelimit"] = []string{string(b)}
+	set(4, "Ratelimit", string(b))
 }
 
 func policyName(r rule) string { return strings.ReplaceAll(r.name, " ", "-") }

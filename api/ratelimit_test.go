@@ -389,6 +389,17 @@ func TestRateLimitResetRoundsUp(t *testing.T) {
 					sent.Format("15:04:05.000"), got, full.Format("15:04:05.000"), want)
 			}
 		}
+
+		// A window of 2.5 s is announced as 3 s, never 2: a client pacing itself by w stays
+		// within the limit.
+		s2 := newTestServer(t, nb(t), withRateLimit(func(c *api.RateLimitConfig) { c.Window = 2500 * time.Millisecond }))
+		resp, body := rlReq(t, s2, "GET", "/nowhere", "", "", nil)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if ps, _ := rlHeaders(t, resp); len(ps) == 0 || ps[0].w != 3 {
+			t.Errorf("RateLimit-Policy %v for a 2.5 s window, want w=3", policyNames(ps))
+		}
 	})
 }
 

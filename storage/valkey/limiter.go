@@ -213,7 +213,7 @@ func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 		idx        []int
 		keys, args []string
 	}
-	var groups []*group
+	groups := make([]*group, 0, 1)
 	// On one server every key can go to one script, which then decides the whole request at
 	// once; a cluster needs one script per hash slot.
 	cluster := vk.Mode() == valkeygo.ClientModeCluster
@@ -230,7 +230,9 @@ func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 			g = groups[0]
 		}
 		if g == nil {
-			g = &group{}
+			// Sized for the whole request: on a single server this is the only group.
+			n := len(reqs)
+			g = &group{idx: make([]int, 0, n), keys: make([]string, 0, n), args: make([]string, 0, 3*n)}
 			groups = append(groups, g)
 		}
 		g.idx = append(g.idx, i)
