@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	valkeygo "github.com/valkey-io/valkey-go"
-
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/valkey"
 	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
@@ -20,14 +18,7 @@ func TestAuthenticateAllow(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			ctx := t.Context()
 			c := valkeytest.Open(t)
-			cnt := &counting{}
-			wrapped := openAlso(t, c, "", valkey.Config{
-				CommandTimeout: 5 * time.Second,
-				Wrap: func(vk valkeygo.Client) valkeygo.Client {
-					cnt.Client = vk
-					return cnt
-				},
-			})
+			wrapped, cnt := openCounting(t, c)
 			a := valkey.NewAuthState(wrapped)
 			l := valkey.NewLimiter(c, 0) // the limiter the rest of the service uses
 			now := time.Now()

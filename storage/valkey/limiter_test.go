@@ -202,12 +202,9 @@ func (c *counting) DoMulti(ctx context.Context, cmds ...valkeygo.Completed) []va
 
 func (c *counting) reset() { c.do.Store(0); c.multi.Store(0); c.retryable.Store(0) }
 
-// TestLimiterRoundTrips: one Allow is one pipelined call however many buckets it charges, in
-// any mix of slots, and none of its commands is one valkey-go may retry. After the server
-// loses its scripts, one more round trip resends them, and no bucket is charged twice.
-func TestLimiterRoundTrips(t *testing.T) {
-	ctx := t.Context()
-	c := valkeytest.Open(t)
+// openCounting opens another client on c's server and key prefix whose calls cnt counts.
+func openCounting(t *testing.T, c *valkey.Client) (*valkey.Client, *counting) {
+	t.Helper()
 	cnt := &counting{}
 	wrapped := openAlso(t, c, "", valkey.Config{
 		CommandTimeout: 5 * time.Second,
@@ -216,6 +213,16 @@ func TestLimiterRoundTrips(t *testing.T) {
 			return cnt
 		},
 	})
+	return wrapped, cnt
+}
+
+// TestLimiterRoundTrips: one Allow is one pipelined call however many buckets it charges, in
+// any mix of slots, and none of its commands is one valkey-go may retry. After the server
+// loses its scripts, one more round trip resends them, and no bucket is charged twice.
+func TestLimiterRoundTrips(t *testing.T) {
+	ctx := t.Context()
+	c := valkeytest.Open(t)
+	wrapped, cnt := openCounting(t, c)
 	l := valkey.NewLimiter(wrapped, 0)
 	reqs := func(n int, subject string) []storage.LimitRequest {
 		var rs []storage.LimitRequest
