@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/memory"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
@@ -1093,4 +1094,103 @@ func TestRateLimitChargedWithSession(t *testing.T) {
 			t.Errorf("signed in again: RateLimit names %q with %d remaining, want getUser with 58 (the logged-out token's requests must not count)", named.name, named.remain)
 		}
 	})
+}
+
+// TestRateLimitChargedWithSessionOutage: with the buckets riding the session check, Valkey
+// going away still never yields a 500 or a hang: the signed-in caller's secured requests get
+// the session store's 503, a public request carrying the now undecidable token is limited by
+// the fallback as a guest, and once Valkey is back the store counts again.
+func TestRateLimitChargedWithSessionOutage(t *testing.T) {
+	addr, stop := startValkey(t)
+	vc, err := valkey.Open(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: "charged:",
+		DialTimeout: 200 * time.Millisecond, CommandTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vc.Close() })
+	s := newTestServer(t, backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), valkey: vc},
+		withRateLimit(func(c *api.RateLimitConfig) { c.BreakerFailures, c.BreakerCooldown = 3, 200*time.Millisecond }))
+	id, tok := rlUser(t, s, "outage@example.com", storage.RoleUser)
+	self := fmt.Sprintf("/users/%d", id)
+	timed := func(method, path, tok string, body any) (*http.Response, []byte) {
+		t.Helper()
+		start := time.Now()
+		resp, b := rlReq(t, s, method, path, tok, "", body)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s %s took %v with Valkey away; want a prompt answer", method, path, took)
+		}
+		if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return resp, b
+	}
+	if resp, body := timed("GET", self, tok, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before the outage: %d %s", resp.StatusCode, body)
+	}
+	stop()
+
+	for i := range 5 {
+		resp, body := timed("GET", self, tok, nil)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("signed-in GET %d with Valkey away: %d %s, want 503", i+1, resp.StatusCode, body)
+		} else {
+			decodeProblem(t, resp, body)
+		}
+	}
+	// POST /users is public: the token cannot be checked, so the caller is a guest (createUser:
+	// 5 per IP, halved), limited in process.
+	var codes []int
+	for i := range 4 {
+		resp, body := timed("POST", "/users", tok, map[string]string{
+			"email": fmt.Sprintf("outage%d@example.com", i), "name": "Outage", "password": testPassword})
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			rl429(t, resp, body, "createUser")
+		} else if resp.StatusCode == http.StatusCreated {
+			if ps, _ := rlHeaders(t, resp); len(ps) != 2 || ps[1].name != "createUser" || ps[1].q != 2 {
+				t.Errorf("POST /users with Valkey away: RateLimit-Policy %v, want the guest's createUser;q=2", policyNames(ps))
+			}
+		}
+	}
+	if want := []int{201, 201, 429, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Errorf("POST /users with Valkey away: %v, want %v (the fallback, as a guest)", codes, want)
+	}
+	if v, _ := metricValue(t, s, `motorpool_ratelimit_fallback_total{rule="createUser"}`); v < 4 {
+		t.Errorf("fallback_total{createUser} = %v, want ≥ 4", v)
+	}
+	if v, _ := metricValue(t, s, `motorpool_ratelimit_store_errors_total{rule="getUser"}`); v < 1 {
+		t.Errorf("store_errors_total{getUser} = %v, want ≥ 1 (the failed charges with the session check)", v)
+	}
+	if strings.Contains(s.Logs.String(), `"status":500`) {
+		t.Errorf("a 500 was logged:\n%s", s.Logs.String())
+	}
+
+	restartValkey(t, addr)
+	// The restarted server has lost the session: sign in again (not through HTTP, so that no
+	// bucket is touched). Past the breaker's cooldown the store counts again: a fresh getUser
+	// bucket (60) has 59 left after the first request, and the fallback is not asked.
+	var pair auth.TokenPair
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if pair, err = s.Auth.Login(context.Background(), "outage@example.com", testPassword); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not signed in within 5 s of Valkey's return: %v", err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	fellBack, _ := metricValue(t, s, `motorpool_ratelimit_fallback_total{rule="getUser"}`)
+	resp, body := timed("GET", self, pair.AccessToken, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after Valkey's return: %d %s", resp.StatusCode, body)
+	}
+	if _, named := rlHeaders(t, resp); named.name != "getUser" || named.remain != 59 {
+		t.Errorf("after Valkey's return: RateLimit names %q with %d remaining, want getUser with 59", named.name, named.remain)
+	}
+	if v, _ := metricValue(t, s, `motorpool_ratelimit_fallback_total{rule="getUser"}`); v != fellBack {
+		t.Errorf("after Valkey's return the fallback decided getUser (%v → %v), want the store", fellBack, v)
+	}
+	if !valkeyHas(t, vc, fmt.Sprintf("rate_limit:user:{%d}:getUser", id)) {
+		t.Error("after Valkey's return the session check wrote no bucket there")
+	}
 }
