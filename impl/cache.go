@@ -55,7 +55,6 @@ func userVehiclesFamily(id int64) string {
 // never shows a caller what they could not see cold.
 type Cached struct {
 	gen.StrictServerInterface
-	inner gen.StrictServerInterface
 	store storage.Store // read-only: old values a write's invalidation needs
 	cache storage.Cache
 	ttl   CacheTTLs
@@ -75,7 +74,7 @@ func NewCached(inner gen.StrictServerInterface, store storage.Store, cache stora
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cached{StrictServerInterface: inner, inner: inner, store: store, cache: cache, ttl: ttl, log: log,
+	return &Cached{StrictServerInterface: inner, store: store, cache: cache, ttl: ttl, log: log,
 		pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
@@ -335,21 +334,17 @@ func (c *Cached) listKey(ctx context.Context, family string, rest string) string
 }
 
 func pageRest(limit *gen.Limit, cursor *string, extra string) string {
-	l := defaultLimit
-	if limit != nil {
-		l = int(*limit)
-	}
 	c := ""
 	if cursor != nil {
 		c = *cursor
 	}
-	return fmt.Sprintf("%slimit=%d:cursor=%s", extra, l, c)
+	return fmt.Sprintf("%slimit=%d:cursor=%s", extra, pageSize(limit), c)
 }
 
 // GetUser is cached at user:{id} for 10 minutes (a 404 for 30 seconds).
 func (c *Cached) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
 	r, err := c.read(ctx, userKey(req.Id), "", c.ttl.User, true, req.Params.IfNoneMatch, func(ctx context.Context) (fillResult, error) {
-		resp, err := c.inner.GetUser(ctx, req)
+		resp, err := c.StrictServerInterface.GetUser(ctx, req)
 		switch x := resp.(type) {
 		case gen.GetUser200JSONResponse:
 			return fillResult{ok: x.Body}, err
@@ -367,7 +362,7 @@ func (c *Cached) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen
 // GetVehicle is cached at vehicle:{id} for 10 minutes (a 404 for 30 seconds).
 func (c *Cached) GetVehicle(ctx context.Context, req gen.GetVehicleRequestObject) (gen.GetVehicleResponseObject, error) {
 	r, err := c.read(ctx, vehicleKey(req.Id), "", c.ttl.Vehicle, true, req.Params.IfNoneMatch, func(ctx context.Context) (fillResult, error) {
-		resp, err := c.inner.GetVehicle(ctx, req)
+		resp, err := c.StrictServerInterface.GetVehicle(ctx, req)
 		switch x := resp.(type) {
 		case gen.GetVehicle200JSONResponse:
 			return fillResult{ok: x.Body}, err
@@ -386,7 +381,7 @@ func (c *Cached) GetVehicle(ctx context.Context, req gen.GetVehicleRequestObject
 // family (5 minutes).
 func (c *Cached) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
 	call := func(ctx context.Context) (fillResult, error) {
-		resp, err := c.inner.ListUsers(ctx, req)
+		resp, err := c.StrictServerInterface.ListUsers(ctx, req)
 		if x, ok := resp.(gen.ListUsers200JSONResponse); ok {
 			return fillResult{ok: x.Body}, err
 		}
@@ -404,7 +399,7 @@ func (c *Cached) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) 
 		key = c.listKey(ctx, familyUsers, pageRest(req.Params.Limit, req.Params.Cursor, ""))
 		family, ttl = familyUsers, c.ttl.UserList
 	default: // an email lookup with a cursor: rare, not worth a key
-		return c.inner.ListUsers(ctx, req)
+		return c.StrictServerInterface.ListUsers(ctx, req)
 	}
 	r, err := c.read(ctx, key, family, ttl, false, nil, call)
 	if err != nil {
@@ -421,7 +416,7 @@ func (c *Cached) ListVehicles(ctx context.Context, req gen.ListVehiclesRequestOb
 	}
 	key := c.listKey(ctx, familyVehicles, pageRest(req.Params.Limit, req.Params.Cursor, extra))
 	r, err := c.read(ctx, key, familyVehicles, c.ttl.VehList, false, nil, func(ctx context.Context) (fillResult, error) {
-		resp, err := c.inner.ListVehicles(ctx, req)
+		resp, err := c.StrictServerInterface.ListVehicles(ctx, req)
 		if x, ok := resp.(gen.ListVehicles200JSONResponse); ok {
 			return fillResult{ok: x.Body}, err
 		}
@@ -439,7 +434,7 @@ func (c *Cached) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesR
 	family := userVehiclesFamily(req.Id)
 	key := c.listKey(ctx, family, pageRest(req.Params.Limit, req.Params.Cursor, ""))
 	r, err := c.read(ctx, key, family, c.ttl.UserVehs, false, nil, func(ctx context.Context) (fillResult, error) {
-		resp, err := c.inner.ListUserVehicles(ctx, req)
+		resp, err := c.StrictServerInterface.ListUserVehicles(ctx, req)
 		switch x := resp.(type) {
 		case gen.ListUserVehicles200JSONResponse:
 			return fillResult{ok: x.Body}, err
@@ -460,7 +455,7 @@ func (c *Cached) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesR
 // CreateUser invalidates users:all and any cached 404 for the new id or email, including
 // the 404 of GET /users/{id}/vehicles (a page of the vehicles:user:{id} family).
 func (c *Cached) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
-	resp, err := c.inner.CreateUser(ctx, req)
+	resp, err := c.StrictServerInterface.CreateUser(ctx, req)
 	if x, ok := resp.(gen.CreateUser201JSONResponse); ok {
 		c.invalidate(ctx, []string{userKey(x.Body.Id), userEmailKey(string(x.Body.Email))}, []string{familyUsers, userVehiclesFamily(x.Body.Id)})
 	}
@@ -473,7 +468,7 @@ func (c *Cached) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject
 	if old, err := c.store.GetUser(ctx, req.Id); err == nil {
 		keys = append(keys, userEmailKey(old.Email))
 	}
-	resp, err := c.inner.UpdateUser(ctx, req)
+	resp, err := c.StrictServerInterface.UpdateUser(ctx, req)
 	if _, ok := resp.(gen.UpdateUser200JSONResponse); ok || err != nil {
 		c.invalidate(ctx, keys, []string{familyUsers})
 	}
@@ -491,7 +486,7 @@ func (c *Cached) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject
 	for _, id := range ids {
 		keys = append(keys, vehicleKey(id))
 	}
-	resp, err := c.inner.DeleteUser(ctx, req)
+	resp, err := c.StrictServerInterface.DeleteUser(ctx, req)
 	if _, ok := resp.(gen.DeleteUser204Response); ok || err != nil {
 		c.invalidate(ctx, keys, []string{familyUsers, familyVehicles, userVehiclesFamily(req.Id)})
 	}
@@ -519,27 +514,64 @@ func (c *Cached) vehicleIDs(ctx context.Context, userID int64) ([]int64, error) 
 
 // CreateVehicle invalidates vehicles:all, the owner's list, and a cached 404 for the new id.
 func (c *Cached) CreateVehicle(ctx context.Context, req gen.CreateVehicleRequestObject) (gen.CreateVehicleResponseObject, error) {
-	resp, err := c.inner.CreateVehicle(ctx, req)
+	resp, err := c.StrictServerInterface.CreateVehicle(ctx, req)
 	if x, ok := resp.(gen.CreateVehicle201JSONResponse); ok {
 		c.invalidate(ctx, []string{vehicleKey(x.Body.Id)}, []string{familyVehicles, userVehiclesFamily(x.Body.UserId)})
 	}
 	return resp, err
 }
 
+// vehicleWriter is implemented by Server: its vehicle writes also return the vehicle their
+// owner check read (nil when unread), which spares the decorator its own read of the old owner.
+type vehicleWriter interface {
+	updateVehicle(ctx context.Context, req gen.UpdateVehicleRequestObject) (gen.UpdateVehicleResponseObject, *storage.Vehicle, error)
+	deleteVehicle(ctx context.Context, req gen.DeleteVehicleRequestObject) (gen.DeleteVehicleResponseObject, *storage.Vehicle, error)
+}
+
+// A drifted signature would silently bring back the second read.
+var _ vehicleWriter = (*Server)(nil)
+
+// storedVehicle is the vehicle as the store holds it, nil when it cannot be read.
+func (c *Cached) storedVehicle(ctx context.Context, id int64) *storage.Vehicle {
+	v, err := c.store.GetVehicle(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return &v
+}
+
 // UpdateVehicle invalidates vehicle:{id}, vehicles:all, and the lists of the old and the new
 // owner.
 func (c *Cached) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequestObject) (gen.UpdateVehicleResponseObject, error) {
-	fams := []string{familyVehicles}
-	// Without a new owner the owner stays, and the answer names it: the old owner only needs
-	// reading when the request may move the vehicle.
-	if req.Body.UserId != nil {
-		if old, err := c.store.GetVehicle(ctx, req.Id); err == nil {
-			fams = append(fams, userVehiclesFamily(old.UserID))
+	// Without a new owner the owner stays, and the answer names it: the old owner only matters
+	// when the request may move the vehicle.
+	moves := req.Body.UserId != nil
+	var (
+		resp gen.UpdateVehicleResponseObject
+		old  *storage.Vehicle
+		err  error
+	)
+	if vw, ok := c.StrictServerInterface.(vehicleWriter); ok {
+		resp, old, err = vw.updateVehicle(ctx, req)
+		if moves && old == nil && err != nil {
+			// It failed before reading the vehicle, so it changed nothing: this read is as
+			// good as one made before it.
+			old = c.storedVehicle(ctx, req.Id)
 		}
-		fams = append(fams, userVehiclesFamily(*req.Body.UserId))
+	} else {
+		if moves {
+			old = c.storedVehicle(ctx, req.Id)
+		}
+		resp, err = c.StrictServerInterface.UpdateVehicle(ctx, req)
 	}
-	resp, err := c.inner.UpdateVehicle(ctx, req)
 	if x, ok := resp.(gen.UpdateVehicle200JSONResponse); ok || err != nil {
+		fams := []string{familyVehicles}
+		if moves {
+			if old != nil {
+				fams = append(fams, userVehiclesFamily(old.UserID))
+			}
+			fams = append(fams, userVehiclesFamily(*req.Body.UserId))
+		}
 		if ok {
 			fams = append(fams, userVehiclesFamily(x.Body.UserId))
 		}
@@ -550,12 +582,26 @@ func (c *Cached) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequest
 
 // DeleteVehicle invalidates vehicle:{id}, vehicles:all and the owner's list.
 func (c *Cached) DeleteVehicle(ctx context.Context, req gen.DeleteVehicleRequestObject) (gen.DeleteVehicleResponseObject, error) {
-	fams := []string{familyVehicles}
-	if old, err := c.store.GetVehicle(ctx, req.Id); err == nil {
-		fams = append(fams, userVehiclesFamily(old.UserID))
+	var (
+		resp gen.DeleteVehicleResponseObject
+		old  *storage.Vehicle
+		err  error
+	)
+	if vw, ok := c.StrictServerInterface.(vehicleWriter); ok {
+		resp, old, err = vw.deleteVehicle(ctx, req)
+		if old == nil && err != nil {
+			// As in UpdateVehicle: nothing was deleted, so reading now is reading before.
+			old = c.storedVehicle(ctx, req.Id)
+		}
+	} else {
+		old = c.storedVehicle(ctx, req.Id)
+		resp, err = c.StrictServerInterface.DeleteVehicle(ctx, req)
 	}
-	resp, err := c.inner.DeleteVehicle(ctx, req)
 	if _, ok := resp.(gen.DeleteVehicle204Response); ok || err != nil {
+		fams := []string{familyVehicles}
+		if old != nil {
+			fams = append(fams, userVehiclesFamily(old.UserID))
+		}
 		c.invalidate(ctx, []string{vehicleKey(req.Id)}, fams)
 	}
 	return resp, err

@@ -54,9 +54,6 @@ func WithChecks(timeout time.Duration, checks ...Check) Option {
 	return func(s *Server) { s.checks, s.checkTimeout = checks, timeout }
 }
 
-// WithClock replaces the clock used for rules that depend on the date (the newest model year).
-func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
-
 // New returns a Server. Readiness checks the store unless WithChecks says otherwise.
 func New(d Deps, opts ...Option) *Server {
 	s := &Server{

@@ -183,14 +183,18 @@ func (s *Server) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesR
 	if err != nil {
 		return gen.ListUserVehicles400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(badRequest("cursor", err.Error()))}, nil
 	}
-	if _, err := s.store.GetUser(ctx, req.Id); errors.Is(err, storage.ErrNotFound) {
-		return gen.ListUserVehicles404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("list user vehicles: %w", err)
-	}
 	body, err := s.vehiclePage(ctx, &req.Id, after, pageSize(req.Params.Limit))
 	if err != nil {
 		return nil, fmt.Errorf("list user vehicles: %w", err)
+	}
+	// A vehicle proves its owner exists (vehicles cascade-delete with the user): only an empty
+	// page needs the user read to tell a 404 from an empty list.
+	if len(body.Items) == 0 {
+		if _, err := s.store.GetUser(ctx, req.Id); errors.Is(err, storage.ErrNotFound) {
+			return gen.ListUserVehicles404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("list user vehicles: %w", err)
+		}
 	}
 	return gen.ListUserVehicles200JSONResponse{Body: body}, nil
 }
