@@ -67,6 +67,62 @@ func (s *script) evalsha(vk valkeygo.Client, keys, args []string) valkeygo.Compl
 	return vk.B().Evalsha().Sha1(s.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
 }
 
+// eval builds the script's EVAL (the whole source) for a pipeline.
+func (s *script) eval(vk valkeygo.Client, keys, args []string) valkeygo.Completed {
+	return vk.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
+}
+
+// scriptCall is one call of a script, kept so that it can be resent as EVAL after NOSCRIPT.
+type scriptCall struct {
+	s          *script
+	keys, args []string
+}
+
+func (c scriptCall) evalsha(vk valkeygo.Client) valkeygo.Completed {
+	return c.s.evalsha(vk, c.keys, c.args)
+}
+
+func (c scriptCall) eval(vk valkeygo.Client) valkeygo.Completed {
+	return c.s.eval(vk, c.keys, c.args)
+}
+
+// execScripts runs calls in one pipeline as EVALSHA, rescued (one more round trip) only if the
+// server has lost the scripts: valkeygo.Lua.ExecMulti would spend a SCRIPT LOAD round trip
+// before every pipeline.
+func execScripts(ctx context.Context, vk valkeygo.Client, calls []scriptCall) []valkeygo.ValkeyResult {
+	cmds := make(valkeygo.Commands, len(calls))
+	for i, c := range calls {
+		cmds[i] = c.evalsha(vk)
+	}
+	res := vk.DoMulti(ctx, cmds...)
+	rescue(ctx, vk, res, func(i int) valkeygo.Completed { return calls[i].eval(vk) })
+	return res
+}
+
+// rescue resends as EVAL, all in one more pipeline, the scripts whose EVALSHA in res failed with
+// NOSCRIPT (the server lost its script cache: a restart, a failover, SCRIPT FLUSH), and puts
+// their replies in res. NOSCRIPT means the script did not run, so nothing runs twice; EVAL
+// caches it again for later EVALSHAs. eval(i) builds the EVAL of res[i]'s command; it is called
+// only for NOSCRIPT replies, so res may also hold replies of commands that are not scripts.
+func rescue(ctx context.Context, vk valkeygo.Client, res []valkeygo.ValkeyResult, eval func(i int) valkeygo.Completed) {
+	var missing []int
+	for i, r := range res {
+		if isNoScript(r.Error()) {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	again := make(valkeygo.Commands, len(missing))
+	for j, i := range missing {
+		again[j] = eval(i)
+	}
+	for j, r := range vk.DoMulti(ctx, again...) {
+		res[missing[j]] = r
+	}
+}
+
 var (
 	touchScript        = newScript(touchLua)
 	rotateScript       = newScript(rotateLua)
@@ -165,19 +221,21 @@ func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti str
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	cmds, finish := a.authenticate(userID, sid, jti, now, idle)
-	return finish(ctx, a.vk().DoMulti(ctx, cmds...))
+	cmds, touch, finish := a.authenticate(userID, sid, jti, now, idle)
+	res := a.vk().DoMulti(ctx, cmds...)
+	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return touch.eval(a.vk()) })
+	return finish(res)
 }
 
-// authenticate builds Authenticate's two commands and the function that reads their replies.
-func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, idle time.Duration) (valkeygo.Commands, func(context.Context, []valkeygo.ValkeyResult) (storage.Session, error)) {
-	keys := a.userKeys(userID, sid)
-	args := []string{ms(now), msDur(idle), sid}
+// authenticate builds Authenticate's two commands (EXISTS, then the touch script's EVALSHA),
+// the touch call for rescue, and the function that reads their rescued replies.
+func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, idle time.Duration) (valkeygo.Commands, scriptCall, func([]valkeygo.ValkeyResult) (storage.Session, error)) {
+	touch := scriptCall{s: touchScript, keys: a.userKeys(userID, sid), args: []string{ms(now), msDur(idle), sid}}
 	cmds := valkeygo.Commands{
 		a.vk().B().Exists().Key(a.denyKey(jti)).Build(),
-		touchScript.evalsha(a.vk(), keys, args),
+		touch.evalsha(a.vk()),
 	}
-	return cmds, func(ctx context.Context, res []valkeygo.ValkeyResult) (storage.Session, error) {
+	return cmds, touch, func(res []valkeygo.ValkeyResult) (storage.Session, error) {
 		denied, err := res[0].AsInt64()
 		if err != nil {
 			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
@@ -185,13 +243,7 @@ func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, i
 		if denied > 0 {
 			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
 		}
-		touched := res[1]
-		if isNoScript(touched.Error()) {
-			// The server lost its script cache (restart, SCRIPT FLUSH): the script did not run.
-			// Exec sends it whole; later pipelines find it cached again.
-			touched = touchScript.Exec(ctx, a.vk(), keys, args)
-		}
-		fields, err := touched.AsStrMap()
+		fields, err := res[1].AsStrMap()
 		if err != nil {
 			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
 		}
@@ -226,10 +278,17 @@ func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jt
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	cmds, finish := a.authenticate(userID, sid, jti, now, idle)
+	cmds, touch, finish := a.authenticate(userID, sid, jti, now, idle)
 	n := len(cmds)
 	res := a.vk().DoMulti(ctx, append(cmds, call.cmds...)...)
-	sess, err := finish(ctx, res[:n])
+	// Both halves' scripts in one resend after NOSCRIPT, not one round trip each.
+	rescue(ctx, a.vk(), res, func(i int) valkeygo.Completed {
+		if i < n {
+			return touch.eval(a.vk())
+		}
+		return call.eval(i - n)
+	})
+	sess, err := finish(res[:n])
 	results, lerr := call.finish(ctx, res[n:])
 	if lerr != nil {
 		return sess, storage.LimitCharge{Err: lerr}, err
@@ -300,15 +359,13 @@ func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presen
 func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	keys, args := a.userKeys(userID, sid), []string{sid}
-	cmds := valkeygo.Commands{endScript.evalsha(a.vk(), keys, args)}
+	end := scriptCall{s: endScript, keys: a.userKeys(userID, sid), args: []string{sid}}
+	cmds := valkeygo.Commands{end.evalsha(a.vk())}
 	if denyJTI != "" && denyTTL > 0 {
 		cmds = append(cmds, a.vk().B().Set().Key(a.denyKey(denyJTI)).Value("1").PxMilliseconds(msInt(denyTTL)).Build())
 	}
 	res := a.vk().DoMulti(ctx, cmds...)
-	if isNoScript(res[0].Error()) {
-		res[0] = endScript.Exec(ctx, a.vk(), keys, args)
-	}
+	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return end.eval(a.vk()) })
 	for _, r := range res {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("valkey: end session: %w", err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,15 +31,16 @@ const (
 	tagLease = 'l'
 )
 
-// Lua scripts for the lease's compare-and-set; valkeygo.Lua falls back from EVALSHA to EVAL.
+// Lua scripts for the lease's compare-and-set: Exec for one key (valkeygo.Lua falls back from
+// EVALSHA to EVAL), execScripts for GetMulti's pipelines.
 var (
 	//go:embed lua/cache_set.lua
 	cacheSetLua string
 	//go:embed lua/cache_release.lua
 	cacheReleaseLua string
 
-	cacheSetScript     = valkeygo.NewLuaScript(cacheSetLua)
-	cacheReleaseScript = valkeygo.NewLuaScript(cacheReleaseLua)
+	cacheSetScript     = newScript(cacheSetLua)
+	cacheReleaseScript = newScript(cacheReleaseLua)
 )
 
 // Defaults for CacheOptions' zero values.
@@ -99,12 +99,10 @@ type CacheOptions struct {
 // second fill of the same process cannot revive the first one's lease; and the refusal is
 // reported (CacheStaleSet).
 type Cache struct {
-	c    *Client
-	vk   valkeygo.Client
+	c    *Client // the cache's own
 	opt  CacheOptions
 	br   *breaker
 	sf   flightGroup
-	obs  storage.CacheObserver
 	inst string // random, makes lease tokens unique across processes
 	seq  atomic.Uint64
 
@@ -149,7 +147,6 @@ func OpenCache(ctx context.Context, cfg Config, opt CacheOptions) (*Cache, error
 	_, _ = rand.Read(b[:])
 	ca := &Cache{
 		opt:   opt,
-		obs:   opt.Observer,
 		inst:  hex.EncodeToString(b[:]),
 		waits: make(map[string]chan struct{}),
 	}
@@ -165,27 +162,17 @@ func OpenCache(ctx context.Context, cfg Config, opt CacheOptions) (*Cache, error
 	copt.OnInvalidations = ca.onInvalidations
 	// A cache read is worth one quick try: the breaker and the database do the rest.
 	copt.DisableRetry = true
-	vk, err := valkeygo.NewClient(copt)
-	if err != nil {
-		return nil, fmt.Errorf("valkey: open cache %s: %w", strings.Join(cfg.Addrs, ","), err)
-	}
-	if cfg.Wrap != nil {
-		vk = cfg.Wrap(vk)
-	}
-	ca.vk = vk
-	ca.c = &Client{vk: vk, prefix: cfg.KeyPrefix, commandTimeout: cfg.CommandTimeout}
-	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.CommandTimeout)
-	defer cancel()
-	if err := ca.c.Ping(pctx); err != nil {
-		vk.Close()
-		return nil, fmt.Errorf("valkey: open cache %s: %w", strings.Join(cfg.Addrs, ","), err)
+	if ca.c, err = connect(ctx, cfg, copt, "open cache"); err != nil {
+		return nil, err
 	}
 	return ca, nil
 }
 
+func (ca *Cache) vk() valkeygo.Client { return ca.c.vk }
+
 func (ca *Cache) observe(ev storage.CacheEvent, key string, err error) {
-	if ca.obs != nil {
-		ca.obs.ObserveCache(ev, key, err)
+	if ca.opt.Observer != nil {
+		ca.opt.Observer.ObserveCache(ev, key, err)
 	}
 }
 
@@ -283,9 +270,9 @@ func (ca *Cache) read(ctx context.Context, k string, ttl time.Duration) (entry, 
 	defer cancel()
 	var r valkeygo.ValkeyResult
 	if ca.opt.RemoteOnly {
-		r = ca.vk.Do(cctx, ca.vk.B().Get().Key(k).Build())
+		r = ca.vk().Do(cctx, ca.vk().B().Get().Key(k).Build())
 	} else {
-		r = ca.vk.DoCache(cctx, ca.vk.B().Get().Key(k).Cache(), ttl)
+		r = ca.vk().DoCache(cctx, ca.vk().B().Get().Key(k).Cache(), ttl)
 	}
 	e, err := decodeResult(r)
 	if err != nil {
@@ -383,7 +370,7 @@ func (ca *Cache) miss(ctx context.Context, key, k string, ttl time.Duration, fil
 		}
 		tok := ca.token()
 		cctx, cancel := ca.callCtx(ctx)
-		r := ca.vk.Do(cctx, ca.vk.B().Set().Key(k).Value(tok).Nx().Get().Px(ca.opt.LeaseTTL).Build())
+		r := ca.vk().Do(cctx, ca.vk().B().Set().Key(k).Value(tok).Nx().Get().Px(ca.opt.LeaseTTL).Build())
 		cancel()
 		e, err := decodeResult(r)
 		if err = ca.failed(ctx, "lease", key, err); err != nil {
@@ -412,7 +399,7 @@ func (ca *Cache) fillLeased(ctx context.Context, key, k, tok string, ttl time.Du
 		if !released { // fill failed or panicked: give the lease back
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ca.opt.Timeout)
 			defer cancel()
-			_ = cacheReleaseScript.Exec(rctx, ca.vk, []string{k}, []string{tok}).Error()
+			_ = cacheReleaseScript.Exec(rctx, ca.vk(), []string{k}, []string{tok}).Error()
 		}
 	}()
 	val, fttl, err := fill(ctx)
@@ -432,7 +419,7 @@ func (ca *Cache) fillLeased(ctx context.Context, key, k, tok string, ttl time.Du
 	// The value is ours to store even if the caller gives up now.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ca.opt.Timeout)
 	defer cancel()
-	n, err := cacheSetScript.Exec(cctx, ca.vk, []string{k}, []string{tok, string(buf), strconv.FormatInt(px, 10)}).AsInt64()
+	n, err := cacheSetScript.Exec(cctx, ca.vk(), []string{k}, []string{tok, string(buf), strconv.FormatInt(px, 10)}).AsInt64()
 	if err = ca.failed(cctx, "set", key, err); err != nil {
 		return flightResult{val: val, src: storage.SourceBypass}
 	}
@@ -457,10 +444,10 @@ func (ca *Cache) GetMulti(ctx context.Context, keys []string, ttl time.Duration,
 	}
 	cmds := make([]valkeygo.CacheableTTL, len(keys))
 	for i, key := range keys {
-		cmds[i] = valkeygo.CT(ca.vk.B().Get().Key(ca.c.Key(key)).Cache(), ttl)
+		cmds[i] = valkeygo.CT(ca.vk().B().Get().Key(ca.c.Key(key)).Cache(), ttl)
 	}
 	cctx, cancel := ca.callCtx(ctx)
-	rs := ca.vk.DoMultiCache(cctx, cmds...)
+	rs := ca.vk().DoMultiCache(cctx, cmds...)
 	cancel()
 	var missing []int
 	seen := make(map[string]bool)
@@ -495,10 +482,10 @@ func (ca *Cache) GetMulti(ctx context.Context, keys []string, ttl time.Duration,
 	lcmds := make(valkeygo.Commands, len(missing))
 	for j, i := range missing {
 		toks[j] = ca.token()
-		lcmds[j] = ca.vk.B().Set().Key(ca.c.Key(keys[i])).Value(toks[j]).Nx().Get().Px(ca.opt.LeaseTTL).Build()
+		lcmds[j] = ca.vk().B().Set().Key(ca.c.Key(keys[i])).Value(toks[j]).Nx().Get().Px(ca.opt.LeaseTTL).Build()
 	}
 	cctx, cancel = ca.callCtx(ctx)
-	lrs := ca.vk.DoMulti(cctx, lcmds...)
+	lrs := ca.vk().DoMulti(cctx, lcmds...)
 	cancel()
 	var owned []int // indexes into missing
 	for j, r := range lrs {
@@ -529,25 +516,24 @@ func (ca *Cache) GetMulti(ctx context.Context, keys []string, ttl time.Duration,
 		ca.releaseMulti(ctx, keys, missing, toks, owned)
 		return nil, err
 	}
-	var sets, rels []valkeygo.LuaExec
+	// The releases, then the compare-and-sets, in one pipeline.
+	var rels, sets []scriptCall
 	var setKeys []string
 	for o, j := range owned {
 		k := ca.c.Key(keys[missing[j]])
 		if vals[o] == nil {
-			rels = append(rels, valkeygo.LuaExec{Keys: []string{k}, Args: []string{toks[j]}})
+			rels = append(rels, scriptCall{s: cacheReleaseScript, keys: []string{k}, args: []string{toks[j]}})
 			continue
 		}
 		values[missing[j]] = vals[o]
 		px := max(storage.Jitter(ttl).Milliseconds(), 1)
-		sets = append(sets, valkeygo.LuaExec{Keys: []string{k}, Args: []string{toks[j], string(tagValue) + string(vals[o]), strconv.FormatInt(px, 10)}})
+		sets = append(sets, scriptCall{s: cacheSetScript, keys: []string{k}, args: []string{toks[j], string(tagValue) + string(vals[o]), strconv.FormatInt(px, 10)}})
 		setKeys = append(setKeys, keys[missing[j]])
 	}
 	cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ca.opt.Timeout)
 	defer cancel()
-	if len(rels) > 0 {
-		cacheReleaseScript.ExecMulti(cctx, ca.vk, rels...)
-	}
-	for o, r := range cacheSetScript.ExecMulti(cctx, ca.vk, sets...) {
+	res := execScripts(cctx, ca.vk(), append(rels, sets...))
+	for o, r := range res[len(rels):] {
 		n, err := r.AsInt64()
 		if err = ca.failed(cctx, "set", setKeys[o], err); err != nil {
 			continue // the value is returned, just not stored
@@ -566,13 +552,13 @@ func (ca *Cache) releaseMulti(ctx context.Context, keys []string, missing []int,
 	if len(owned) == 0 {
 		return
 	}
-	rels := make([]valkeygo.LuaExec, len(owned))
+	rels := make([]scriptCall, len(owned))
 	for o, j := range owned {
-		rels[o] = valkeygo.LuaExec{Keys: []string{ca.c.Key(keys[missing[j]])}, Args: []string{toks[j]}}
+		rels[o] = scriptCall{s: cacheReleaseScript, keys: []string{ca.c.Key(keys[missing[j]])}, args: []string{toks[j]}}
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ca.opt.Timeout)
 	defer cancel()
-	cacheReleaseScript.ExecMulti(cctx, ca.vk, rels...)
+	execScripts(cctx, ca.vk(), rels)
 }
 
 // Version implements storage.Cache. The version is read through the local tier; a family
@@ -586,14 +572,14 @@ func (ca *Cache) Version(ctx context.Context, family string) (int64, error) {
 	defer cancel()
 	var vr valkeygo.ValkeyResult
 	if ca.opt.RemoteOnly {
-		vr = ca.vk.Do(cctx, ca.vk.B().Get().Key(k).Build())
+		vr = ca.vk().Do(cctx, ca.vk().B().Get().Key(k).Build())
 	} else {
-		vr = ca.vk.DoCache(cctx, ca.vk.B().Get().Key(k).Cache(), ca.opt.VersionTTL)
+		vr = ca.vk().DoCache(cctx, ca.vk().B().Get().Key(k).Cache(), ca.opt.VersionTTL)
 	}
 	s, err := vr.ToString()
 	if valkeygo.IsValkeyNil(err) {
 		now := strconv.FormatInt(time.Now().UnixMicro(), 10)
-		s, err = ca.vk.Do(cctx, ca.vk.B().Set().Key(k).Value(now).Nx().Get().Build()).ToString()
+		s, err = ca.vk().Do(cctx, ca.vk().B().Set().Key(k).Value(now).Nx().Get().Build()).ToString()
 		if valkeygo.IsValkeyNil(err) {
 			s, err = now, nil
 		}
@@ -625,7 +611,7 @@ func (ca *Cache) Invalidate(ctx context.Context, keys []string, families []strin
 	if !ca.br.allow() {
 		return fmt.Errorf("valkey: cache invalidate: %w: circuit breaker open", storage.ErrCacheUnavailable)
 	}
-	b := ca.vk.B()
+	b := ca.vk().B()
 	cmds := make(valkeygo.Commands, 0, 2*len(keys)+3*len(families))
 	pks := make([]string, len(keys))
 	for i, key := range keys {
@@ -646,7 +632,7 @@ func (ca *Cache) Invalidate(ctx context.Context, keys []string, families []strin
 	cctx, cancel := ca.callCtx(ctx)
 	defer cancel()
 	var firstErr error
-	for _, r := range ca.vk.DoMulti(cctx, cmds...) {
+	for _, r := range ca.vk().DoMulti(cctx, cmds...) {
 		if err := r.Error(); err != nil && !valkeygo.IsValkeyNil(err) && firstErr == nil {
 			firstErr = err
 		}
@@ -673,7 +659,7 @@ func (ca *Cache) Invalidate(ctx context.Context, keys []string, families []strin
 func (ca *Cache) Ping(ctx context.Context) error {
 	cctx, cancel := ca.callCtx(ctx)
 	defer cancel()
-	if err := ca.vk.Do(cctx, ca.vk.B().Ping().Build()).Error(); err != nil {
+	if err := ca.vk().Do(cctx, ca.vk().B().Ping().Build()).Error(); err != nil {
 		return fmt.Errorf("valkey: cache ping: %w: %w", storage.ErrCacheUnavailable, err)
 	}
 	return nil
@@ -681,7 +667,7 @@ func (ca *Cache) Ping(ctx context.Context) error {
 
 // Close implements storage.Cache: it closes the cache's own connection.
 func (ca *Cache) Close() error {
-	ca.vk.Close()
+	ca.vk().Close()
 	return nil
 }
 

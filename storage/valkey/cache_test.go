@@ -188,7 +188,10 @@ func TestCacheRemoteInvalidation(t *testing.T) {
 				t.Fatalf("round %d: not in the local tier (%v)", i, src)
 			}
 		}
-		vver, _ := a.Version(ctx, "users:all")
+		vver, err := a.Version(ctx, "users:all")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := b.Invalidate(ctx, []string{"user:1"}, []string{"users:all"}); err != nil {
 			t.Fatal(err)
 		}

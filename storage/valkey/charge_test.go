@@ -172,7 +172,7 @@ func TestAuthenticateAllowScriptsFlushed(t *testing.T) {
 		if err != nil || ch.Err != nil {
 			t.Fatalf("after SCRIPT FLUSH: %v, %v", err, ch.Err)
 		}
-		if r := ch.Results[0]; !r.Allowed || r.Remaining != 3-i+1 {
+		if r := ch.Results[0]; !r.Allowed || r.Remaining != 4-i {
 			t.Errorf("call %d: %+v, want allowed with %d remaining (charged once per call)", i+1, r, 4-i)
 		}
 	}

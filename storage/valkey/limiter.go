@@ -54,11 +54,6 @@ var (
 	limitTokenBucketGroup    = newScript(limitTokenBucketGroupLua)
 )
 
-// eval builds the script's EVAL (the whole source) for a pipeline.
-func (s *script) eval(vk valkeygo.Client, keys, args []string) valkeygo.Completed {
-	return vk.B().Eval().Script(s.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-}
-
 // Limiter is storage.Limiter on Valkey: each bucket is one atomic script that reads the
 // server's clock (TIME), so every instance sharing the server shares the buckets exactly and
 // the instances' clocks do not matter. It uses the Client's pool and does not own it.
@@ -77,28 +72,20 @@ func NewLimiter(c *Client, timeout time.Duration) *Limiter {
 	return &Limiter{c: c, timeout: timeout}
 }
 
-// bucket is one request's script and arguments.
-type bucket struct {
-	s    *script
-	keys []string
-	args []string
-}
-
-func (l *Limiter) bucket(r storage.LimitRequest) bucket {
-	cost := max(r.Cost, 1)
-	window := micros(r.Window)
-	b := bucket{keys: []string{l.c.prefix + r.Key}}
+// bucket is one request's script call. The scripts take the same arguments: the window (the
+// interval per token for the token bucket) in µs, the limit, the cost.
+func (l *Limiter) bucket(r storage.LimitRequest) scriptCall {
+	b := scriptCall{keys: []string{l.c.prefix + r.Key}}
+	span := micros(r.Window)
 	switch r.Algorithm {
 	case storage.SlidingWindow:
 		b.s = limitSlidingWindowScript
-		b.args = []string{strconv.FormatInt(window, 10), strconv.Itoa(r.Limit), strconv.Itoa(cost)}
 	case storage.FixedWindow:
 		b.s = limitFixedWindowScript
-		b.args = []string{strconv.FormatInt(window, 10), strconv.Itoa(r.Limit), strconv.Itoa(cost)}
 	default:
-		b.s = limitTokenBucketScript
-		b.args = []string{strconv.FormatInt(r.TokenInterval().Microseconds(), 10), strconv.Itoa(r.Limit), strconv.Itoa(cost)}
+		b.s, span = limitTokenBucketScript, r.TokenInterval().Microseconds()
 	}
+	b.args = []string{strconv.FormatInt(span, 10), strconv.Itoa(r.Limit), strconv.Itoa(max(r.Cost, 1))}
 	return b
 }
 
@@ -119,14 +106,18 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 	}
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
-	return p.finish(ctx, l.c.vk.DoMulti(ctx, p.cmds...))
+	res := l.c.vk.DoMulti(ctx, p.cmds...)
+	rescue(ctx, l.c.vk, res, p.eval)
+	return p.finish(ctx, res)
 }
 
 // limitCall is an Allow whose commands are built but not sent, so that they can share a
-// pipeline with other work (AuthState.AuthenticateAllow); finish reads their replies, in
-// order, and takes any further round trip the call needs (EVAL after NOSCRIPT, a refund).
+// pipeline with other work (AuthState.AuthenticateAllow), and share its rescue too: eval(i)
+// builds cmds[i]'s EVAL for rescue. finish reads their rescued replies, in order, and takes
+// any further round trip the call needs (a refund).
 type limitCall struct {
 	cmds   valkeygo.Commands
+	eval   func(i int) valkeygo.Completed
 	finish func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error)
 }
 
@@ -142,28 +133,14 @@ func (l *Limiter) prepare(reqs []storage.LimitRequest) (limitCall, error) {
 		return l.prepareGrouped(reqs), nil
 	}
 	vk := l.c.vk
-	buckets := make([]bucket, len(reqs))
+	buckets := make([]scriptCall, len(reqs))
 	cmds := make(valkeygo.Commands, len(reqs))
 	for i, r := range reqs {
 		buckets[i] = l.bucket(r)
-		cmds[i] = buckets[i].s.evalsha(vk, buckets[i].keys, buckets[i].args)
+		cmds[i] = buckets[i].evalsha(vk)
 	}
+	eval := func(i int) valkeygo.Completed { return buckets[i].eval(vk) }
 	finish := func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error) {
-		var missing []int
-		for i, r := range res {
-			if isNoScript(r.Error()) {
-				missing = append(missing, i)
-			}
-		}
-		if len(missing) > 0 {
-			again := make(valkeygo.Commands, 0, len(missing))
-			for _, i := range missing {
-				again = append(again, buckets[i].s.eval(vk, buckets[i].keys, buckets[i].args))
-			}
-			for j, r := range vk.DoMulti(ctx, again...) {
-				res[missing[j]] = r
-			}
-		}
 		out := make([]storage.LimitResult, len(reqs))
 		denied := false
 		for i, r := range res {
@@ -181,7 +158,7 @@ func (l *Limiter) prepare(reqs []storage.LimitRequest) (limitCall, error) {
 		}
 		return out, nil
 	}
-	return limitCall{cmds: cmds, finish: finish}, nil
+	return limitCall{cmds: cmds, eval: eval, finish: finish}, nil
 }
 
 func allTokenBucket(reqs []storage.LimitRequest) bool {
@@ -243,12 +220,8 @@ func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 	for j, g := range groups {
 		cmds[j] = limitTokenBucketGroup.evalsha(vk, g.keys, g.args)
 	}
+	eval := func(j int) valkeygo.Completed { return limitTokenBucketGroup.eval(vk, groups[j].keys, groups[j].args) }
 	finish := func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error) {
-		for j, r := range res {
-			if isNoScript(r.Error()) {
-				res[j] = vk.Do(ctx, limitTokenBucketGroup.eval(vk, groups[j].keys, groups[j].args))
-			}
-		}
 		out := make([]storage.LimitResult, len(reqs))
 		charged := make([]bool, len(reqs))
 		denied := false
@@ -288,35 +261,26 @@ func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 		}
 		return out, nil
 	}
-	return limitCall{cmds: cmds, finish: finish}
+	return limitCall{cmds: cmds, eval: eval, finish: finish}
 }
 
 // refund gives back what the buckets that allowed took, when another refused: the buckets
 // live in different hash slots, so one script cannot decide them all at once; this second
 // round trip happens only on the refusing path.
 func (l *Limiter) refund(ctx context.Context, reqs []storage.LimitRequest, out []storage.LimitResult) error {
-	vk := l.c.vk
-	var cmds valkeygo.Commands
-	var keys [][]string
-	var args [][]string
+	var calls []scriptCall
 	for i, r := range reqs {
 		if !out[i].Allowed {
 			continue
 		}
-		k := []string{l.c.Key(r.Key)}
-		a := []string{strconv.FormatInt(r.TokenInterval().Microseconds(), 10), strconv.Itoa(max(r.Cost, 1))}
-		keys, args = append(keys, k), append(args, a)
-		cmds = append(cmds, limitRefundScript.evalsha(vk, k, a))
+		calls = append(calls, scriptCall{s: limitRefundScript, keys: []string{l.c.Key(r.Key)},
+			args: []string{strconv.FormatInt(r.TokenInterval().Microseconds(), 10), strconv.Itoa(max(r.Cost, 1))}})
 		out[i].Remaining += max(r.Cost, 1)
 	}
-	if len(cmds) == 0 {
+	if len(calls) == 0 {
 		return nil
 	}
-	res := vk.DoMulti(ctx, cmds...)
-	for j, r := range res {
-		if isNoScript(r.Error()) {
-			r = vk.Do(ctx, limitRefundScript.eval(vk, keys[j], args[j]))
-		}
+	for _, r := range execScripts(ctx, l.c.vk, calls) {
 		if err := r.Error(); err != nil {
 			return err
 		}

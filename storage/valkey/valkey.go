@@ -105,9 +105,16 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	// Retries stay on: the library only retries commands marked read-only or retryable, and
 	// every write here (INCR, SET, EVALSHA of a script) is neither, so a retried request can
 	// never count a failure twice or rotate a token twice.
+	return connect(ctx, cfg, opt, "open")
+}
+
+// connect creates a client with opt for cfg (defaults filled in), wrapped by cfg.Wrap, and
+// checks that the server answers within DialTimeout+CommandTimeout (or earlier, by ctx),
+// closing it if not. what names the caller in errors.
+func connect(ctx context.Context, cfg Config, opt valkeygo.ClientOption, what string) (*Client, error) {
 	vk, err := valkeygo.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("valkey: open %s: %w", strings.Join(cfg.Addrs, ","), err)
+		return nil, fmt.Errorf("valkey: %s %s: %w", what, strings.Join(cfg.Addrs, ","), err)
 	}
 	if cfg.Wrap != nil {
 		vk = cfg.Wrap(vk)
@@ -117,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	defer cancel()
 	if err := c.Ping(pctx); err != nil {
 		vk.Close()
-		return nil, fmt.Errorf("valkey: open %s: %w", strings.Join(cfg.Addrs, ","), err)
+		return nil, fmt.Errorf("valkey: %s %s: %w", what, strings.Join(cfg.Addrs, ","), err)
 	}
 	return c, nil
 }

@@ -22,7 +22,7 @@ elseif kind == 'zset' then
   -- Sliding window: drop the newest tokens (ours, or as good as ours: they leave last).
   redis.call('ZPOPMAX', key, cost)
 elseif kind == 'hash' then
-  -- Fixed window: uncount; HINCRBY keeps the key's expiry.
+  -- Fixed window: uncount; HSET keeps the key's expiry.
   local n = tonumber(redis.call('HGET', key, 'n'))
   if n then
     redis.call('HSET', key, 'n', string.format('%d', math.max(0, n - cost)))

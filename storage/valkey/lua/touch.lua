@@ -9,7 +9,21 @@
 local session, refresh, set = KEYS[1], KEYS[2], KEYS[3]
 local now, idle, sid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 
-local expires = redis.call('HGET', session, 'expires_at')
+-- One HGETALL serves the checks and the reply (the hash has eight fields). Read before changing:
+-- with a TTL of a millisecond or two, the key may be gone again by the time a read after
+-- PEXPIRE would run.
+local fields = redis.call('HGETALL', session)
+local expires, uid, last
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if f == 'expires_at' then
+    expires = fields[i + 1]
+  elseif f == 'user_id' then
+    uid = true
+  elseif f == 'last_activity_at' then
+    last = i + 1
+  end
+end
 if not expires then
   return false
 end
@@ -19,17 +33,12 @@ if ttl <= 0 then
   redis.call('SREM', set, sid)
   return false
 end
--- Read before changing: with a TTL of a millisecond or two, the key may be gone again by the
--- time a read after PEXPIRE would run.
-local fields = redis.call('HGETALL', session)
-if #fields == 0 or redis.call('HEXISTS', session, 'user_id') == 0 then
+if not uid then
   return false
 end
 redis.call('HSET', session, 'last_activity_at', ARGV[1])
 redis.call('PEXPIRE', session, ttl)
-for i = 1, #fields, 2 do
-  if fields[i] == 'last_activity_at' then
-    fields[i + 1] = ARGV[1]
-  end
+if last then
+  fields[last] = ARGV[1]
 end
 return fields
