@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,7 +85,7 @@ func (r LimitRequest) Check() error {
 		why = fmt.Sprintf("window %v is under 1ms", r.Window)
 	case r.Cost < 0 || r.Cost > r.Limit:
 		why = fmt.Sprintf("cost %d is not within 0..limit (%d)", r.Cost, r.Limit)
-	case r.Algorithm != "" && r.Algorithm != TokenBucket && r.Algorithm != SlidingWindow && r.Algorithm != FixedWindow:
+	case r.Algorithm != "" && !slices.Contains(Algorithms, r.Algorithm):
 		why = fmt.Sprintf("unknown algorithm %q", r.Algorithm)
 	default:
 		return nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -149,29 +150,29 @@ func (a *AuthState) Authenticate(_ context.Context, userID int64, sid, jti strin
 		}
 		delete(a.denied, jti)
 	}
-	e, ok := a.touch(sessionKey{userID, sid}, msTime(now), idle, t)
-	if !ok {
+	e := a.touch(sessionKey{userID, sid}, msTime(now), idle, t)
+	if e == nil {
 		return storage.Session{}, fmt.Errorf("memory: authenticate: %w", storage.ErrNotFound)
 	}
 	return e.s, nil
 }
 
 // touch records now as the session's last activity and moves its deadline to now+idle, never
-// past its ExpiresAt by the caller's clock; a session past that is ended. Reports whether the
-// session is alive. The caller holds a.mu.
-func (a *AuthState) touch(k sessionKey, now time.Time, idle time.Duration, t time.Time) (*sessionEntry, bool) {
+// past its ExpiresAt by the caller's clock; a session past that is ended. It returns the
+// session, nil when it is not alive. The caller holds a.mu.
+func (a *AuthState) touch(k sessionKey, now time.Time, idle time.Duration, t time.Time) *sessionEntry {
 	e := a.liveSession(k, t)
 	if e == nil {
-		return nil, false
+		return nil
 	}
 	ttl := min(idle, e.s.ExpiresAt.Sub(now))
 	if ttl <= 0 {
 		a.end(k)
-		return nil, false
+		return nil
 	}
 	e.s.LastActivityAt = now
 	e.deadline = t.Add(ttl)
-	return e, true
+	return e
 }
 
 // RotateRefresh implements storage.AuthState.
@@ -199,8 +200,7 @@ func (a *AuthState) RotateRefresh(_ context.Context, userID int64, sid, presente
 	switch {
 	case presented == r.current:
 		r.prev, r.current, r.rotatedAt = r.current, next, now
-		e, _ = a.touch(k, now, idle, t) // alive: checked above
-		return e.s, nil
+		return a.touch(k, now, idle, t).s, nil // alive: checked above
 	case r.prev != "" && presented == r.prev && now.Sub(r.rotatedAt) < grace:
 		return storage.Session{}, fmt.Errorf("memory: rotate refresh: %w", storage.ErrRefreshRaced)
 	}
@@ -293,8 +293,8 @@ func (a *AuthState) RecordLoginFailure(_ context.Context, email string, window t
 	defer a.mu.Unlock()
 	a.wrote()
 	t := a.clock()
-	e, ok := a.attempts[email]
-	if !ok || !t.Before(e.deadline) {
+	e := live(a.attempts, email, t)
+	if e == nil {
 		// The first failure of a series fixes the window; later ones do not move it.
 		e = &attemptsEntry{deadline: t.Add(window)}
 		a.attempts[email] = e
@@ -312,12 +312,8 @@ func (a *AuthState) LoginFailures(_ context.Context, email string) (int, time.Du
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := a.clock()
-	e, ok := a.attempts[email]
-	if !ok {
-		return 0, 0, nil
-	}
-	if !t.Before(e.deadline) {
-		delete(a.attempts, email)
+	e := live(a.attempts, email, t)
+	if e == nil {
 		return 0, 0, nil
 	}
 	return e.n, e.deadline.Sub(t), nil
@@ -374,9 +370,11 @@ func (a *AuthState) Close() error {
 // expiring is an entry with a deadline on the injected clock.
 type expiring interface{ expiry() time.Time }
 
-func (e *sessionEntry) expiry() time.Time { return e.deadline }
-func (e *refreshEntry) expiry() time.Time { return e.deadline }
-func (e *setEntry) expiry() time.Time     { return e.deadline }
+func (e *sessionEntry) expiry() time.Time  { return e.deadline }
+func (e *refreshEntry) expiry() time.Time  { return e.deadline }
+func (e *setEntry) expiry() time.Time      { return e.deadline }
+func (e *attemptsEntry) expiry() time.Time { return e.deadline }
+func (e resetEntry) expiry() time.Time     { return e.deadline }
 
 // live returns m[k] if it has not expired at t, dropping it if it has (nil when absent).
 func live[K comparable, V expiring](m map[K]V, k K, t time.Time) V {
@@ -412,40 +410,21 @@ func (a *AuthState) wrote() {
 // sweep drops every expired entry. The caller holds a.mu.
 func (a *AuthState) sweep() {
 	t := a.clock()
-	for k, e := range a.sessions {
-		if !t.Before(e.deadline) {
-			delete(a.sessions, k)
-		}
-	}
-	for k, r := range a.refresh {
-		if !t.Before(r.deadline) {
-			delete(a.refresh, k)
-		}
-	}
-	for u, s := range a.sets {
-		if !t.Before(s.deadline) {
-			delete(a.sets, u)
-		}
-	}
-	for j, d := range a.denied {
-		if !t.Before(d) {
-			delete(a.denied, j)
-		}
-	}
-	for e, c := range a.attempts {
-		if !t.Before(c.deadline) {
-			delete(a.attempts, e)
-		}
-	}
-	for h, r := range a.resets {
-		if !t.Before(r.deadline) {
-			delete(a.resets, h)
-		}
-	}
+	sweepMap(a.sessions, t)
+	sweepMap(a.refresh, t)
+	sweepMap(a.sets, t)
+	sweepMap(a.attempts, t)
+	sweepMap(a.resets, t)
+	maps.DeleteFunc(a.denied, func(_ string, d time.Time) bool { return !t.Before(d) })
 	a.writes = 0
 	// Sweep again once as many writes have happened as there are entries now, so the cost
 	// per write stays constant however many live entries there are.
 	a.sweepEvery = max(minSweepEvery, a.entries())
+}
+
+// sweepMap drops every entry of m that has expired at t.
+func sweepMap[K comparable, V expiring](m map[K]V, t time.Time) {
+	maps.DeleteFunc(m, func(_ K, e V) bool { return !t.Before(e.expiry()) })
 }
 
 // entries counts every stored entry. The caller holds a.mu.

@@ -384,10 +384,3 @@ func (c *Cache) Close() error {
 	clear(c.items)
 	return nil
 }
-
-// Len reports how many entries (values and versions) are kept, expired or not.
-func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
-}

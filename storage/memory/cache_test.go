@@ -2,6 +2,7 @@ package memory_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -35,23 +36,37 @@ func TestCacheLRU(t *testing.T) {
 	rec := &storagetest.CacheRecorder{}
 	c := memory.NewCache(memory.CacheConfig{MaxEntries: 3, Observer: rec})
 	defer c.Close()
-	for _, k := range []string{"a", "b", "c"} {
-		c.Get(ctx, k, time.Minute, constFill(k))
+	get := func(k, v string) storage.Source {
+		t.Helper()
+		_, src, err := c.Get(ctx, k, time.Minute, constFill(v))
+		if err != nil {
+			t.Fatalf("Get(%s): %v", k, err)
+		}
+		return src
 	}
-	c.Get(ctx, "a", time.Minute, constFill("x")) // a is now the most recent; b the least
-	c.Get(ctx, "d", time.Minute, constFill("d"))
+	for _, k := range []string{"a", "b", "c"} {
+		get(k, k)
+	}
+	get("a", "x") // a is now the most recent; b the least
+	get("d", "d") // evicts b
 	if n := c.Len(); n != 3 {
 		t.Errorf("Len = %d, want 3", n)
 	}
-	// b last: reading it refills it, which evicts another.
+	// b last: reading it refills it, which evicts a (read least recently of a, c, d).
 	for _, k := range []string{"a", "c", "d", "b"} {
-		_, src, _ := c.Get(ctx, k, time.Minute, constFill(k))
-		if wantHit := k != "b"; src.Hit() != wantHit {
+		src, wantHit := get(k, k), k != "b"
+		if src.Hit() != wantHit {
 			t.Errorf("%s: source %v, want hit %v", k, src, wantHit)
 		}
 	}
-	if n := rec.Count(storage.CacheEvict); n < 1 {
-		t.Errorf("evictions reported = %d, want some", n)
+	var evicted []string
+	for _, e := range rec.Events() {
+		if e.Event == storage.CacheEvict {
+			evicted = append(evicted, e.Key)
+		}
+	}
+	if want := []string{"b", "a"}; !slices.Equal(evicted, want) {
+		t.Errorf("evicted %q, want %q", evicted, want)
 	}
 }
 

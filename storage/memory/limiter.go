@@ -65,8 +65,9 @@ func (l *Limiter) Allow(_ context.Context, reqs []storage.LimitRequest) ([]stora
 			continue
 		}
 		if b, ok := l.buckets[r.Key]; ok {
+			// A shallow copy suffices: allow only reslices times from the front or appends
+			// past its end, never writing over the entries this copy's slice still covers.
 			c := *b
-			c.times = append([]int64(nil), b.times...)
 			saved[r.Key] = &c
 		} else {
 			saved[r.Key] = nil
@@ -182,14 +183,6 @@ func (l *Limiter) wrote(now int64) {
 	l.writes = 0
 	// As in AuthState: sweep again after as many writes as there are buckets now.
 	l.sweepEvery = max(minSweepEvery, len(l.buckets))
-}
-
-// Len reports how many buckets are stored, expired or not yet swept: a gauge for metrics, and
-// for tests to see the sweeps.
-func (l *Limiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
 }
 
 // Ping implements storage.Limiter; memory always answers.

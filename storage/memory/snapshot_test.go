@@ -44,8 +44,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := a.SaveFile(path); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("snapshot file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	if fi, err := os.Stat(path); err != nil {
+		t.Fatalf("snapshot file: %v", err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file mode %v, want 0600", fi.Mode().Perm())
 	}
 
 	now = now.Add(5 * time.Minute) // the restart took a while: s2's one-minute idle has passed
