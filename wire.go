@@ -38,14 +38,7 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 
 	var state storage.AuthState
 	if cfg.ValkeyAddr != "" {
-		vc := valkey.Config{
-			Addrs: []string{cfg.ValkeyAddr}, Username: cfg.ValkeyUser, Password: cfg.ValkeyPassword,
-			DB: cfg.ValkeyDB, KeyPrefix: cfg.ValkeyPrefix, ClientName: "motorpool",
-		}
-		if cfg.ValkeyTLS {
-			vc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		client, err := valkey.Open(ctx, vc)
+		client, err := valkey.Open(ctx, valkeyConfig(cfg, "motorpool"))
 		if err != nil {
 			return nil, fmt.Errorf("open Valkey at %s: %w", cfg.ValkeyAddr, err)
 		}
@@ -129,18 +122,24 @@ func openCache(ctx context.Context, cfg config, obs storage.CacheObserver) (stor
 	if cfg.ValkeyAddr == "" {
 		return memory.NewCache(memory.CacheConfig{MaxEntries: cfg.CacheMax, Observer: obs}), nil
 	}
-	vc := valkey.Config{
-		Addrs: []string{cfg.ValkeyAddr}, Username: cfg.ValkeyUser, Password: cfg.ValkeyPassword,
-		DB: cfg.ValkeyDB, KeyPrefix: cfg.ValkeyPrefix, ClientName: "motorpool-cache",
-	}
-	if cfg.ValkeyTLS {
-		vc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	c, err := valkey.OpenCache(ctx, vc, valkey.CacheOptions{Observer: obs})
+	c, err := valkey.OpenCache(ctx, valkeyConfig(cfg, "motorpool-cache"), valkey.CacheOptions{Observer: obs})
 	if err != nil {
 		return nil, fmt.Errorf("open the Valkey cache at %s: %w", cfg.ValkeyAddr, err)
 	}
 	return c, nil
+}
+
+// valkeyConfig is the connection to VALKEY_URL; clientName tells the auth state's connection
+// from the cache's apart in CLIENT LIST.
+func valkeyConfig(cfg config, clientName string) valkey.Config {
+	vc := valkey.Config{
+		Addrs: []string{cfg.ValkeyAddr}, Username: cfg.ValkeyUser, Password: cfg.ValkeyPassword,
+		DB: cfg.ValkeyDB, KeyPrefix: cfg.ValkeyPrefix, ClientName: clientName,
+	}
+	if cfg.ValkeyTLS {
+		vc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return vc
 }
 
 // signingKey loads JWT_PRIVATE_KEY_FILE, or in embedded mode a key generated once under the

@@ -125,7 +125,10 @@ func TestAuthenticateCharging(t *testing.T) {
 		}
 	}
 
-	// The session is not the claimed one: refused or another role, and no charge stands.
+	// The session is not the claimed one: refused or another role, and no charge stands. What
+	// the Service decides here is ErrInvalidToken and the caller's role taken from the session;
+	// ch == nil only follows from chargingState giving the charge back (an empty LimitCharge).
+	// That the real state does refund is tested in storage/valkey/charge_test.go.
 	if _, ch, err := call("gone"); !errors.Is(err, auth.ErrInvalidToken) || ch != nil {
 		t.Errorf("ended session: %v, charge %+v; want ErrInvalidToken and none", err, ch)
 	}

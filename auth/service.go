@@ -130,9 +130,6 @@ type Service struct {
 // Option configures a Service.
 type Option func(*Service)
 
-// WithClock injects the clock.
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
-
 // WithUserChanged registers f to hear of user records this service changes (a password reset
 // bumps the record's updatedAt), so that a cache can drop them.
 func WithUserChanged(f func(context.Context, storage.User)) Option {

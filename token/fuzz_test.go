@@ -68,7 +68,8 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 		// Only a genuinely signed token can get here; its claims must be complete.
-		if c.Type != want || c.Subject <= 0 || c.SessionID == "" || c.ID == "" || c.Role == "" || c.ExpiresAt.IsZero() {
+		// Subject 0 is legitimate only in a service access token.
+		if c.Type != want || c.Subject < 0 || c.Subject == 0 && (c.Role != token.RoleService || c.Type != token.Access) || c.SessionID == "" || c.ID == "" || c.Role == "" || c.ExpiresAt.IsZero() {
 			t.Fatalf("accepted token with incomplete claims: %+v", c)
 		}
 	})
@@ -104,7 +105,8 @@ func FuzzVerifySigned(f *testing.F) {
 			}
 			return
 		}
-		if c.Type != token.Access || c.Subject <= 0 || c.SessionID == "" || c.ID == "" || c.Role == "" || c.ExpiresAt.IsZero() {
+		// Subject 0 is legitimate only in a service access token.
+		if c.Type != token.Access || c.Subject < 0 || c.Subject == 0 && c.Role != token.RoleService || c.SessionID == "" || c.ID == "" || c.Role == "" || c.ExpiresAt.IsZero() {
 			t.Fatalf("accepted token with incomplete claims: %+v", c)
 		}
 	})

@@ -30,8 +30,7 @@ var epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // fakeClock is a settable clock; tests are sequential within one issuer, so no locking.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) Now() time.Time { return c.t }
 
 func pemBlock(tb testing.TB, typ string, der []byte) []byte {
 	tb.Helper()
@@ -108,22 +107,6 @@ type signer func(tb testing.TB, input []byte) []byte
 
 func edSigner(priv ed25519.PrivateKey) signer {
 	return func(tb testing.TB, input []byte) []byte { return ed25519.Sign(priv, input) }
-}
-
-// esSigner signs with ES256 in the JOSE form: R and S as 32-byte big-endian, concatenated.
-func esSigner(priv *ecdsa.PrivateKey) signer {
-	return func(tb testing.TB, input []byte) []byte {
-		tb.Helper()
-		sum := sha256.Sum256(input)
-		r, s, err := ecdsa.Sign(rand.Reader, priv, sum[:])
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out := make([]byte, 64)
-		r.FillBytes(out[:32])
-		s.FillBytes(out[32:])
-		return out
-	}
 }
 
 func hsSigner(secret []byte) signer {

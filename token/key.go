@@ -90,13 +90,10 @@ func ParsePrivateKeyPEM(pemBytes []byte, kid string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("token: parse private key: %w", err)
 	}
-	var signer crypto.Signer
-	switch p := raw.(type) {
-	case ed25519.PrivateKey:
-		signer = p
-	case *ecdsa.PrivateKey:
-		signer = p
-	default:
+	// Only keys that cannot sign (X25519) stop here; newKey refuses other signers (RSA, other
+	// curves) by their public half.
+	signer, ok := raw.(crypto.Signer)
+	if !ok {
 		return Key{}, fmt.Errorf("token: parse private key: unsupported key type %T (want Ed25519 or ECDSA P-256)", raw)
 	}
 	k, err := newKey(signer.Public(), kid)
