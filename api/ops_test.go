@@ -138,8 +138,12 @@ func TestRequestID(t *testing.T) {
 		}
 		if rec["msg"] == "request" && rec["path"] == "/healthz" {
 			n++
-			if rec["request_id"] == "" || rec["status"] == nil || rec["duration"] == nil {
+			id, _ := rec["request_id"].(string)
+			if id == "" || rec["status"] == nil || rec["duration"] == nil {
 				t.Errorf("request log line lacks fields: %s", line)
+			}
+			if n == 1 && id != "trace-42.a_b" {
+				t.Errorf("the first request's log line has request_id %q, want the caller's", id)
 			}
 		}
 	}
@@ -182,7 +186,7 @@ func TestInternalErrors(t *testing.T) {
 			if c := strings.Count(logs, cause); c != 1 {
 				t.Errorf("cause logged %d times, want once:\n%s", c, logs)
 			}
-			if !strings.Contains(logs, resp.Header.Get("X-Request-Id")) {
+			if id := resp.Header.Get("X-Request-Id"); id == "" || !strings.Contains(logs, id) {
 				t.Error("the error log line lacks the request id")
 			}
 			// The server still works.

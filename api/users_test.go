@@ -127,7 +127,7 @@ func TestUserEmailUniqueness(t *testing.T) {
 		ada := mustUser(t, s, "ada@example.com")
 		bob := mustUser(t, s, "bob@example.com")
 
-		for _, email := range []string{"ada@example.com", "ADA@EXAMPLE.COM", " Ada@Example.Com"[1:]} {
+		for _, email := range []string{"ada@example.com", "ADA@EXAMPLE.COM", "Ada@Example.Com"} {
 			r, err := s.Client.CreateUserWithResponse(ctx, gen.CreateUserJSONRequestBody{Email: gen.Email(email), Name: "Dup", Password: "correct horse battery"})
 			if err != nil {
 				t.Fatal(err)
