@@ -87,20 +87,21 @@ func identify(authn Authenticator, trusted []netip.Prefix, rl *rateLimiter) func
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			client := auth.Client{IP: clientIP(r, trusted), UserAgent: r.UserAgent()}
 			ctx := auth.WithClient(r.Context(), client)
-			if h := r.Header.Get("Authorization"); h != "" && authn != nil {
+			if h := r.Header.Get("Authorization"); h != "" {
 				st := stateOf(r)
 				scheme, token, ok := strings.Cut(h, " ")
-				if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+				token = strings.TrimSpace(token)
+				if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 					st.authErr = fmt.Errorf("%w: the Authorization header is not a bearer token", auth.ErrInvalidToken)
 				} else {
 					var c auth.Caller
 					var err error
 					if charger != nil {
-						c, st.charge, err = charger.AuthenticateCharging(ctx, strings.TrimSpace(token), func(claimed auth.Caller) []storage.LimitRequest {
+						c, st.charge, err = charger.AuthenticateCharging(ctx, token, func(claimed auth.Caller) []storage.LimitRequest {
 							return rl.precharge(r, client.IP, claimed)
 						})
 					} else {
-						c, err = authn.Authenticate(ctx, strings.TrimSpace(token))
+						c, err = authn.Authenticate(ctx, token)
 					}
 					if err != nil {
 						st.authErr = err

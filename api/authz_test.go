@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -161,8 +160,7 @@ func TestAuthzRules(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("B creates a vehicle: %d %s", resp.StatusCode, body)
 		}
-		var vB gen.Vehicle
-		mustJSON(t, body, &vB)
+		vB := decodeAs[gen.Vehicle](t, body)
 		if vB.UserId != b.Id {
 			t.Errorf("B's vehicle belongs to %d, want B (%d)", vB.UserId, b.Id)
 		}
@@ -221,8 +219,7 @@ func TestAuthzRules(t *testing.T) {
 		}
 
 		// The refusals changed nothing: A still has A's vehicle (as the admin updated it).
-		var got gen.Vehicle
-		mustJSON(t, expect(t, s, http.StatusOK, "GET", vpath, admin, nil), &got)
+		got := decodeAs[gen.Vehicle](t, expect(t, s, http.StatusOK, "GET", vpath, admin, nil))
 		if got.UserId != a.Id || got.Model != "Changed" {
 			t.Errorf("A's vehicle after the refusals: %+v", got)
 		}
@@ -321,11 +318,4 @@ func TestAuthzAdminEndsSessions(t *testing.T) {
 			t.Error("ending a user's sessions was not logged")
 		}
 	})
-}
-
-func mustJSON(t testing.TB, b []byte, v any) {
-	t.Helper()
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("decode %s: %v", b, err)
-	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,26 +53,21 @@ func benchServer(b *testing.B, name string) (*testServer, *atomic.Int64) {
 		return newTestServer(b, backends[name](b)), new(atomic.Int64)
 	}
 	be, rtt := countedBackend(b)
-	be.cache = nil
 	return newTestServer(b, be), rtt
 }
 
-// countedBackend is the production pairing with the cache, counting in rtt the round trips of
-// the client the auth state and the limiter share (the cache has its own).
+// countedBackend is the production pairing without a cache, counting in rtt the round trips of
+// the client the auth state and the limiter share (a cache would have its own).
 func countedBackend(t testing.TB) (backend, *atomic.Int64) {
 	rtt := new(atomic.Int64)
-	addr := os.Getenv("TEST_VALKEY_ADDR")
-	if addr == "" {
-		addr = valkey.DefaultAddr
-	}
 	probe := valkeytest.Open(t) // fails or skips when Valkey is missing; lends a fresh prefix
-	vc, err := valkey.Open(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: probe.KeyPrefix(),
+	vc, err := valkey.Open(context.Background(), valkey.Config{Addrs: []string{valkeyAddr()}, KeyPrefix: probe.KeyPrefix(),
 		Wrap: func(c valkeygo.Client) valkeygo.Client { return roundTrips{c, rtt} }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = vc.Close() })
-	return backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, probe.KeyPrefix(), nil), valkey: vc}, rtt
+	return backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), valkey: vc}, rtt
 }
 
 func reportRTT(b *testing.B, rtt *atomic.Int64, before int64) {
@@ -181,21 +175,11 @@ func (s countingStore) ListVehicles(ctx context.Context, f storage.VehicleFilter
 // in Valkey only (every hit a round trip), or cached with the local tier too. It counts
 // database queries and the round trips of the auth state and of the cache separately.
 func cacheBench(b *testing.B, mode string) (s *testServer, dbq, authRTT, cacheRTT *atomic.Int64) {
-	dbq, authRTT, cacheRTT = new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
-	addr := os.Getenv("TEST_VALKEY_ADDR")
-	if addr == "" {
-		addr = valkey.DefaultAddr
-	}
-	probe := valkeytest.Open(b)
-	vc, err := valkey.Open(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: probe.KeyPrefix(),
-		Wrap: func(c valkeygo.Client) valkeygo.Client { return roundTrips{c, authRTT} }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = vc.Close() })
-	be := backend{store: countingStore{pgtest.Open(b), dbq}, state: valkey.NewAuthState(vc), valkey: vc}
+	dbq, cacheRTT = new(atomic.Int64), new(atomic.Int64)
+	be, authRTT := countedBackend(b)
+	be.store = countingStore{be.store, dbq}
 	if mode != "uncached" {
-		c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: probe.KeyPrefix(),
+		c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{valkeyAddr()}, KeyPrefix: be.valkey.KeyPrefix(),
 			Wrap: func(c valkeygo.Client) valkeygo.Client { return roundTrips{c, cacheRTT} }},
 			valkey.CacheOptions{RemoteOnly: mode == "valkey"})
 		if err != nil {
@@ -289,6 +273,7 @@ func BenchmarkRateLimitHTTP(b *testing.B) {
 	}
 	open := func(limited bool) *side {
 		be, rtt := countedBackend(b)
+		be.cache = openValkeyCache(b, be.valkey.KeyPrefix(), nil)
 		var opts []serverOption
 		if limited {
 			// The backend's limiter, charged with the session check, as main wires it.

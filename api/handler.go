@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
@@ -31,20 +30,6 @@ type Config struct {
 	TrustedProxies []netip.Prefix           // peers whose X-Forwarded-For is believed
 	Metrics        *Metrics                 // the registry to serve; NewMetrics(PoolStats) when nil
 	RateLimit      *RateLimitConfig         // nil: no rate limiting (RATE_LIMIT_ENABLED=false)
-}
-
-// routeMux records the pattern that matched in the request state, for logs and metrics.
-type routeMux struct{ *http.ServeMux }
-
-func (m routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	m.Handle(pattern, http.HandlerFunc(h))
-}
-
-func (m routeMux) Handle(pattern string, h http.Handler) {
-	m.ServeMux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		stateOf(r).route = r.Pattern
-		h.ServeHTTP(w, r)
-	}))
 }
 
 // NewHandler returns the whole HTTP surface of the service. This is the one route table.
@@ -76,7 +61,7 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 		m = newMetrics(cfg.PoolStats)
 	}
 
-	mux := routeMux{http.NewServeMux()}
+	mux := http.NewServeMux()
 	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  bodyError,
 		ResponseErrorHandlerFunc: internalError,
@@ -91,23 +76,23 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
 	mux.Handle("GET /docs/", docsHandler())
 	mux.Handle("GET /metrics", m.handler)
-	mux.ServeMux.Handle("/", unmatched(spec, router))
+	mux.Handle("/", unmatched(router))
 
 	limit := func(h http.Handler) http.Handler { return h }
 	var rl *rateLimiter
 	if cfg.RateLimit != nil {
-		rl, err = newRateLimiter(*cfg.RateLimit, spec, mux.ServeMux, m.reg, log)
+		rl, err = newRateLimiter(*cfg.RateLimit, spec, m.reg, log)
 		if err != nil {
 			return nil, err
 		}
 		limit = rl.middleware
 	}
-	return observe(log, m)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(mux)))), nil
+	return observe(log, m)(routed(mux)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(mux))))), nil
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path exists under other
 // methods, else 404.
-func unmatched(spec *openapi3.T, router routers.Router) http.Handler {
+func unmatched(router routers.Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, _, err := router.FindRoute(r); err == routers.ErrMethodNotAllowed {
 			if allow := allowed(router, r); allow != "" {

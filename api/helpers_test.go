@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -71,11 +70,7 @@ var backends = map[string]func(t testing.TB) backend{
 // openValkeyCache opens a Valkey cache (its own client, with client-side caching) under prefix.
 func openValkeyCache(t testing.TB, prefix string, wrap func(valkeygo.Client) valkeygo.Client) *valkey.Cache {
 	t.Helper()
-	addr := os.Getenv("TEST_VALKEY_ADDR")
-	if addr == "" {
-		addr = valkey.DefaultAddr
-	}
-	c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{addr}, KeyPrefix: prefix, Wrap: wrap}, valkey.CacheOptions{})
+	c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{valkeyAddr()}, KeyPrefix: prefix, Wrap: wrap}, valkey.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +196,6 @@ const adminEmail, testPassword = "admin@example.com", "correct horse battery"
 // serverSetup is what serverOptions adjust before a test server is built.
 type serverSetup struct {
 	auth      auth.Config
-	impl      []impl.Option
 	rateLimit *api.RateLimitConfig // nil: no rate limiting (the default for tests)
 	trusted   []netip.Prefix
 }
@@ -210,10 +204,6 @@ type serverOption func(*serverSetup)
 
 func withAuthConfig(f func(*auth.Config)) serverOption {
 	return func(s *serverSetup) { f(&s.auth) }
-}
-
-func withImpl(o impl.Option) serverOption {
-	return func(s *serverSetup) { s.impl = append(s.impl, o) }
 }
 
 // withRateLimit turns rate limiting on with the plan's defaults as f leaves them; the store
@@ -246,7 +236,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	for _, o := range opts {
 		o(&setup)
 	}
-	cfg, implOpts := setup.auth, setup.impl
+	cfg := setup.auth
 	if rl := setup.rateLimit; rl != nil {
 		if rl.Fallback == nil {
 			rl.Fallback = memory.NewLimiter(nil)
@@ -274,7 +264,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, implOpts...)
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS})
 	if b.cache != nil {
 		cached := impl.NewCached(server, b.store, b.cache, impl.DefaultCacheTTLs(), log)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -20,17 +20,18 @@ import (
 // requestState travels with each request so that inner layers can tell the access log and
 // the metrics which route matched and why a request failed, without logging twice.
 type requestState struct {
-	id    string
-	route string // the mux pattern, e.g. "GET /users/{id}"; empty when nothing matched
-	err   error  // the cause of a 5xx
+	id string
+	// pattern is the mux pattern the request will take ("/" for none); route is the same for
+	// logs and metrics, empty when nothing matched.
+	pattern string
+	route   string
+	err     error // the cause of a 5xx
 	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
 	authErr error
-	// limitRoute is the route the rate limiter found (limitRouted: it looked), so it looks
-	// once; charged and charge are the buckets authentication charged for it, and the outcome.
-	limitRoute  string
-	limitRouted bool
-	charged     []check
-	charge      *storage.LimitCharge
+	// charged and charge are the buckets authentication charged for the rate limiter, and the
+	// outcome.
+	charged []check
+	charge  *storage.LimitCharge
 }
 
 type stateKey struct{}
@@ -42,14 +43,6 @@ func stateOf(r *http.Request) *requestState {
 		return s
 	}
 	return &requestState{}
-}
-
-// RequestID returns the id of the request ctx belongs to, or "".
-func RequestID(ctx context.Context) string {
-	if s, ok := ctx.Value(stateKey{}).(*requestState); ok {
-		return s.id
-	}
-	return ""
 }
 
 // statusRecorder remembers the status and size of a response.
@@ -96,6 +89,22 @@ func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// routed finds the route the request will take, once, before anything may refuse it: the
+// access log and the metrics name it whichever layer answers (the limiter's 429, the body
+// limit's 413), and the rate limiter picks its rule by it.
+func routed(mux *http.ServeMux) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st := stateOf(r)
+			_, st.pattern = mux.Handler(r)
+			if st.pattern != "/" { // the catch-all that answers 404 and 405
+				st.route = st.pattern
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // observe is the outermost layer: it assigns the request id, recovers panics into a 500,

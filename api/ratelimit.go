@@ -146,13 +146,11 @@ func opName(op *openapi3.Operation) string {
 // rateLimiter is the middleware's state.
 type rateLimiter struct {
 	cfg      RateLimitConfig
-	rules    map[string]rule   // by route pattern: x-rate-limit, or the default rule
-	ops      map[string]string // route pattern → operationId
-	globalIP rule              // every request, per IP
-	globalU  rule              // every signed-in request, per user
-	exempt   map[string]bool   // route patterns never limited
-	mux      *http.ServeMux    // finds the route the way the router will
-	breaker  *breaker.Breaker  // sends calls to the fallback while the store is away
+	rules    map[string]rule  // by route pattern: x-rate-limit, or the default rule
+	globalIP rule             // every request, per IP
+	globalU  rule             // every signed-in request, per user
+	exempt   map[string]bool  // route patterns never limited
+	breaker  *breaker.Breaker // sends calls to the fallback while the store is away
 	log      *slog.Logger
 	alerts   *alerts
 	allowed  *prometheus.CounterVec
@@ -225,54 +223,39 @@ func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern st
 	if ru.perUser && signedIn {
 		subject = user
 	}
-	return append(out, mk(ru, subject, l.ops[pattern]))
+	return append(out, mk(ru, subject, ru.name))
 }
 
-// route is the pattern of the route the request will take, looked up once per request.
-func (l *rateLimiter) route(r *http.Request) string {
-	st := stateOf(r)
-	if !st.limitRouted {
-		_, st.limitRoute = l.mux.Handler(r)
-		st.limitRouted = true
+// limitRequests are the checks' bucket requests.
+func limitRequests(checks []check) []storage.LimitRequest {
+	reqs := make([]storage.LimitRequest, len(checks))
+	for i, c := range checks {
+		reqs[i] = c.req
 	}
-	return st.limitRoute
+	return reqs
 }
 
 // precharge names the buckets of the caller a token claims to be, for authentication to charge
 // with the session check (ChargeWithSession); none when the route is not limited or the store
 // is away (the middleware then uses the fallback).
 func (l *rateLimiter) precharge(r *http.Request, ip string, claimed auth.Caller) []storage.LimitRequest {
-	pattern := l.route(r)
-	if l.exempt[pattern] || claimed.Role == auth.RoleService || !l.breaker.Allow() {
+	st := stateOf(r)
+	if l.exempt[st.pattern] || claimed.Role == auth.RoleService || !l.breaker.Allow() {
 		return nil
 	}
-	st := stateOf(r)
-	st.charged = l.checks(ip, claimed, true, pattern)
-	reqs := make([]storage.LimitRequest, len(st.charged))
-	for i, c := range st.charged {
-		reqs[i] = c.req
-	}
-	return reqs
+	st.charged = l.checks(ip, claimed, true, st.pattern)
+	return limitRequests(st.charged)
 }
 
 // middleware counts the request against its buckets in one round trip and answers 429 when
 // one is empty. It runs after the caller is identified and before validation.
 func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pattern := l.route(r)
-		if l.exempt[pattern] {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if c, ok := auth.CallerFrom(r.Context()); ok && c.Role == auth.RoleService {
-			next.ServeHTTP(w, r)
-			return
-		}
 		st := stateOf(r)
-		if l.ops[pattern] != "" {
-			// A refused request never reaches the route table, which records the route for the
-			// access log and the metrics: record it here, or 429s and 503s count as unmatched.
-			st.route = pattern
+		c, signedIn := auth.CallerFrom(r.Context())
+		if l.exempt[st.pattern] || signedIn && c.Role == auth.RoleService {
+			next.ServeHTTP(w, r)
+			return
 		}
 		var checks []check
 		var results []storage.LimitResult
@@ -282,16 +265,16 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			// token claimed: the caller's buckets are the ones charged.
 			l.breaker.Record(nil)
 			checks, results = st.charged, ch.Results
-		} else if c, signedIn := auth.CallerFrom(r.Context()); ch != nil {
+		} else if ch != nil {
 			// The session check's round trip failed, so the charge did too: the store is away.
-			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, pattern)
+			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, st.pattern)
 			if r.Context().Err() == nil {
 				l.breaker.Record(ch.Err)
 			}
 			l.storeFailed(checks, ch.Err)
 			results, err = l.fallbackAllow(r.Context(), checks)
 		} else {
-			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, pattern)
+			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, st.pattern)
 			if st.charged != nil {
 				// The store answered, but no charge stands (the session was not the one
 				// claimed, and what was taken has been given back): charge the caller's.
@@ -300,7 +283,7 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 			results, err = l.allow(r.Context(), checks)
 		}
 		if err != nil {
-			stateOf(r).err = err
+			st.err = err
 			writeProblem(w, newProblem(http.StatusServiceUnavailable, "The rate limiter cannot decide now; try again shortly."))
 			return
 		}
@@ -329,12 +312,8 @@ var errLimiterDown = errors.New("rate limiter store unreachable")
 // allow asks the store, or the in-process fallback while the store is away.
 func (l *rateLimiter) allow(ctx context.Context, checks []check) ([]storage.LimitResult, error) {
 	if l.breaker.Allow() {
-		reqs := make([]storage.LimitRequest, len(checks))
-		for i, c := range checks {
-			reqs[i] = c.req
-		}
 		cctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
-		res, err := l.cfg.Store.Allow(cctx, reqs)
+		res, err := l.cfg.Store.Allow(cctx, limitRequests(checks))
 		cancel()
 		// A caller that went away says nothing about the store.
 		if ctx.Err() == nil {
@@ -366,12 +345,10 @@ func (l *rateLimiter) fallbackAllow(ctx context.Context, checks []check) ([]stor
 	if failClosed || l.cfg.Fallback == nil {
 		return nil, errLimiterDown
 	}
-	reqs := make([]storage.LimitRequest, len(checks))
-	for i, c := range checks {
-		reqs[i] = c.req
+	for _, c := range checks {
 		l.fallback.WithLabelValues(c.rule.name).Inc()
 	}
-	return l.cfg.Fallback.Allow(ctx, reqs)
+	return l.cfg.Fallback.Allow(ctx, limitRequests(checks))
 }
 
 // headers describes the bucket with the least remaining (X-RateLimit-*, RateLimit) and every
@@ -529,7 +506,7 @@ func (a *alerts) limited(subject string) bool {
 }
 
 // newRateLimiter prepares the middleware for spec's operations.
-func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, mux *http.ServeMux, reg prometheus.Registerer, log *slog.Logger) (*rateLimiter, error) {
+func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, reg prometheus.Registerer, log *slog.Logger) (*rateLimiter, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("rate limit: no store")
 	}
@@ -537,7 +514,7 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, mux *http.ServeMux, r
 	if err != nil {
 		return nil, fmt.Errorf("openapi.yaml: %w", err)
 	}
-	l := &rateLimiter{cfg: cfg, rules: rules, ops: map[string]string{}, mux: mux, log: log,
+	l := &rateLimiter{cfg: cfg, rules: rules, log: log,
 		breaker: breaker.New(cfg.BreakerFailures, cfg.BreakerCooldown, nil),
 		alerts:  &alerts{threshold: cfg.AlertThreshold, window: cfg.AlertWindow, seen: map[string]*alertEntry{}},
 		exempt: map[string]bool{
@@ -546,9 +523,7 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, mux *http.ServeMux, r
 		}}
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
-			pattern := method + " " + path
-			l.ops[pattern] = opName(op)
-			if _, ok := rules[pattern]; !ok {
+			if pattern := method + " " + path; rules[pattern].name == "" {
 				rules[pattern] = rule{name: opName(op), limit: cfg.DefaultMax, window: cfg.Window, perUser: true}
 			}
 		}

@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,44 +34,14 @@ var loopback = netip.MustParsePrefix("127.0.0.0/8")
 // against openapi.yaml). body, when not nil, is sent as JSON. hdr adds headers.
 func rlReq(t testing.TB, s *testServer, method, path, tok, xff string, body any, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	var rd *bytes.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	var req *http.Request
-	var err error
-	if rd != nil {
-		req, err = http.NewRequest(method, s.URL+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-	} else {
-		req, err = http.NewRequest(method, s.URL+path, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
 	if xff != "" {
-		req.Header.Set("X-Forwarded-For", xff)
+		hdr = append([]string{"X-Forwarded-For", xff}, hdr...)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := s.HTTP.Do(req)
+	resp, b, err := s.sendE(tok, method, path, body, hdr...)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	var out bytes.Buffer
-	if _, err := out.ReadFrom(resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	return resp, out.Bytes()
+	return resp, b
 }
 
 // rlUser creates a user of role directly in the store and signs them in through the auth
@@ -759,7 +727,12 @@ func TestRateLimitExactAcrossInstances(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			resp, _ := rlReq(t, servers[i%3], "GET", "/nowhere", "", "203.0.113.200", nil)
+			// Not rlReq: a goroutine must not call t.Fatal.
+			resp, _, err := servers[i%3].sendE("", "GET", "/nowhere", nil, "X-Forwarded-For", "203.0.113.200")
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			codes[i] = resp.StatusCode
 		})
 	}
@@ -1040,6 +1013,7 @@ func TestRateLimitChargedWithSession(t *testing.T) {
 	t.Run("one round trip", func(t *testing.T) {
 		t.Parallel()
 		be, rtt := countedBackend(t)
+		be.cache = openValkeyCache(t, be.valkey.KeyPrefix(), nil)
 		s := newTestServer(t, be, withRateLimit(nil))
 		id, tok := rlUser(t, s, "one-trip@example.com", storage.RoleUser)
 		self := fmt.Sprintf("/users/%d", id)
