@@ -27,13 +27,13 @@ type RateLimitConfig struct {
 	Store       storage.Limiter // the shared store (Valkey), or the in-process limiter
 	Fallback    storage.Limiter // in-process limiter used while Store is unreachable (fail-open)
 	Algorithm   storage.Algorithm
-	IPMax       int           // every request, per client IP (RATE_LIMIT_IP_MAX)
-	UserMax     int           // every request, per signed-in user (RATE_LIMIT_USER_MAX)
-	DefaultMax  int           // operations without a rule (RATE_LIMIT_MAX)
-	Window      time.Duration // the global rules' and the default rule's window (RATE_LIMIT_TTL)
-	Multipliers map[storage.Role]float64
-	GuestMult   float64 // callers without a valid token
-	FailClosed  bool    // RATE_LIMIT_FAIL_MODE=closed: refuse while the store is away
+	IPMax       int                      // every request, per client IP (RATE_LIMIT_IP_MAX)
+	UserMax     int                      // every request, per signed-in user (RATE_LIMIT_USER_MAX)
+	DefaultMax  int                      // operations without a rule (RATE_LIMIT_MAX)
+	Window      time.Duration            // the global rules' and the default rule's window (RATE_LIMIT_TTL)
+	Multipliers map[storage.Role]float64 // scale the rules counted per user; per-IP rules never
+	GuestMult   float64                  // per-user rules of callers without a valid token (by address)
+	FailClosed  bool                     // RATE_LIMIT_FAIL_MODE=closed: refuse while the store is away
 	// Timeout bounds a call to Store. A charge made with the session check is bounded by the
 	// auth state's timeout instead: the request waits for that round trip anyway.
 	Timeout time.Duration
@@ -198,7 +198,10 @@ type check struct {
 }
 
 // checks lists the buckets a request counts against: the global IP rule, the global user rule
-// when signed in, and the operation's rule.
+// when signed in, and the operation's rule. Rules counted per IP hold the spec's numbers for
+// everyone, since one address may carry callers of every role; the role's multiplier scales
+// the rules counted per user, and a guest's per-user rules (counted by address) get the
+// guest's.
 func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern string) []check {
 	mult := l.multiplier(c, signedIn)
 	ip = ipSubject(ip)
@@ -207,7 +210,9 @@ func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern st
 		user = "user:{" + strconv.FormatInt(c.UserID, 10) + "}"
 	}
 	mk := func(ru rule, subject, op string) check {
-		ru.limit = scale(ru.limit, mult)
+		if ru.perUser {
+			ru.limit = scale(ru.limit, mult)
+		}
 		return check{rule: ru, req: storage.LimitRequest{Key: "rate_limit:" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
 	}
 	out := make([]check, 0, 3)
@@ -426,8 +431,8 @@ func (l *rateLimiter) deny(w http.ResponseWriter, r *http.Request, c check, res 
 		l.log.Warn("suspicious activity: subject rate limited repeatedly", "subject", who, "key", subject,
 			"threshold", l.cfg.AlertThreshold, "window", l.cfg.AlertWindow.String())
 	}
-	per := "IP"
-	if c.rule.perUser {
+	per := "IP" // a guest's per-user rules count its address
+	if strings.HasPrefix(subject, "rate_limit:user:") {
 		per = "user"
 	}
 	writeProblem(w, newProblem(http.StatusTooManyRequests, fmt.Sprintf(

@@ -329,13 +329,13 @@ func TestRateLimitHeaders(t *testing.T) {
 }
 
 // X-RateLimit-Reset is when the bucket is full again, rounded up to the second: never
-// before. A guest's first request to a fresh bucket of 2 per 3 s is full again 1.5 s after
+// before. A first request to a fresh bucket of 2 per 3 s is full again 1.5 s after
 // the server decided, so the header is at least the second after send time + 1.5 s.
 func TestRateLimitResetRoundsUp(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, nb func(testing.TB) backend) {
 		s := newTestServer(t, nb(t), withTrustedProxies(loopback), withRateLimit(func(c *api.RateLimitConfig) {
-			c.IPMax, c.Window = 4, 3*time.Second // a guest: 2, a token every 1.5 s
+			c.IPMax, c.Window = 2, 3*time.Second // a token every 1.5 s
 		}))
 		for i, frac := range []time.Duration{700 * time.Millisecond, 200 * time.Millisecond} {
 			// Send at frac past a whole second, so that rounding the send time down and the
@@ -372,8 +372,8 @@ func TestRateLimitResetRoundsUp(t *testing.T) {
 	})
 }
 
-// An operation's own rule, scaled by role: POST /users allows 5 per minute per IP, a guest
-// half, floor(2.5) = 2. The 429 names the rule. Denied requests cost nothing: after any number
+// An operation's own rule: POST /users allows 5 per minute per IP, the spec's number for
+// everyone at an address (role multipliers scale only the per-user rules). The 429 names the rule. Denied requests cost nothing: after any number
 // of 429s, waiting Retry-After once is enough.
 func TestRateLimitOperationRule(t *testing.T) {
 	t.Parallel()
@@ -389,15 +389,15 @@ func TestRateLimitOperationRule(t *testing.T) {
 				}
 			}
 			got, resp, body := rlCount(t, 10, create("192.0.2.1"))
-			if got != 2 {
-				t.Fatalf("a guest created %d users before a 429, want 2", got)
+			if got != 5 {
+				t.Fatalf("a guest created %d users before a 429, want 5", got)
 			}
 			ra := rl429(t, resp, body, "createUser")
-			if resp.Header.Get("X-RateLimit-Limit") != "2" || resp.Header.Get("X-RateLimit-Remaining") != "0" {
-				t.Errorf("429: X-RateLimit-Limit %s, -Remaining %s; want 2, 0", resp.Header.Get("X-RateLimit-Limit"), resp.Header.Get("X-RateLimit-Remaining"))
+			if resp.Header.Get("X-RateLimit-Limit") != "5" || resp.Header.Get("X-RateLimit-Remaining") != "0" {
+				t.Errorf("429: X-RateLimit-Limit %s, -Remaining %s; want 5, 0", resp.Header.Get("X-RateLimit-Limit"), resp.Header.Get("X-RateLimit-Remaining"))
 			}
-			if ra > 30 {
-				t.Errorf("Retry-After %d: a 2-per-minute bucket refills a token every 30 s", ra)
+			if ra > 12 {
+				t.Errorf("Retry-After %d: a 5-per-minute bucket refills a token every 12 s", ra)
 			}
 			for range 3 {
 				r, b := create("192.0.2.1")()
@@ -409,9 +409,9 @@ func TestRateLimitOperationRule(t *testing.T) {
 			if !strings.Contains(s.Logs.String(), `"path":"/users","route":"POST /users","status":429`) {
 				t.Errorf("no access-log line for the 429 names its route:\n%s", s.Logs.String())
 			}
-			// Per IP: another address has its own two.
-			if got, _, _ := rlCount(t, 10, create("192.0.2.2")); got != 2 {
-				t.Errorf("a second guest address created %d users, want 2", got)
+			// Per IP: another address has its own five.
+			if got, _, _ := rlCount(t, 10, create("192.0.2.2")); got != 5 {
+				t.Errorf("a second guest address created %d users, want 5", got)
 			}
 		})
 
@@ -507,49 +507,77 @@ func TestRateLimitRetryAfterLongestRule(t *testing.T) {
 	})
 }
 
-// Limits are multiplied by role: with 4 per window per IP and per user, a user gets 4, an
-// admin 40 and a guest 2.
+// Role multipliers scale the rules counted per user: with 4 per window per user, a user gets
+// 4, an admin 40, and a guest, whose per-user rules count its address, 2. Rules counted per IP
+// are the configured number for every role: with 4 per window per IP, everyone gets 4.
 func TestRateLimitRoleMultipliers(t *testing.T) {
 	t.Parallel()
+	type req struct {
+		who, tok, method, path, ip string
+		body                       any
+		want                       int
+		policies                   []string
+		rule                       string // the rule the 429 names
+	}
+	refresh := map[string]string{"refreshToken": "not-a-token"}
 	eachBackend(t, func(t *testing.T, nb func(testing.TB) backend) {
-		s := newTestServer(t, nb(t), withTrustedProxies(loopback), withRateLimit(func(c *api.RateLimitConfig) {
-			c.IPMax, c.UserMax, c.DefaultMax, c.Window = 4, 4, 1000, 10*time.Minute
-		}))
-		userID, userTok := rlUser(t, s, "user@example.com", storage.RoleUser)
-		adminID, adminTok := rlUser(t, s, "admin2@example.com", storage.RoleAdmin)
 		for _, c := range []struct {
-			who, tok, path, ip string
-			want               int
-			policies           []string
+			name                string
+			ipMax, userMax, def int
+			reqs                func(userPath, userTok, adminPath, adminTok string) []req
 		}{
-			{"user", userTok, fmt.Sprintf("/users/%d", userID), "198.51.100.1", 4,
-				[]string{"global-per-IP;q=4;w=600", "global-per-user;q=4;w=600", "getUser;q=60;w=60"}},
-			{"admin", adminTok, fmt.Sprintf("/users/%d", adminID), "198.51.100.2", 40,
-				[]string{"global-per-IP;q=40;w=600", "global-per-user;q=40;w=600", "getUser;q=600;w=60"}},
-			{"guest", "", "/nowhere", "198.51.100.3", 2,
-				[]string{"global-per-IP;q=2;w=600"}},
-		} {
-			t.Run(c.who, func(t *testing.T) {
-				first := true
-				got, resp, body := rlCount(t, c.want+5, func() (*http.Response, []byte) {
-					resp, body := rlReq(t, s, "GET", c.path, c.tok, c.ip, nil)
-					if first {
-						first = false
-						ps, _ := rlHeaders(t, resp)
-						if strings.Join(policyNames(ps), " ") != strings.Join(c.policies, " ") {
-							t.Errorf("RateLimit-Policy %v, want %v", policyNames(ps), c.policies)
-						}
-						if l := resp.Header.Get("X-RateLimit-Limit"); l != strconv.Itoa(c.want) {
-							t.Errorf("X-RateLimit-Limit %s, want %d", l, c.want)
-						}
-					}
-					return resp, body
-				})
-				if got != c.want {
-					t.Errorf("%d requests before a 429, want %d", got, c.want)
+			{"per-user rules scale", 1000, 4, 4, func(userPath, userTok, adminPath, adminTok string) []req {
+				return []req{
+					{"user", userTok, "GET", userPath, "198.51.100.1", nil, 4,
+						[]string{"global-per-IP;q=1000;w=600", "global-per-user;q=4;w=600", "getUser;q=60;w=60"}, "global per user"},
+					{"admin", adminTok, "GET", adminPath, "198.51.100.2", nil, 40,
+						[]string{"global-per-IP;q=1000;w=600", "global-per-user;q=40;w=600", "getUser;q=600;w=60"}, "global per user"},
+					// refreshTokens has the default rule, counted per user: a guest's by address.
+					{"guest", "", "POST", "/auth/refresh", "198.51.100.3", refresh, 2,
+						[]string{"global-per-IP;q=1000;w=600", "refreshTokens;q=2;w=600"}, "refreshTokens"},
 				}
-				if resp != nil {
-					rl429(t, resp, body, "") // both global rules are empty at once
+			}},
+			{"per-IP rules do not", 4, 1000, 1000, func(userPath, userTok, adminPath, adminTok string) []req {
+				return []req{
+					{"user", userTok, "GET", userPath, "198.51.100.4", nil, 4,
+						[]string{"global-per-IP;q=4;w=600", "global-per-user;q=1000;w=600", "getUser;q=60;w=60"}, "global per IP"},
+					{"admin", adminTok, "GET", adminPath, "198.51.100.5", nil, 4,
+						[]string{"global-per-IP;q=4;w=600", "global-per-user;q=10000;w=600", "getUser;q=600;w=60"}, "global per IP"},
+					{"guest", "", "GET", "/nowhere", "198.51.100.6", nil, 4,
+						[]string{"global-per-IP;q=4;w=600"}, "global per IP"},
+				}
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				s := newTestServer(t, nb(t), withTrustedProxies(loopback), withRateLimit(func(rc *api.RateLimitConfig) {
+					rc.IPMax, rc.UserMax, rc.DefaultMax, rc.Window = c.ipMax, c.userMax, c.def, 10*time.Minute
+				}))
+				userID, userTok := rlUser(t, s, "user@example.com", storage.RoleUser)
+				adminID, adminTok := rlUser(t, s, "admin2@example.com", storage.RoleAdmin)
+				for _, r := range c.reqs(fmt.Sprintf("/users/%d", userID), userTok, fmt.Sprintf("/users/%d", adminID), adminTok) {
+					t.Run(r.who, func(t *testing.T) {
+						first := true
+						got, resp, body := rlCount(t, r.want+5, func() (*http.Response, []byte) {
+							resp, body := rlReq(t, s, r.method, r.path, r.tok, r.ip, r.body)
+							if first {
+								first = false
+								ps, _ := rlHeaders(t, resp)
+								if strings.Join(policyNames(ps), " ") != strings.Join(r.policies, " ") {
+									t.Errorf("RateLimit-Policy %v, want %v", policyNames(ps), r.policies)
+								}
+								if l := resp.Header.Get("X-RateLimit-Limit"); l != strconv.Itoa(r.want) {
+									t.Errorf("X-RateLimit-Limit %s, want %d", l, r.want)
+								}
+							}
+							return resp, body
+						})
+						if got != r.want {
+							t.Errorf("%d requests before a 429, want %d", got, r.want)
+						}
+						if resp != nil {
+							rl429(t, resp, body, r.rule)
+						}
+					})
 				}
 			})
 		}
@@ -577,11 +605,11 @@ func TestRateLimitServiceToken(t *testing.T) {
 			}
 			rlNoHeaders(t, resp)
 		}
-		// The service's address was not charged either: a guest there has its 2.
-		if got, _, _ := rlCount(t, 5, func() (*http.Response, []byte) {
+		// The service's address was not charged either: a guest there has its 4.
+		if got, _, _ := rlCount(t, 6, func() (*http.Response, []byte) {
 			return rlReq(t, s, "GET", "/nowhere", "", "198.51.100.9", nil)
-		}); got != 2 {
-			t.Errorf("a guest at the service's address got %d requests, want 2", got)
+		}); got != 4 {
+			t.Errorf("a guest at the service's address got %d requests, want 4", got)
 		}
 
 		key, err := token.LoadOrCreateKey(filepath.Join(t.TempDir(), "forger.pem"))
@@ -608,13 +636,13 @@ func TestRateLimitServiceToken(t *testing.T) {
 		} {
 			t.Run(attempt[0], func(t *testing.T) {
 				ip := fmt.Sprintf("198.51.100.%d", 20+i)
-				got, resp, body := rlCount(t, 5, func() (*http.Response, []byte) {
+				got, resp, body := rlCount(t, 6, func() (*http.Response, []byte) {
 					resp, body := rlReq(t, s, "GET", "/vehicles", "", ip, nil, attempt...)
 					rlHeaders(t, resp)
 					return resp, body
 				})
-				if got != 2 || resp == nil {
-					t.Fatalf("%d requests before a 429 with %s, want 2", got, attempt[0])
+				if got != 4 || resp == nil {
+					t.Fatalf("%d requests before a 429 with %s, want 4 (the global rule per IP)", got, attempt[0])
 				}
 				rl429(t, resp, body, "global per IP")
 			})
@@ -628,7 +656,7 @@ func TestRateLimitServiceToken(t *testing.T) {
 func TestRateLimitForwardedFor(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, nb func(testing.TB) backend) {
-		cfg := func(c *api.RateLimitConfig) { c.IPMax, c.Window = 4, 10*time.Minute } // a guest: 2
+		cfg := func(c *api.RateLimitConfig) { c.IPMax, c.Window = 2, 10*time.Minute }
 
 		t.Run("untrusted peer", func(t *testing.T) {
 			s := newTestServer(t, nb(t), withRateLimit(cfg))
@@ -706,7 +734,7 @@ func TestRateLimitForwardedFor(t *testing.T) {
 }
 
 // Three instances sharing one Valkey decide exactly: 300 concurrent requests against a limit of
-// 50 (100 per IP, a guest half) let exactly 50 through.
+// 50 per IP let exactly 50 through.
 func TestRateLimitExactAcrossInstances(t *testing.T) {
 	t.Parallel()
 	vc := valkeytest.Open(t)
@@ -714,7 +742,7 @@ func TestRateLimitExactAcrossInstances(t *testing.T) {
 	var servers []*testServer
 	for range 3 {
 		servers = append(servers, newTestServer(t, b, withTrustedProxies(loopback), withRateLimit(func(c *api.RateLimitConfig) {
-			c.IPMax, c.UserMax, c.DefaultMax, c.Window = 100, 1000, 1000, time.Hour
+			c.IPMax, c.UserMax, c.DefaultMax, c.Window = 50, 1000, 1000, time.Hour
 			// Generous: this is about the script's atomicity, not the timeout; a call that
 			// timed out would be decided by each instance's fallback.
 			c.Timeout = 5 * time.Second
@@ -933,7 +961,7 @@ func TestRateLimitSuspiciousActivity(t *testing.T) {
 		}
 		t.Run("one rule", func(t *testing.T) {
 			s := newTestServer(t, nb(t), withTrustedProxies(loopback), withRateLimit(func(c *api.RateLimitConfig) {
-				c.IPMax, c.Window, c.AlertThreshold, c.AlertWindow = 4, 10*time.Minute, 3, time.Minute // a guest: 2
+				c.IPMax, c.Window, c.AlertThreshold, c.AlertWindow = 2, 10*time.Minute, 3, time.Minute
 			}))
 			send := func() (*http.Response, []byte) { return rlReq(t, s, "GET", "/nowhere", "", "192.0.2.44", nil) }
 			for range 2 {
@@ -988,9 +1016,9 @@ func TestRateLimitSuspiciousActivity(t *testing.T) {
 					return map[string]string{"email": fmt.Sprintf("across%d@example.com", n), "name": "A", "password": testPassword}
 				}},
 			} {
-				got, resp, body := rlCount(t, 5, func() (*http.Response, []byte) { return rlReq(t, s, "POST", c.path, "", ip, c.body()) })
-				if got != 2 || resp == nil {
-					t.Fatalf("POST %s: %d before a 429, want 2", c.path, got)
+				got, resp, body := rlCount(t, 8, func() (*http.Response, []byte) { return rlReq(t, s, "POST", c.path, "", ip, c.body()) })
+				if got != 5 || resp == nil {
+					t.Fatalf("POST %s: %d before a 429, want 5 (the spec's number per IP)", c.path, got)
 				}
 				rl429(t, resp, body, c.rule)
 				resp, body = rlReq(t, s, "POST", c.path, "", ip, c.body())
@@ -1045,9 +1073,10 @@ func TestRateLimitChargedWithSession(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("GET %s with the logged-out token, %d: %d %s", self, i+1, resp.StatusCode, body)
 			}
-			// A guest's rules: the global one per address at half, getUser per address at half.
+			// A guest's rules: the global one per address as configured, getUser (a per-user
+			// rule) counted per address at the guest's half.
 			ps, named := rlHeaders(t, resp)
-			want := []string{"global-per-IP;q=50;w=60", "getUser;q=30;w=60"}
+			want := []string{"global-per-IP;q=100;w=60", "getUser;q=30;w=60"}
 			if got := policyNames(ps); strings.Join(got, " ") != strings.Join(want, " ") {
 				t.Errorf("request %d with the logged-out token: RateLimit-Policy %v, want %v", i+1, got, want)
 			}
@@ -1112,21 +1141,21 @@ func TestRateLimitChargedWithSessionOutage(t *testing.T) {
 		}
 	}
 	// POST /users is public: the token cannot be checked, so the caller is a guest (createUser:
-	// 5 per IP, halved), limited in process.
+	// 5 per IP), limited in process.
 	var codes []int
-	for i := range 4 {
+	for i := range 7 {
 		resp, body := timed("POST", "/users", tok, map[string]string{
 			"email": fmt.Sprintf("outage%d@example.com", i), "name": "Outage", "password": testPassword})
 		codes = append(codes, resp.StatusCode)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			rl429(t, resp, body, "createUser")
 		} else if resp.StatusCode == http.StatusCreated {
-			if ps, _ := rlHeaders(t, resp); len(ps) != 2 || ps[1].name != "createUser" || ps[1].q != 2 {
-				t.Errorf("POST /users with Valkey away: RateLimit-Policy %v, want the guest's createUser;q=2", policyNames(ps))
+			if ps, _ := rlHeaders(t, resp); len(ps) != 2 || ps[1].name != "createUser" || ps[1].q != 5 {
+				t.Errorf("POST /users with Valkey away: RateLimit-Policy %v, want createUser;q=5", policyNames(ps))
 			}
 		}
 	}
-	if want := []int{201, 201, 429, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
+	if want := []int{201, 201, 201, 201, 201, 429, 429}; fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Errorf("POST /users with Valkey away: %v, want %v (the fallback, as a guest)", codes, want)
 	}
 	if v, _ := metricValue(t, s, `motorpool_ratelimit_fallback_total{rule="createUser"}`); v < 4 {
