@@ -36,9 +36,18 @@ func (s *Service) AuthenticateCharging(ctx context.Context, accessToken string, 
 	}
 	c := Caller{UserID: claims.UserID, Role: claims.Role, SessionID: claims.SessionID, TokenID: claims.ID, TokenExpiresAt: claims.ExpiresAt}
 	if claims.Role == RoleService {
-		// Service tokens (motorpool token issue) have no session; they are revoked by
-		// rotating the signing key.
+		// Service tokens (motorpool token issue) have no session: the denylist is all there
+		// is to check (one EXISTS), and no bucket is charged, as no limit applies to them.
 		c.UserID = 0
+		sctx, cancel := s.stateCtx(ctx)
+		denied, err := s.state.TokenDenied(sctx, claims.ID)
+		cancel()
+		if err != nil {
+			return Caller{}, nil, stateErr(err)
+		}
+		if denied {
+			return Caller{}, nil, ErrInvalidToken
+		}
 		return c, nil, nil
 	}
 	var reqs []storage.LimitRequest

@@ -410,8 +410,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 	return pair, nil
 }
 
-// Logout ends the caller's session and denies their access token for the rest of its life.
+// Logout ends the caller's session and denies their access token for the rest of its life;
+// a service token, which has no session, is only denied.
 func (s *Service) Logout(ctx context.Context, c Caller) error {
+	if c.Role == RoleService {
+		return s.RevokeServiceToken(ctx, c.TokenID, c.TokenExpiresAt)
+	}
 	ttl := c.TokenExpiresAt.Sub(s.now()) + s.cfg.Skew
 	sctx, cancel := s.stateCtx(ctx)
 	defer cancel()
@@ -419,6 +423,19 @@ func (s *Service) Logout(ctx context.Context, c Caller) error {
 		return stateErr(err)
 	}
 	s.event(ctx, slog.LevelInfo, "logout", "user_id", c.UserID, "session_id", c.SessionID)
+	return nil
+}
+
+// RevokeServiceToken denies the service token jti, which expires at expiresAt, for the rest
+// of its life (and the clock skew Verify tolerates): every instance refuses it from then on.
+func (s *Service) RevokeServiceToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	ttl := expiresAt.Sub(s.now()) + s.cfg.Skew
+	sctx, cancel := s.stateCtx(ctx)
+	defer cancel()
+	if err := s.state.DenyToken(sctx, jti, ttl); err != nil {
+		return stateErr(err)
+	}
+	s.event(ctx, slog.LevelInfo, "service_token_revoked", "token_id", jti)
 	return nil
 }
 
