@@ -46,8 +46,9 @@ type RefreshToken struct {
 // (a lost epoch reads as 0 again, which a holder of 0 could not tell from no change).
 const SessionEpochRetention = 24 * time.Hour
 
-// ResetToken is what a password-reset token grants: a new password for UserID, provided the
-// password has not changed since the token was issued.
+// ResetToken is what a password-reset token grants: a new password for UserID, provided
+// neither the password nor the email (the address the link went to) has changed since the
+// token was issued, which PasswordVersion tracks.
 type ResetToken struct {
 	UserID          int64
 	PasswordVersion int64

@@ -46,8 +46,9 @@ const (
 )
 
 // User is a registered user. PasswordHash is an encoded argon2id hash; it never leaves the
-// service. PasswordVersion starts at 1 and grows with every password change, so that grants
-// tied to a password (reset tokens) die with it.
+// service. PasswordVersion starts at 1 and grows with every change of the password and with
+// every change of the email (under NormalizeEmail), so that grants tied to both (reset
+// tokens, mailed to an address) die with either.
 type User struct {
 	ID              int64
 	Email           string // as the user typed it
@@ -67,8 +68,8 @@ type NewUser struct {
 	PasswordHash string
 }
 
-// UserUpdate replaces a user's email and name, the password hash when PasswordHash is not nil
-// (bumping PasswordVersion), and the role when Role is not nil.
+// UserUpdate replaces a user's email and name, the password hash when PasswordHash is not nil,
+// and the role when Role is not nil. A new password or email bumps PasswordVersion (once).
 type UserUpdate struct {
 	Email        string
 	Name         string
