@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -169,9 +170,12 @@ type Store interface {
 	Close() error
 }
 
-// NormalizeEmail is the form under which emails are compared: trimmed, NFKC-normalised,
-// lower-cased, with invisible format characters (zero-width spaces and joiners, the BOM)
-// removed, so that look-alike spellings of one address collide.
+// NormalizeEmail is the form under which emails are compared and keyed (uniqueness, look-ups,
+// login counters, reset grants): trimmed, NFKC-normalised, with invisible format characters
+// (zero-width spaces and joiners, the BOM) removed, then fully case-folded (Unicode's
+// CaseFolding, which strings.ToLower is not: ς, σ and Σ, or ß and SS, fold together) and
+// NFKC-normalised again, so that look-alike spellings of one address collide and normalising
+// twice changes nothing.
 func NormalizeEmail(email string) string {
 	s := norm.NFKC.String(strings.TrimSpace(email))
 	s = strings.Map(func(r rune) rune {
@@ -180,7 +184,17 @@ func NormalizeEmail(email string) string {
 		}
 		return r
 	}, s)
-	return strings.ToLower(s)
+	// A Caser keeps state between calls, so each call gets its own.
+	return strings.Map(foldCherokee, norm.NFKC.String(cases.Fold().String(s)))
+}
+
+// foldCherokee puts right what cases.Fold gets wrong: it swaps the case of Cherokee letters
+// both ways, so folding twice undoes it, where CaseFolding.txt folds both cases to the upper.
+func foldCherokee(r rune) rune {
+	if (r >= 0xAB70 && r <= 0xABBF) || (r >= 0x13F8 && r <= 0x13FD) {
+		return unicode.ToUpper(r)
+	}
+	return r
 }
 
 // Now is the clock backends stamp records with: UTC, truncated to the microsecond that both
