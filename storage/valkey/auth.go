@@ -225,20 +225,6 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 	return nil
 }
 
-// SessionEpoch implements storage.AuthState.
-func (a *AuthState) SessionEpoch(ctx context.Context, userID int64) (int64, error) {
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	n, err := a.vk().Do(ctx, a.vk().B().Get().Key(a.epochKey(userID)).Build()).AsInt64()
-	if valkeygo.IsValkeyNil(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("valkey: session epoch: %w", err)
-	}
-	return n, nil
-}
-
 // Authenticate implements storage.AuthState: the denylist check and the touch script go out in
 // one pipeline, so the request pays one round trip although the keys are in different slots.
 func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time, idle time.Duration) (storage.Session, error) {
@@ -410,30 +396,6 @@ func (a *AuthState) EndAllSessions(ctx context.Context, userID int64) (int, erro
 		return 0, fmt.Errorf("valkey: end all sessions: %w", err)
 	}
 	return int(n), nil
-}
-
-// DenyToken implements storage.AuthState.
-func (a *AuthState) DenyToken(ctx context.Context, jti string, ttl time.Duration) error {
-	if ttl <= 0 {
-		return nil
-	}
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	if err := a.vk().Do(ctx, a.vk().B().Set().Key(a.denyKey(jti)).Value("1").PxMilliseconds(msInt(ttl)).Build()).Error(); err != nil {
-		return fmt.Errorf("valkey: deny token: %w", err)
-	}
-	return nil
-}
-
-// TokenDenied implements storage.AuthState: one EXISTS, the same the session check sends.
-func (a *AuthState) TokenDenied(ctx context.Context, jti string) (bool, error) {
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	n, err := a.vk().Do(ctx, a.vk().B().Exists().Key(a.denyKey(jti)).Build()).AsInt64()
-	if err != nil {
-		return false, fmt.Errorf("valkey: token denied: %w", err)
-	}
-	return n > 0, nil
 }
 
 // ListSessions implements storage.AuthState. Sessions with the same login time are ordered
