@@ -94,6 +94,8 @@ func TestRunTokenRevoke(t *testing.T) {
 	for _, args := range [][]string{
 		{"token", "revoke"},
 		{"token", "revoke", audit, "--jti", "x"},
+		{"token", "revoke", "--jti", "x", audit},
+		{"token", "revoke", "--ttl", "1h", audit},
 		{"token", "revoke", "not-a-token"},
 		{"token", "revoke", "--jti", "a{b}"},
 		{"token", "revoke", "--jti", "x", "--ttl", "0s"},

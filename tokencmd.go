@@ -65,14 +65,18 @@ func revokeToken(ctx context.Context, cfg config, args []string, stdout io.Write
 	fs.SetOutput(io.Discard)
 	jti := fs.String("jti", "", "the token's jti (printed by token issue)")
 	ttl := fs.Duration("ttl", 720*time.Hour, "with --jti: how long to deny it; at least what is left of the token's life")
-	if err := fs.Parse(args); err != nil || fs.NArg()+min(len(*jti), 1) != 1 {
+	err := fs.Parse(args)
+	ttlSet := false
+	fs.Visit(func(f *flag.Flag) { ttlSet = ttlSet || f.Name == "ttl" })
+	byToken := fs.NArg() == 1
+	if err != nil || fs.NArg() > 1 || byToken == (*jti != "") || byToken && ttlSet {
 		return fmt.Errorf("token revoke: want TOKEN, or --jti JTI [--ttl DURATION]")
 	}
 	if cfg.ValkeyAddr == "" {
 		return fmt.Errorf("token revoke: needs Valkey (VALKEY_URL or REDIS_HOST): in embedded mode the denylist lives in the running server; revoke there with POST /auth/logout and the token")
 	}
 	id, until := *jti, time.Now().Add(*ttl)
-	if fs.NArg() == 1 {
+	if byToken {
 		c, err := verifyAnyKey(cfg, fs.Arg(0))
 		if err != nil {
 			return fmt.Errorf("token revoke: %w", err)

@@ -414,7 +414,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 // a service token, which has no session, is only denied.
 func (s *Service) Logout(ctx context.Context, c Caller) error {
 	if c.Role == RoleService {
-		return s.RevokeServiceToken(ctx, c.TokenID, c.TokenExpiresAt)
+		return s.revokeToken(ctx, c.TokenID, c.TokenExpiresAt)
 	}
 	ttl := c.TokenExpiresAt.Sub(s.now()) + s.cfg.Skew
 	sctx, cancel := s.stateCtx(ctx)
@@ -426,9 +426,9 @@ func (s *Service) Logout(ctx context.Context, c Caller) error {
 	return nil
 }
 
-// RevokeServiceToken denies the service token jti, which expires at expiresAt, for the rest
-// of its life (and the clock skew Verify tolerates): every instance refuses it from then on.
-func (s *Service) RevokeServiceToken(ctx context.Context, jti string, expiresAt time.Time) error {
+// revokeToken denies the token jti, which expires at expiresAt, for the rest of its life (and
+// the clock skew Verify tolerates): every instance sharing the state refuses it from then on.
+func (s *Service) revokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
 	ttl := expiresAt.Sub(s.now()) + s.cfg.Skew
 	sctx, cancel := s.stateCtx(ctx)
 	defer cancel()
