@@ -23,7 +23,9 @@ type snapshot struct {
 	Denied   map[string]time.Time `json:"denied"`
 	Attempts []snapAttempts       `json:"attempts"`
 	Resets   []snapReset          `json:"resets"`
-	// Epochs keep a sign-in in flight at shutdown from outliving a change made just before.
+	// Epochs survive a restart as they do in Valkey. (No sign-in spans one: the server waits
+	// for requests in flight before it saves; this keeps the backends alike.) Absent in files
+	// written before epochs existed.
 	Epochs []snapEpoch `json:"epochs,omitempty"`
 }
 

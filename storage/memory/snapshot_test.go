@@ -99,8 +99,8 @@ func TestLoadFileMissingAndCorrupt(t *testing.T) {
 	}
 }
 
-// A sign-in in flight across a restart, decided before a change that ended the user's sessions,
-// is still refused afterwards: the epochs are in the snapshot.
+// The session epochs survive a restart, as they do in Valkey: a grant decided on an epoch from
+// before a change that ended the user's sessions is still refused after the restart.
 func TestSnapshotKeepsSessionEpochs(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
