@@ -242,7 +242,14 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 	dur("JWT_CLOCK_SKEW", &c.Auth.Skew)
 	dur("SESSION_IDLE_TTL", &c.Auth.SessionIdleTTL)
 	dur("SESSION_MAX_AGE", &c.Auth.SessionMaxAge)
-	dur("REFRESH_REUSE_GRACE", &c.Auth.RefreshGrace)
+	// 0 turns the grace off (RFC 9700's strict reuse detection): any replay ends the session.
+	if v := getenv("REFRESH_REUSE_GRACE"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			*errs = append(*errs, &configError{"REFRESH_REUSE_GRACE", v, "must be 0 (no grace) or a positive duration such as 10s"})
+		} else {
+			c.Auth.RefreshGrace = d
+		}
+	}
 	dur("LOGIN_LOCKOUT_WINDOW", &c.Auth.LockoutWindow)
 	dur("PASSWORD_RESET_TTL", &c.Auth.ResetTTL)
 	dur("AUTH_STATE_TIMEOUT", &c.Auth.StateTimeout)

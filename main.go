@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -32,7 +30,6 @@ import (
 	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/sqlite"
 	"github.com/motorpool/motorpool/storage/valkey"
-	"github.com/motorpool/motorpool/token"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -45,7 +42,8 @@ func main() {
 	}
 }
 
-const usage = `usage: motorpool [serve | migrate | version | admin create EMAIL [NAME] | token issue --service NAME [--ttl DURATION]]
+const usage = `usage: motorpool [serve | migrate | version | admin create EMAIL [NAME] |
+                 token issue --service NAME [--ttl DURATION] | token revoke (TOKEN | --jti JTI [--ttl DURATION])]
   serve         run the HTTP server (default); migrates the database first
   migrate       apply pending database migrations and exit
   version       print the version
@@ -53,6 +51,8 @@ const usage = `usage: motorpool [serve | migrate | version | admin create EMAIL 
                 that email exists (which is left as it is)
   token issue   print a service token (role service: no session, no rate limits) signed
                 with the configured key, valid for --ttl (default 720h)
+  token revoke  deny a token (given whole, or by its jti for --ttl, default 720h) on every
+                instance sharing the Valkey; a revoked token is refused at once
 Configuration comes from the environment; see README.md.`
 
 // run is the whole program; main only calls it, and tests call it on 127.0.0.1:0.
@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err != nil {
 			return err
 		}
-		return issueServiceToken(cfg, args[1:], stdout)
+		return tokenCommand(ctx, cfg, args[1:], stdout)
 	} else if len(args) > 1 {
 		return fmt.Errorf("%s takes no arguments\n%s", cmd, usage)
 	}
@@ -113,39 +113,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("starting", append([]any{"version", version, "migrations_applied", applied}, cfg.describe()...)...)
 	return serve(ctx, cfg, log, store, stdout)
-}
-
-// issueServiceToken prints a long-lived access token with the service role, for internal
-// callers. It has no session, so it is revoked only by rotating the signing key.
-func issueServiceToken(cfg config, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("token issue", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	name := fs.String("service", "", "the service's name")
-	ttl := fs.Duration("ttl", 720*time.Hour, "how long the token is valid")
-	if len(args) == 0 || args[0] != "issue" {
-		return fmt.Errorf("token: want 'token issue --service NAME [--ttl DURATION]'\n%s", usage)
-	}
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-		return fmt.Errorf("token issue: want --service NAME [--ttl DURATION]")
-	}
-	if *name == "" || *ttl <= 0 || strings.ContainsAny(*name, " \t\n") {
-		return fmt.Errorf("token issue: --service needs a name without spaces and --ttl a positive duration")
-	}
-	key, err := signingKey(cfg)
-	if err != nil {
-		return err
-	}
-	iss, err := token.NewIssuer(token.Config{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, AccessTTL: *ttl, RefreshTTL: *ttl, Skew: cfg.Auth.Skew}, key)
-	if err != nil {
-		return err
-	}
-	tok, c, err := iss.Issue(0, "service:"+*name, token.RoleService, token.Access, time.Time{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	fmt.Fprintf(os.Stderr, "service token for %s, valid until %s\n", *name, c.ExpiresAt.Format(time.RFC3339))
-	return nil
 }
 
 // adminCreate bootstraps an admin. The password comes from the environment, never the

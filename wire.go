@@ -68,19 +68,10 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 		d.close()
 		return nil, err
 	}
-	var verifyOnly []token.Key
-	for _, f := range cfg.JWTPublicKeyFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES: %w", err)
-		}
-		k, err := token.ParsePublicKeyPEM(b, "")
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES %s: %w", f, err)
-		}
-		verifyOnly = append(verifyOnly, k)
+	verifyOnly, err := verifyKeys(cfg)
+	if err != nil {
+		d.close()
+		return nil, err
 	}
 	d.issuer, err = token.NewIssuer(token.Config{
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
@@ -162,6 +153,23 @@ func signingKey(cfg config) (token.Key, error) {
 		return token.Key{}, fmt.Errorf("DATA_DIR signing key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// verifyKeys loads JWT_PUBLIC_KEY_FILES: the keys still accepted besides the signing key.
+func verifyKeys(cfg config) ([]token.Key, error) {
+	var keys []token.Key
+	for _, f := range cfg.JWTPublicKeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES: %w", err)
+		}
+		k, err := token.ParsePublicKeyPEM(b, "")
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES %s: %w", f, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // tokens adapts token.Issuer to the auth package's view of it.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/token"
 )
 
@@ -1022,7 +1023,7 @@ func TestAuthValkeyKeys(t *testing.T) {
 		}
 		delete(fields, f)
 	}
-	if diff := cmp.Diff(map[string]string{"user_id": uid, "email": "ada@example.com", "role": "user"}, fields); diff != "" {
+	if diff := cmp.Diff(map[string]string{"user_id": uid, "email": "ada@example.com", "role": "user", "epoch": "0"}, fields); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", session, diff)
 	}
 
@@ -1069,6 +1070,16 @@ func TestAuthValkeyKeys(t *testing.T) {
 	if v.exists(t, attempts) {
 		t.Errorf("%s survives a successful login", attempts)
 	}
+
+	// Ending every session moves the user's epoch, kept a day for the sign-ins in flight.
+	if r, err := s.Client.DeleteUserSessionsWithResponse(context.Background(), ada.Id); err != nil || r.StatusCode() != http.StatusNoContent {
+		t.Fatalf("DELETE /users/%s/sessions: %v", uid, err)
+	}
+	epoch := "session_epoch:{" + uid + "}"
+	if got := v.get(t, epoch); got != "1" {
+		t.Errorf("%s = %q, want 1", epoch, got)
+	}
+	v.wantTTL(t, epoch, storage.SessionEpochRetention)
 }
 
 // TestAuthJWKS: the key set is public and names the kid access tokens carry.

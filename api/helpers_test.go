@@ -196,6 +196,7 @@ const adminEmail, testPassword = "admin@example.com", "correct horse battery"
 // serverSetup is what serverOptions adjust before a test server is built.
 type serverSetup struct {
 	auth      auth.Config
+	authOpts  []auth.Option
 	rateLimit *api.RateLimitConfig // nil: no rate limiting (the default for tests)
 	trusted   []netip.Prefix
 }
@@ -204,6 +205,11 @@ type serverOption func(*serverSetup)
 
 func withAuthConfig(f func(*auth.Config)) serverOption {
 	return func(s *serverSetup) { f(&s.auth) }
+}
+
+// withAuthOptions passes opts to auth.NewService (after the logger and cache hooks).
+func withAuthOptions(opts ...auth.Option) serverOption {
+	return func(s *serverSetup) { s.authOpts = append(s.authOpts, opts...) }
 }
 
 // withRateLimit turns rate limiting on with the plan's defaults as f leaves them; the store
@@ -255,12 +261,13 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	}
 	mailer := &captureMailer{}
 	s0 := &testServer{}
-	svc, err := auth.NewService(ctx, b.store, b.state, tokenAdapter{issuer}, testHasher, mailer, cfg, auth.WithLogger(log),
+	authOpts := append([]auth.Option{auth.WithLogger(log),
 		auth.WithUserChanged(func(ctx context.Context, u storage.User) {
 			if s0.Cached != nil {
 				s0.Cached.UserChanged(ctx, u)
 			}
-		}))
+		})}, setup.authOpts...)
+	svc, err := auth.NewService(ctx, b.store, b.state, tokenAdapter{issuer}, testHasher, mailer, cfg, authOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

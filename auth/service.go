@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +121,8 @@ type Service struct {
 
 	userChanged func(context.Context, storage.User) // told of changes made here (a reset), for caches
 
+	beforeSessionWrite func(ctx context.Context, userID int64) // a test's hook; nil in production
+
 	mailWG    sync.WaitGroup
 	mailSlots chan struct{} // bounds reset mails in flight, so a flood cannot pile up goroutines
 }
@@ -134,6 +134,14 @@ type Option func(*Service)
 // bumps the record's updatedAt), so that a cache can drop them.
 func WithUserChanged(f func(context.Context, storage.User)) Option {
 	return func(s *Service) { s.userChanged = f }
+}
+
+// WithBeforeSessionWrite registers f to run after a sign-in has checked the password and
+// before it writes the session, and before a refresh rotates its session: the window in which
+// a concurrent change of the user must still win. For tests, which block in f to interleave a
+// change deterministically.
+func WithBeforeSessionWrite(f func(ctx context.Context, userID int64)) Option {
+	return func(s *Service) { s.beforeSessionWrite = f }
 }
 
 // WithLogger sets the security event log.
@@ -227,13 +235,12 @@ func (s *Service) Login(ctx context.Context, email, password string) (TokenPair,
 	case err != nil:
 		return TokenPair{}, fmt.Errorf("login: %w", err)
 	}
-	ok, err := s.hasher.Verify(ctx, u.PasswordHash, password)
-	if err != nil {
-		return TokenPair{}, fmt.Errorf("login: %w", err)
-	}
-	if !ok {
+	pair, sess, err := s.grantSession(ctx, u, key, password)
+	if errors.Is(err, ErrInvalidCredentials) {
 		s.loginFailed(ctx, u.ID, key, n)
-		return TokenPair{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return TokenPair{}, err
 	}
 	sctx, cancel = s.stateCtx(ctx)
 	err = s.state.ClearLoginFailures(sctx, key)
@@ -241,12 +248,61 @@ func (s *Service) Login(ctx context.Context, email, password string) (TokenPair,
 	if err != nil {
 		return TokenPair{}, stateErr(err)
 	}
-	pair, sess, err := s.startSession(ctx, u)
-	if err != nil {
-		return TokenPair{}, err
-	}
 	s.event(ctx, slog.LevelInfo, "login_success", "user_id", u.ID, "session_id", sess.ID)
 	return pair, nil
+}
+
+// grantAttempts bounds how often a sign-in starts over because the user changed under it.
+const grantAttempts = 3
+
+// grantSession checks password against u, found by the email whose normalized form is key,
+// and starts a session, on a record of the user read after the user's session epoch: a change
+// that ends sessions (committed, then EndAllSessions moves the epoch) and lands while the
+// password is checked makes CreateSession refuse the grant, and it is decided again on the
+// changed record. So a deleted user, a changed password or email, or a demotion can never be
+// outlived by a session granted on what was true before.
+func (s *Service) grantSession(ctx context.Context, u storage.User, key, password string) (TokenPair, storage.Session, error) {
+	verified := ""
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := s.stateCtx(ctx)
+		epoch, err := s.state.SessionEpoch(sctx, u.ID)
+		cancel()
+		if err != nil {
+			return TokenPair{}, storage.Session{}, stateErr(err)
+		}
+		decided := s.now()
+		u, err = s.store.GetUser(ctx, u.ID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return TokenPair{}, storage.Session{}, ErrInvalidCredentials
+		case err != nil:
+			return TokenPair{}, storage.Session{}, fmt.Errorf("login: %w", err)
+		case storage.NormalizeEmail(u.Email) != key:
+			return TokenPair{}, storage.Session{}, ErrInvalidCredentials // the email moved on
+		}
+		if u.PasswordHash != verified {
+			ok, err := s.hasher.Verify(ctx, u.PasswordHash, password)
+			if err != nil {
+				return TokenPair{}, storage.Session{}, fmt.Errorf("login: %w", err)
+			}
+			if !ok {
+				return TokenPair{}, storage.Session{}, ErrInvalidCredentials
+			}
+			verified = u.PasswordHash
+		}
+		if s.beforeSessionWrite != nil {
+			s.beforeSessionWrite(ctx, u.ID)
+		}
+		if s.now().Sub(decided) < storage.SessionEpochRetention/2 { // else the epoch may be lost: read it again
+			pair, sess, err := s.startSession(ctx, u, epoch)
+			if !errors.Is(err, storage.ErrStale) {
+				return pair, sess, err
+			}
+		}
+		if attempt == grantAttempts {
+			return TokenPair{}, storage.Session{}, fmt.Errorf("%w: the user keeps changing", ErrUnavailable)
+		}
+	}
 }
 
 func (s *Service) loginFailed(ctx context.Context, userID int64, key string, n int) {
@@ -257,7 +313,9 @@ func (s *Service) loginFailed(ctx context.Context, userID int64, key string, n i
 	}
 }
 
-func (s *Service) startSession(ctx context.Context, u storage.User) (TokenPair, storage.Session, error) {
+// startSession stores a new session of u, granted on u's session epoch epoch; ErrStale if the
+// epoch has moved on since.
+func (s *Service) startSession(ctx context.Context, u storage.User, epoch int64) (TokenPair, storage.Session, error) {
 	now := s.now().UTC()
 	c := ClientFrom(ctx)
 	sess := storage.Session{
@@ -270,6 +328,7 @@ func (s *Service) startSession(ctx context.Context, u storage.User) (TokenPair, 
 		ExpiresAt:      now.Add(s.cfg.SessionMaxAge),
 		ClientIP:       c.IP,
 		UserAgent:      truncate(c.UserAgent, 256),
+		Epoch:          epoch,
 	}
 	pair, err := s.issuePair(u.ID, sess, now, now.Add(s.cfg.RefreshTTL))
 	if err != nil {
@@ -279,6 +338,9 @@ func (s *Service) startSession(ctx context.Context, u storage.User) (TokenPair, 
 	defer cancel()
 	rt := storage.RefreshToken{Hash: hashToken(pair.RefreshToken), Family: randomToken(12), ExpiresAt: pair.RefreshExpiresAt}
 	if err := s.state.CreateSession(sctx, sess, rt, s.cfg.SessionIdleTTL); err != nil {
+		if errors.Is(err, storage.ErrStale) {
+			return TokenPair{}, storage.Session{}, storage.ErrStale
+		}
 		return TokenPair{}, storage.Session{}, stateErr(err)
 	}
 	return pair, sess, nil
@@ -322,6 +384,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 	if err != nil {
 		return TokenPair{}, err
 	}
+	if s.beforeSessionWrite != nil {
+		s.beforeSessionWrite(ctx, claims.UserID)
+	}
 	sctx, cancel := s.stateCtx(ctx)
 	got, err := s.state.RotateRefresh(sctx, claims.UserID, claims.SessionID, hashToken(refreshToken), hashToken(pair.RefreshToken),
 		now, s.cfg.SessionIdleTTL, s.cfg.RefreshGrace)
@@ -345,71 +410,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 	return pair, nil
 }
 
-// Authenticate verifies an access token and checks, in one round trip to the state store,
-// that it is not denied and its session is live (touching the session's idle expiry).
-func (s *Service) Authenticate(ctx context.Context, accessToken string) (Caller, error) {
-	c, _, err := s.AuthenticateCharging(ctx, accessToken, nil)
-	return c, err
-}
-
-// chargingState is an AuthState that can charge rate-limit buckets in the round trip that
-// checks a session (the Valkey backend, whose limiter lives on the same server).
-type chargingState interface {
-	AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, idle time.Duration, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error)
-}
-
-// AuthenticateCharging is Authenticate that also charges the rate-limit buckets that
-// buckets names for the caller the token claims to be (its user and role, before the session
-// is checked), in the same round trip to the auth state store, so that rate limiting costs
-// none of its own. It returns nil for the charge when nothing was charged, so the caller has
-// to: buckets is nil or named none, the token is refused before the store is asked or is a
-// service token, the store cannot charge, or the session turned out not to be the one claimed
-// (what was taken is then given back). Otherwise the charge holds Allow's results, or the
-// error that stopped it.
-func (s *Service) AuthenticateCharging(ctx context.Context, accessToken string, buckets func(claimed Caller) []storage.LimitRequest) (Caller, *storage.LimitCharge, error) {
-	claims, err := s.tokens.Verify(accessToken, AccessToken)
-	if err != nil {
-		return Caller{}, nil, ErrInvalidToken
-	}
-	c := Caller{UserID: claims.UserID, Role: claims.Role, SessionID: claims.SessionID, TokenID: claims.ID, TokenExpiresAt: claims.ExpiresAt}
-	if claims.Role == RoleService {
-		// Service tokens (motorpool token issue) have no session; they are revoked by
-		// rotating the signing key.
-		c.UserID = 0
-		return c, nil, nil
-	}
-	var reqs []storage.LimitRequest
-	cs, ok := s.state.(chargingState)
-	if ok && buckets != nil {
-		reqs = buckets(c)
-	}
-	sctx, cancel := s.stateCtx(ctx)
-	defer cancel()
-	var sess storage.Session
-	var charge *storage.LimitCharge
-	if len(reqs) > 0 {
-		var lc storage.LimitCharge
-		sess, lc, err = cs.AuthenticateAllow(sctx, claims.UserID, claims.SessionID, claims.ID, claims.Role, s.now().UTC(), s.cfg.SessionIdleTTL, reqs)
-		if lc.Results != nil || lc.Err != nil {
-			charge = &lc
-		}
-	} else {
-		sess, err = s.state.Authenticate(sctx, claims.UserID, claims.SessionID, claims.ID, s.now().UTC(), s.cfg.SessionIdleTTL)
-	}
-	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrTokenDenied) {
-		return Caller{}, charge, ErrInvalidToken
-	}
-	if err != nil {
-		return Caller{}, charge, stateErr(err)
-	}
-	// The session's role is the one that counts; a token claiming another (never issued so:
-	// a role change ends the user's sessions) gets the session's, and no charge stands.
-	c.Role = sess.Role
-	return c, charge, nil
-}
-
-// Logout ends the caller's session and denies their access token for the rest of its life.
+// Logout ends the caller's session and denies their access token for the rest of its life;
+// a service token, which has no session, is only denied.
 func (s *Service) Logout(ctx context.Context, c Caller) error {
+	if c.Role == RoleService {
+		return s.revokeToken(ctx, c.TokenID, c.TokenExpiresAt)
+	}
 	ttl := c.TokenExpiresAt.Sub(s.now()) + s.cfg.Skew
 	sctx, cancel := s.stateCtx(ctx)
 	defer cancel()
@@ -417,6 +423,19 @@ func (s *Service) Logout(ctx context.Context, c Caller) error {
 		return stateErr(err)
 	}
 	s.event(ctx, slog.LevelInfo, "logout", "user_id", c.UserID, "session_id", c.SessionID)
+	return nil
+}
+
+// revokeToken denies the token jti, which expires at expiresAt, for the rest of its life (and
+// the clock skew Verify tolerates): every instance sharing the state refuses it from then on.
+func (s *Service) revokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	ttl := expiresAt.Sub(s.now()) + s.cfg.Skew
+	sctx, cancel := s.stateCtx(ctx)
+	defer cancel()
+	if err := s.state.DenyToken(sctx, jti, ttl); err != nil {
+		return stateErr(err)
+	}
+	s.event(ctx, slog.LevelInfo, "service_token_revoked", "token_id", jti)
 	return nil
 }
 
@@ -465,98 +484,6 @@ func (s *Service) EndSession(ctx context.Context, userID int64, sid string) erro
 	}
 	s.event(ctx, slog.LevelInfo, "session_terminated", "user_id", userID, "session_id", sid)
 	return nil
-}
-
-// RequestPasswordReset answers at once; the lookup, the token and the mail happen in the
-// background, so the answer and its timing say nothing about whether the email exists.
-func (s *Service) RequestPasswordReset(ctx context.Context, email string) {
-	select {
-	case s.mailSlots <- struct{}{}:
-	default:
-		// Too many in flight (a flood the rate limiter let through): drop this one; the answer
-		// is the same either way.
-		s.log.Warn("password reset dropped: too many in flight")
-		return
-	}
-	client := ClientFrom(ctx)
-	s.mailWG.Add(1)
-	go func() {
-		defer func() { <-s.mailSlots; s.mailWG.Done() }()
-		ctx, cancel := context.WithTimeout(WithClient(context.Background(), client), time.Minute)
-		defer cancel()
-		if err := s.sendReset(ctx, email); err != nil {
-			s.log.Error("password reset mail failed", "error", err.Error())
-		}
-	}()
-}
-
-func (s *Service) sendReset(ctx context.Context, email string) error {
-	u, err := s.store.GetUserByEmail(ctx, email)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.event(ctx, slog.LevelInfo, "password_reset_requested", "user_id", 0)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	tok := randomToken(32) // 256 bits
-	sctx, cancel := s.stateCtx(ctx)
-	err = s.state.SaveResetToken(sctx, hashToken(tok), storage.ResetToken{UserID: u.ID, PasswordVersion: u.PasswordVersion}, s.cfg.ResetTTL)
-	cancel()
-	if err != nil {
-		return err
-	}
-	link := strings.TrimRight(s.cfg.PublicBaseURL, "/") + "/reset-password?token=" + url.QueryEscape(tok)
-	s.event(ctx, slog.LevelInfo, "password_reset_requested", "user_id", u.ID)
-	return s.mailer.SendPasswordReset(ctx, u.Email, link)
-}
-
-// WaitMail waits for reset mails in flight (for shutdown and tests), up to ctx.
-func (s *Service) WaitMail(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.mailWG.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// ConfirmPasswordReset spends a reset token: the password is set, the login lockout of the
-// email is lifted, and every session of the user ends.
-func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword string) error {
-	sctx, cancel := s.stateCtx(ctx)
-	grant, err := s.state.ConsumeResetToken(sctx, hashToken(token))
-	cancel()
-	if errors.Is(err, storage.ErrNotFound) {
-		return ErrInvalidResetToken
-	}
-	if err != nil {
-		return stateErr(err)
-	}
-	hash, err := s.hasher.Hash(ctx, newPassword)
-	if err != nil {
-		return fmt.Errorf("reset password: %w", err)
-	}
-	u, err := s.store.SetPassword(ctx, grant.UserID, hash, grant.PasswordVersion)
-	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrStale) {
-		return ErrInvalidResetToken
-	}
-	if err != nil {
-		return fmt.Errorf("reset password: %w", err)
-	}
-	sctx, cancel = s.stateCtx(ctx)
-	err = s.state.ClearLoginFailures(sctx, storage.NormalizeEmail(u.Email))
-	cancel()
-	if err != nil {
-		return stateErr(err)
-	}
-	s.event(ctx, slog.LevelInfo, "password_reset", "user_id", u.ID)
-	if s.userChanged != nil {
-		s.userChanged(ctx, u)
-	}
-	return s.EndAllSessions(ctx, u.ID, "password_reset")
 }
 
 // EnsureAdmin creates an admin with the given email unless a user with that email exists,

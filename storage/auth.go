@@ -29,6 +29,9 @@ type Session struct {
 	ExpiresAt      time.Time // absolute cap (login + SESSION_MAX_AGE); sliding never goes past it
 	ClientIP       string
 	UserAgent      string
+	// Epoch is the user's session epoch (SessionEpoch) read before the user record the session
+	// was granted on; CreateSession refuses it once EndAllSessions has moved the epoch on.
+	Epoch int64
 }
 
 // RefreshToken is the server's record of a session's current refresh token.
@@ -38,8 +41,14 @@ type RefreshToken struct {
 	ExpiresAt time.Time // absolute; rotation never extends it
 }
 
-// ResetToken is what a password-reset token grants: a new password for UserID, provided the
-// password has not changed since the token was issued.
+// SessionEpochRetention is how long a user's session epoch is kept after it last moved: a
+// caller must not hold an epoch read longer ago than this before passing it to CreateSession
+// (a lost epoch reads as 0 again, which a holder of 0 could not tell from no change).
+const SessionEpochRetention = 24 * time.Hour
+
+// ResetToken is what a password-reset token grants: a new password for UserID, provided
+// neither the password nor the email (the address the link went to) has changed since the
+// token was issued, which PasswordVersion tracks.
 type ResetToken struct {
 	UserID          int64
 	PasswordVersion int64
@@ -52,11 +61,19 @@ type ResetToken struct {
 //
 // Key names (part of the contract, each under the backend's optional key prefix):
 // refresh_token:{userId}:{sid}, blacklisted_token:{jti}, session:{userId}:{sid},
-// sessions:{userId}, login_attempts:{email}, reset_token:{tokenHash}.
+// sessions:{userId}, session_epoch:{userId}, login_attempts:{email}, reset_token:{tokenHash}.
 type AuthState interface {
+	// SessionEpoch returns the user's session epoch: 0 until EndAllSessions first moves it.
+	// Whoever grants a session reads it before reading the user record the grant is decided
+	// on, and passes it as Session.Epoch, so that a change which ends the user's sessions
+	// (committed, then EndAllSessions) cannot miss a session that is being granted meanwhile.
+	SessionEpoch(ctx context.Context, userID int64) (int64, error)
+
 	// CreateSession stores s with its refresh-token record and adds s.ID to the user's session
 	// set. The session expires after idle of inactivity, and never after s.ExpiresAt; the
 	// refresh record expires at rt.ExpiresAt; the set lives as long as its longest member.
+	// If the user's session epoch is no longer s.Epoch it stores nothing and returns ErrStale;
+	// the check and the write are one atomic step.
 	CreateSession(ctx context.Context, s Session, rt RefreshToken, idle time.Duration) error
 
 	// Authenticate checks, in one round trip, that jti is not denied (ErrTokenDenied) and that
@@ -76,8 +93,18 @@ type AuthState interface {
 	// that does not exist is not an error.
 	EndSession(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error
 
-	// EndAllSessions ends every session of the user and returns how many there were.
+	// EndAllSessions ends every session of the user and returns how many there were; in the
+	// same atomic step it moves the user's session epoch on, which it then keeps for at least
+	// SessionEpochRetention.
 	EndAllSessions(ctx context.Context, userID int64) (int, error)
+
+	// DenyToken puts an access token's jti on the denylist for ttl, without a session: how a
+	// service token is revoked. A ttl that is not positive denies nothing.
+	DenyToken(ctx context.Context, jti string, ttl time.Duration) error
+
+	// TokenDenied reports whether jti is on the denylist (the check of a service token, which
+	// has no session for Authenticate to check).
+	TokenDenied(ctx context.Context, jti string) (bool, error)
 
 	// ListSessions returns the user's live sessions, oldest login first, dropping ids of
 	// sessions that have expired from the user's set.

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -46,8 +47,9 @@ const (
 )
 
 // User is a registered user. PasswordHash is an encoded argon2id hash; it never leaves the
-// service. PasswordVersion starts at 1 and grows with every password change, so that grants
-// tied to a password (reset tokens) die with it.
+// service. PasswordVersion starts at 1 and grows with every change of the password and with
+// every change of the email (under NormalizeEmail), so that grants tied to both (reset
+// tokens, mailed to an address) die with either.
 type User struct {
 	ID              int64
 	Email           string // as the user typed it
@@ -67,8 +69,8 @@ type NewUser struct {
 	PasswordHash string
 }
 
-// UserUpdate replaces a user's email and name, the password hash when PasswordHash is not nil
-// (bumping PasswordVersion), and the role when Role is not nil.
+// UserUpdate replaces a user's email and name, the password hash when PasswordHash is not nil,
+// and the role when Role is not nil. A new password or email bumps PasswordVersion (once).
 type UserUpdate struct {
 	Email        string
 	Name         string
@@ -168,9 +170,12 @@ type Store interface {
 	Close() error
 }
 
-// NormalizeEmail is the form under which emails are compared: trimmed, NFKC-normalised,
-// lower-cased, with invisible format characters (zero-width spaces and joiners, the BOM)
-// removed, so that look-alike spellings of one address collide.
+// NormalizeEmail is the form under which emails are compared and keyed (uniqueness, look-ups,
+// login counters, reset grants): trimmed, NFKC-normalised, with invisible format characters
+// (zero-width spaces and joiners, the BOM) removed, then fully case-folded (Unicode's
+// CaseFolding, which strings.ToLower is not: ς, σ and Σ, or ß and SS, fold together) and
+// NFKC-normalised again, so that look-alike spellings of one address collide and normalising
+// twice changes nothing.
 func NormalizeEmail(email string) string {
 	s := norm.NFKC.String(strings.TrimSpace(email))
 	s = strings.Map(func(r rune) rune {
@@ -179,7 +184,17 @@ func NormalizeEmail(email string) string {
 		}
 		return r
 	}, s)
-	return strings.ToLower(s)
+	// A Caser keeps state between calls, so each call gets its own.
+	return strings.Map(foldCherokee, norm.NFKC.String(cases.Fold().String(s)))
+}
+
+// foldCherokee puts right what cases.Fold gets wrong: it swaps the case of Cherokee letters
+// both ways, so folding twice undoes it, where CaseFolding.txt folds both cases to the upper.
+func foldCherokee(r rune) rune {
+	if (r >= 0xAB70 && r <= 0xABBF) || (r >= 0x13F8 && r <= 0x13FD) {
+		return unicode.ToUpper(r)
+	}
+	return r
 }
 
 // Now is the clock backends stamp records with: UTC, truncated to the microsecond that both

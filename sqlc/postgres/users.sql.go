@@ -237,7 +237,7 @@ SET email = $1,
     email_normalized = $2,
     name = $3,
     password_hash = COALESCE($4, password_hash),
-    password_version = password_version + CASE WHEN $4 IS NULL THEN 0 ELSE 1 END,
+    password_version = password_version + CASE WHEN $4 IS NULL AND email_normalized = $2 THEN 0 ELSE 1 END,
     role = COALESCE($5, role),
     updated_at = $6
 WHERE id = $7
@@ -254,6 +254,8 @@ type UpdateUserParams struct {
 	ID              int64
 }
 
+// password_version moves with the password and with the normalized email (the right-hand
+// sides read the row as it was), so that reset grants die with either.
 func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, error) {
 	row := q.db.QueryRow(ctx, updateUser,
 		arg.Email,

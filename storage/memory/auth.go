@@ -35,6 +35,7 @@ type AuthState struct {
 	denied     map[string]time.Time // jti → deadline
 	attempts   map[string]*attemptsEntry
 	resets     map[string]resetEntry
+	epochs     map[int64]*epochEntry
 	writes     int // since the last sweep
 	sweepEvery int
 }
@@ -87,6 +88,7 @@ func NewAuthState(now func() time.Time) *AuthState {
 		denied:     make(map[string]time.Time),
 		attempts:   make(map[string]*attemptsEntry),
 		resets:     make(map[string]resetEntry),
+		epochs:     make(map[int64]*epochEntry),
 		sweepEvery: minSweepEvery,
 	}
 }
@@ -110,13 +112,16 @@ func (a *AuthState) CreateSession(_ context.Context, s storage.Session, rt stora
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.wrote()
+	t := a.clock()
+	if a.epoch(s.UserID, t) != s.Epoch {
+		return fmt.Errorf("memory: create session: %w", storage.ErrStale)
+	}
 	k := sessionKey{s.UserID, s.ID}
 	delete(a.sessions, k)
 	delete(a.refresh, k)
 	if sessionTTL <= 0 {
 		return nil
 	}
-	t := a.clock()
 	a.sessions[k] = &sessionEntry{s: s, deadline: t.Add(sessionTTL)}
 	if refreshTTL > 0 {
 		a.refresh[k] = &refreshEntry{
@@ -239,6 +244,7 @@ func (a *AuthState) EndAllSessions(_ context.Context, userID int64) (int, error)
 	defer a.mu.Unlock()
 	a.wrote()
 	t := a.clock()
+	a.bumpEpoch(userID, t)
 	set := a.liveSet(userID, t)
 	if set == nil {
 		return 0, nil
@@ -364,6 +370,7 @@ func (a *AuthState) Close() error {
 	clear(a.denied)
 	clear(a.attempts)
 	clear(a.resets)
+	clear(a.epochs)
 	return nil
 }
 
@@ -375,6 +382,7 @@ func (e *refreshEntry) expiry() time.Time  { return e.deadline }
 func (e *setEntry) expiry() time.Time      { return e.deadline }
 func (e *attemptsEntry) expiry() time.Time { return e.deadline }
 func (e resetEntry) expiry() time.Time     { return e.deadline }
+func (e *epochEntry) expiry() time.Time    { return e.deadline }
 
 // live returns m[k] if it has not expired at t, dropping it if it has (nil when absent).
 func live[K comparable, V expiring](m map[K]V, k K, t time.Time) V {
@@ -415,6 +423,7 @@ func (a *AuthState) sweep() {
 	sweepMap(a.sets, t)
 	sweepMap(a.attempts, t)
 	sweepMap(a.resets, t)
+	sweepMap(a.epochs, t)
 	maps.DeleteFunc(a.denied, func(_ string, d time.Time) bool { return !t.Before(d) })
 	a.writes = 0
 	// Sweep again once as many writes have happened as there are entries now, so the cost
@@ -429,7 +438,7 @@ func sweepMap[K comparable, V expiring](m map[K]V, t time.Time) {
 
 // entries counts every stored entry. The caller holds a.mu.
 func (a *AuthState) entries() int {
-	return len(a.sessions) + len(a.refresh) + len(a.sets) + len(a.denied) + len(a.attempts) + len(a.resets)
+	return len(a.sessions) + len(a.refresh) + len(a.sets) + len(a.denied) + len(a.attempts) + len(a.resets) + len(a.epochs)
 }
 
 // normSession keeps what the Valkey backend keeps: times in UTC to the millisecond.

@@ -23,6 +23,16 @@ type snapshot struct {
 	Denied   map[string]time.Time `json:"denied"`
 	Attempts []snapAttempts       `json:"attempts"`
 	Resets   []snapReset          `json:"resets"`
+	// Epochs survive a restart as they do in Valkey. (No sign-in spans one: the server waits
+	// for requests in flight before it saves; this keeps the backends alike.) Absent in files
+	// written before epochs existed.
+	Epochs []snapEpoch `json:"epochs,omitempty"`
+}
+
+type snapEpoch struct {
+	UserID   int64     `json:"userId"`
+	N        int64     `json:"n"`
+	Deadline time.Time `json:"deadline"`
 }
 
 type snapSession struct {
@@ -101,6 +111,11 @@ func (a *AuthState) SaveFile(path string) error {
 	for h, e := range a.resets {
 		if e.deadline.After(now) {
 			snap.Resets = append(snap.Resets, snapReset{Hash: h, UserID: e.r.UserID, PasswordVersion: e.r.PasswordVersion, Deadline: e.deadline})
+		}
+	}
+	for uid, e := range a.epochs {
+		if e.deadline.After(now) {
+			snap.Epochs = append(snap.Epochs, snapEpoch{UserID: uid, N: e.n, Deadline: e.deadline})
 		}
 	}
 	a.mu.Unlock()
@@ -187,6 +202,11 @@ func (a *AuthState) LoadFile(path string) error {
 	for _, x := range snap.Resets {
 		if x.Deadline.After(now) {
 			a.resets[x.Hash] = resetEntry{r: storage.ResetToken{UserID: x.UserID, PasswordVersion: x.PasswordVersion}, deadline: x.Deadline}
+		}
+	}
+	for _, x := range snap.Epochs {
+		if x.Deadline.After(now) {
+			a.epochs[x.UserID] = &epochEntry{n: x.N, deadline: x.Deadline}
 		}
 	}
 	return nil

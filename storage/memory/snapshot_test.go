@@ -98,3 +98,34 @@ func TestLoadFileMissingAndCorrupt(t *testing.T) {
 		t.Error("a corrupt snapshot was modified")
 	}
 }
+
+// The session epochs survive a restart, as they do in Valkey: a grant decided on an epoch from
+// before a change that ended the user's sessions is still refused after the restart.
+func TestSnapshotKeepsSessionEpochs(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a := memory.NewAuthState(clock)
+	if _, err := a.EndAllSessions(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := a.SessionEpoch(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "auth-state.json")
+	if err := a.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	b := memory.NewAuthState(clock)
+	if err := b.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.SessionEpoch(ctx, 7); err != nil || got != moved {
+		t.Fatalf("SessionEpoch after restart = %d, %v; want %d", got, err, moved)
+	}
+	stale := storage.Session{ID: "s1", UserID: 7, LoginAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := b.CreateSession(ctx, stale, storage.RefreshToken{Hash: "h", ExpiresAt: now.Add(time.Hour)}, time.Minute); !errors.Is(err, storage.ErrStale) {
+		t.Errorf("CreateSession on the epoch from before the change: err = %v, want ErrStale", err)
+	}
+}

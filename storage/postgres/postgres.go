@@ -102,6 +102,7 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, db.PostgresMigrations(),
 		goose.WithSessionLocker(locker),
 		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(rekeyEmails()),
 	)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: migrate: %w", err)
@@ -111,6 +112,13 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 		return len(res), fmt.Errorf("postgres: migrate: %w", err)
 	}
 	return len(res), nil
+}
+
+// rekeyEmails is the Go migration that keys every user under the current NormalizeEmail (see
+// db.RekeyEmails); going down leaves the keys as they are.
+func rekeyEmails() *goose.Migration {
+	bind := func(n int) string { return fmt.Sprintf("$%d", n) }
+	return goose.NewGoMigration(db.RekeyEmailsVersion, &goose.GoFunc{RunTx: db.RekeyEmails(storage.NormalizeEmail, bind)}, nil)
 }
 
 // Stats reports the connection pool's state.

@@ -62,7 +62,7 @@ func TestMigrateConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(files); total != want {
+	if want := len(files) + 1; total != want { // and the Go migration that re-keys emails
 		t.Errorf("concurrent Migrate applied %d migrations in all (%v), want %d", total, applied, want)
 	}
 }

@@ -46,6 +46,9 @@ func RunAuthState(t *testing.T, newState func(t *testing.T) storage.AuthState) {
 		{"ResetToken", testResetToken},
 		{"ResetTokenConcurrent", testResetTokenConcurrent},
 		{"ResetTokenExpires", testResetTokenExpires},
+		{"SessionEpoch", testSessionEpoch},
+		{"SessionEpochPerUser", testSessionEpochPerUser},
+		{"DenyToken", testDenyToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +130,10 @@ func testAuthNotFound(t *testing.T, a storage.AuthState) {
 
 	// A session created past its ExpiresAt is over before it starts.
 	past := newAuthSession(1, now, now.Add(-time.Second))
+	var err error
+	if past.Epoch, err = a.SessionEpoch(ctx, 1); err != nil { // moved on by EndAllSessions above
+		t.Fatalf("SessionEpoch: %v", err)
+	}
 	mustCreateSession(t, a, past, authHour)
 	if _, err := a.Authenticate(ctx, 1, past.ID, "jti", now, authHour); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate of a session created expired: err = %v, want ErrNotFound", err)
@@ -500,8 +507,11 @@ func testEndAllSessions(t *testing.T, a storage.AuthState) {
 	if _, err := a.Authenticate(ctx, 2, other.ID, "jti", time.Now(), authHour); err != nil {
 		t.Errorf("Authenticate another user's session: %v", err)
 	}
-	// The user can sign in again afterwards.
+	// The user can sign in again afterwards, on the epoch as it is now.
 	again := newAuthSession(1, nowMillis(), now.Add(authHour))
+	if again.Epoch, err = a.SessionEpoch(ctx, 1); err != nil {
+		t.Fatalf("SessionEpoch: %v", err)
+	}
 	mustCreateSession(t, a, again, authHour)
 	if _, err := a.Authenticate(ctx, 1, again.ID, "jti", time.Now(), authHour); err != nil {
 		t.Errorf("Authenticate a session created after EndAllSessions: %v", err)

@@ -27,6 +27,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"CreateGetUser", testCreateGetUser},
 		{"CreateUserEmailConflict", testCreateUserEmailConflict},
 		{"GetUserByEmail", testGetUserByEmail},
+		{"EmailCaseFolding", testEmailCaseFolding},
 		{"UpdateUser", testUpdateUser},
 		{"UpdateUserEmailConflict", testUpdateUserEmailConflict},
 		{"DeleteUser", testDeleteUser},

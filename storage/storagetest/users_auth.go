@@ -32,7 +32,11 @@ func testPasswordVersion(t *testing.T, s storage.Store) {
 		{"role only", storage.UserUpdate{Email: u.Email, Name: "Ada", Role: &admin}, 2},
 		// The same hash again is still a password change.
 		{"same password again", storage.UserUpdate{Email: u.Email, Name: "Ada", PasswordHash: &hash}, 3},
-		{"new email", storage.UserUpdate{Email: "lovelace@example.com", Name: "Ada"}, 3},
+		// The same email in another case is the same email; another one is a change, which
+		// reset grants (tied to the version) must not outlive.
+		{"email in another case", storage.UserUpdate{Email: "ADA@Example.com", Name: "Ada"}, 3},
+		{"new email", storage.UserUpdate{Email: "lovelace@example.com", Name: "Ada"}, 4},
+		{"new email and password", storage.UserUpdate{Email: "ada@lovelace.org", Name: "Ada", PasswordHash: &hash}, 5},
 	}
 	for _, st := range steps {
 		got, err := s.UpdateUser(ctx, u.ID, st.update)

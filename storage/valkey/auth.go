@@ -22,11 +22,13 @@ import (
 // keys live in one slot, which lets one script change them together):
 //
 //	session:{userId}:{sid}        hash: user_id, email, role, login_at, last_activity_at,
-//	                              expires_at, client_ip, user_agent. PTTL: idle, never past
+//	                              expires_at, client_ip, user_agent, epoch. PTTL: idle, never past
 //	                              expires_at.
 //	refresh_token:{userId}:{sid}  hash: current, prev (absent until the first rotation),
 //	                              rotated_at, family, expires_at. PTTL: until expires_at.
 //	sessions:{userId}             set of sids. PTTL: the longest of its members' lives.
+//	session_epoch:{userId}        integer, moved on by EndAllSessions (absent: 0). PTTL:
+//	                              storage.SessionEpochRetention from its last move.
 //	blacklisted_token:{jti}       string "1". PTTL: the deny TTL.
 //	login_attempts:{email}        integer counter. PTTL: window from the first failure.
 //	reset_token:{tokenHash}       string, JSON {"user_id":n,"password_version":n}. PTTL: ttl.
@@ -167,6 +169,10 @@ func (a *AuthState) setKey(userID int64) string {
 	return a.c.prefix + "sessions:{" + strconv.FormatInt(userID, 10) + "}"
 }
 
+func (a *AuthState) epochKey(userID int64) string {
+	return a.c.prefix + "session_epoch:{" + strconv.FormatInt(userID, 10) + "}"
+}
+
 func (a *AuthState) denyKey(jti string) string { return a.c.prefix + "blacklisted_token:{" + jti + "}" }
 func (a *AuthState) attemptsKey(email string) string {
 	return a.c.prefix + "login_attempts:{" + email + "}"
@@ -197,8 +203,9 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 		"expires_at", ms(s.ExpiresAt),
 		"client_ip", s.ClientIP,
 		"user_agent", s.UserAgent,
+		"epoch", strconv.FormatInt(s.Epoch, 10),
 	}
-	args := []string{s.ID, msDur(sessionTTL), msDur(refreshTTL), msDur(setTTL), strconv.Itoa(len(sessionFields))}
+	args := []string{s.ID, msDur(sessionTTL), msDur(refreshTTL), msDur(setTTL), strconv.FormatInt(s.Epoch, 10), strconv.Itoa(len(sessionFields))}
 	args = append(args, sessionFields...)
 	args = append(args,
 		"current", rt.Hash,
@@ -207,8 +214,13 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 	)
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	if err := createScript.Exec(ctx, a.vk(), a.userKeys(s.UserID, s.ID), args).Error(); err != nil {
+	keys := append(a.userKeys(s.UserID, s.ID), a.epochKey(s.UserID))
+	n, err := createScript.Exec(ctx, a.vk(), keys, args).AsInt64()
+	if err != nil {
 		return fmt.Errorf("valkey: create session: %w", err)
+	}
+	if n < 0 {
+		return fmt.Errorf("valkey: create session: %w", storage.ErrStale)
 	}
 	return nil
 }
@@ -378,7 +390,8 @@ func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI s
 func (a *AuthState) EndAllSessions(ctx context.Context, userID int64) (int, error) {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	n, err := endAllScript.Exec(ctx, a.vk(), []string{a.setKey(userID)}, a.sessionKeyHeads(userID)).AsInt64()
+	args := append(a.sessionKeyHeads(userID), msDur(storage.SessionEpochRetention))
+	n, err := endAllScript.Exec(ctx, a.vk(), []string{a.setKey(userID), a.epochKey(userID)}, args).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("valkey: end all sessions: %w", err)
 	}
@@ -557,6 +570,9 @@ func decodeSession(sid string, f map[string]string) (storage.Session, error) {
 	s.LoginAt = time.UnixMilli(num("login_at")).UTC()
 	s.LastActivityAt = time.UnixMilli(num("last_activity_at")).UTC()
 	s.ExpiresAt = time.UnixMilli(num("expires_at")).UTC()
+	if _, ok := f["epoch"]; ok { // absent in sessions stored before epochs existed: 0
+		s.Epoch = num("epoch")
+	}
 	return s, err
 }
 

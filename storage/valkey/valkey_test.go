@@ -118,7 +118,7 @@ func TestKeys(t *testing.T) {
 	wantSession := map[string]string{
 		"user_id": "7", "email": "ada@example.com", "role": "admin",
 		"login_at": ms(now), "last_activity_at": ms(now), "expires_at": ms(s.ExpiresAt),
-		"client_ip": "192.0.2.1", "user_agent": "test",
+		"client_ip": "192.0.2.1", "user_agent": "test", "epoch": "0",
 	}
 	if diff := cmp.Diff(wantSession, srv.hgetall("session:{7}:{abc}")); diff != "" {
 		t.Errorf("session hash (-want +got):\n%s", diff)

@@ -21,12 +21,14 @@ ORDER BY id
 LIMIT @max_rows;
 
 -- name: UpdateUser :one
+-- password_version moves with the password and with the normalized email (the right-hand
+-- sides read the row as it was), so that reset grants die with either.
 UPDATE users
 SET email = @email,
     email_normalized = @email_normalized,
     name = @name,
     password_hash = COALESCE(sqlc.narg(password_hash), password_hash),
-    password_version = password_version + CASE WHEN sqlc.narg(password_hash) IS NULL THEN 0 ELSE 1 END,
+    password_version = password_version + CASE WHEN sqlc.narg(password_hash) IS NULL AND email_normalized = @email_normalized THEN 0 ELSE 1 END,
     role = COALESCE(sqlc.narg(role), role),
     updated_at = @updated_at
 WHERE id = @id

@@ -9,7 +9,7 @@
 local session, refresh, set = KEYS[1], KEYS[2], KEYS[3]
 local now, idle, sid = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 
--- One HGETALL serves the checks and the reply (the hash has eight fields). Read before changing:
+-- One HGETALL serves the checks and the reply (the hash has nine fields). Read before changing:
 -- with a TTL of a millisecond or two, the key may be gone again by the time a read after
 -- PEXPIRE would run.
 local fields = redis.call('HGETALL', session)
