@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -121,8 +122,8 @@ func schemaField(e *openapi3.SchemaError, prefix string) gen.FieldError {
 		path = append([]string{prefix}, path...)
 	}
 	msg := e.Reason
-	if e.SchemaField == "pattern" && e.Schema != nil && e.Schema.Pattern == `\S` {
-		msg = "must not be blank"
+	if e.SchemaField == "pattern" {
+		msg = patternMessage(e)
 	}
 	if m := propertyReason.FindStringSubmatch(e.Reason); m != nil {
 		if len(path) == 0 || path[len(path)-1] != m[1] {
@@ -135,6 +136,19 @@ func schemaField(e *openapi3.SchemaError, prefix string) gen.FieldError {
 		}
 	}
 	return problemField(orBody(strings.Join(path, ".")), msg)
+}
+
+// patternMessage says in plain words why a string failed the text patterns of the contract
+// (no control characters, not blank); other patterns keep kin-openapi's reason.
+func patternMessage(e *openapi3.SchemaError) string {
+	v, _ := e.Value.(string)
+	switch {
+	case strings.IndexFunc(v, unicode.IsControl) >= 0:
+		return "must not contain control characters"
+	case strings.TrimSpace(v) == "":
+		return "must not be blank"
+	}
+	return e.Reason
 }
 
 // paramError answers the generated router's parameter binding errors (an id that is not an

@@ -109,10 +109,14 @@ type Check struct {
 // CheckStatus defines model for Check.Status.
 type CheckStatus string
 
-// Color Example: blue
+// Color No control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: blue
 type Color = string
 
-// Email Example: ada@example.com
+// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: ada@example.com
 type Email = openapi_types.Email
 
 // FieldError defines model for FieldError.
@@ -146,12 +150,16 @@ type JWKSet struct {
 	} `json:"keys"`
 }
 
-// LicensePlate Example: AB-123-CD
+// LicensePlate Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: AB-123-CD
 type LicensePlate = string
 
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
 	// Password Example: correct horse battery
@@ -164,7 +172,9 @@ type Me struct {
 	User    User    `json:"user"`
 }
 
-// Name Example: Ada Lovelace
+// Name Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: Ada Lovelace
 type Name = string
 
 // Password 12 to 256 characters; stored only as an argon2id hash and never returned.
@@ -183,7 +193,9 @@ type PasswordResetConfirm struct {
 
 // PasswordResetRequest defines model for PasswordResetRequest.
 type PasswordResetRequest struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 }
 
@@ -282,10 +294,14 @@ type User struct {
 
 // UserCreate defines model for UserCreate.
 type UserCreate struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Ada Lovelace
+	// Name Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Ada Lovelace
 	Name Name `json:"name"`
 
 	// Password 12 to 256 characters; stored only as an argon2id hash and never returned.
@@ -304,10 +320,14 @@ type UserPage struct {
 
 // UserUpdate defines model for UserUpdate.
 type UserUpdate struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Ada Lovelace
+	// Name Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Ada Lovelace
 	Name Name `json:"name"`
 
 	// Password 12 to 256 characters; stored only as an argon2id hash and never returned.
@@ -355,16 +375,24 @@ type Vehicle struct {
 
 // VehicleCreate defines model for VehicleCreate.
 type VehicleCreate struct {
-	// Color Example: blue
+	// Color No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: blue
 	Color *Color `json:"color,omitempty"`
 
-	// LicensePlate Example: AB-123-CD
+	// LicensePlate Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: AB-123-CD
 	LicensePlate LicensePlate `json:"licensePlate"`
 
-	// Make Example: Toyota
+	// Make Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Toyota
 	Make VehicleMake `json:"make"`
 
-	// Model Example: Corolla
+	// Model Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Corolla
 	Model VehicleModel `json:"model"`
 
 	// UserId The owner; the caller when absent. Only an admin may name another user (else 403), who must exist (else 422).
@@ -381,10 +409,14 @@ type VehicleCreate struct {
 	Year VehicleYear `json:"year"`
 }
 
-// VehicleMake Example: Toyota
+// VehicleMake Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: Toyota
 type VehicleMake = string
 
-// VehicleModel Example: Corolla
+// VehicleModel Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: Corolla
 type VehicleModel = string
 
 // VehiclePage defines model for VehiclePage.
@@ -397,16 +429,24 @@ type VehiclePage struct {
 
 // VehicleUpdate defines model for VehicleUpdate.
 type VehicleUpdate struct {
-	// Color Example: blue
+	// Color No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: blue
 	Color *Color `json:"color,omitempty"`
 
-	// LicensePlate Example: AB-123-CD
+	// LicensePlate Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: AB-123-CD
 	LicensePlate LicensePlate `json:"licensePlate"`
 
-	// Make Example: Toyota
+	// Make Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Toyota
 	Make VehicleMake `json:"make"`
 
-	// Model Example: Corolla
+	// Model Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Corolla
 	Model VehicleModel `json:"model"`
 
 	// UserId The new owner (must exist, else 422); absent keeps the owner. Only an admin may move a vehicle to another owner (else 403).
@@ -13474,112 +13514,114 @@ func (sh *strictHandler) UpdateVehicle(w http.ResponseWriter, r *http.Request, i
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3lvCrnOpvqiLNNClSFzuW6qtaRWMnyviileR4ZyzPNNR9SGLUBBgALZpJuWofYqvmgeZN9km2",
-	"cIBudpMgRSqWbMf6k1gkLgcH534Bf41SORxJgcLoaP/XaIAsQ0X/fHrO+vb/GepU8ZHhUkT70SFoo6To",
-	"wzXLecaMVCB7YAYICkcKNQrD7NAD0Cgy4AYuWXoFXEBy3Gu9lAJbL5hJBwkYCX00sNPZhfGA52jHcg1p",
-	"oRQK047iSKcDHDILg5mMMNqPtFFc9KMPH+LouUyZA2kWwvMBwuvT5yVYqUJmMAOFWhYqRbuwwp8LrjCL",
-	"9o0qcPlGp2jUpHXYM6jm93ozkDmCxlSKTNsTjZk9MfakQo+UnwvUBlImQBdpipjBhpKFyDCDYrQZPCYX",
-	"BvuoaPs3b960DgszQGF4ygzOw5B8h0yhSmIYczOABJWS6v9fRFzQFf3DyCsUF1EC4wEKYEB/w5hp8PeF",
-	"GTBhEdQrtAXv9NkRPHq819lcF1X/1Tpi6SAE4oAbv79FChN6jApSNkToKTl092SnwoYZcA1caMNEit9o",
-	"GOJQqglIBT+x/AonmzEkQ661X44bOolClk2Xyphhl0xjE7koimG0/zYacBPFkV0jehcHT3HKDD7nQ25a",
-	"9N/585y6W9XA8lyOMbPkbTcec5HJccUQRY7uTuxfOTJtQOGQccFF/8aLr4NxWs5aAkqOPePgYMYDsuYe",
-	"GgNHfS34ezB8iLFd3FN6DHaPAU8Hbjt70m88Nuy9WT7uFXkOrM+4aILRk2rIjAPk0W4Uz8P1IY5GTLEh",
-	"Gi+JjgqlpQpzeiLwvXEDkhLxI4XXXBYaRqyPB8AuLZVDTyr6tseVNvSVBYzbhX4uUE2iOBJsaEFJ3X51",
-	"qIfs/XMUfTOI9rvb31ryEdXfISI67llRR5IuIEMFJFa6Jo5kmQBkKueoPGcckFDkpVh1cgsGTIOQBtIB",
-	"E33MQHORTo/gBPf0DA1hu/Aone3dEPQLyP7Y4FDDCNVS7OU0ub5jhj1W5Cba3+7Ejfvf2bacyN7zoWXN",
-	"bqdDiPV/xSGKfa1RHWdhUig0qm808KyCbMTMYAoYz5bKsznCvAGUn3DA0xwXQXPtvr43gD7YpfRICo3E",
-	"NN+xzMsG+1cqhUFB/2SjUc6d8twaKXmZ4/BP/9ROk043/4PCXrQf/b+tqX2w5b7VWydultt0/uSlzssk",
-	"OoodWhp0Ql4Ko1hqDrya0glYXGhAlg6gxzHP2tGHODqSopfz9F5BP4RC8J8LtJZNgbBh2XLIeB4Dg5+O",
-	"X25aocZyq2kmYNgVirlDOOlSnuGZVJc8y1Dc5yHOeF+QPorhsjCE/VJHGQmZBKtfCbxjYVAJlj+1R7hv",
-	"EtGorlFBj/EcswOv/wtNiiOXfSveKsVZkhN3aH0pzTNrP90nyC+lNd4GNRvSAfJCZrzHcYEEqCS3NjzP",
-	"HRd4Kpm1hStj2kqKgA0egtsP26IxTetr2fByGB3zhE1yybJzKZ8z1cdPJSkuZTahq7dAWC3NBHThBf+O",
-	"EH2G6pqn+Fqwa8Zzdpnj/YoF68BYX6ZOjAIx09ZatbSsNZcCtJEKN6dSr9TlyjoQkDODio5zLuULJial",
-	"4Xa/Z1HMIJCGtvjG9wNWaGNZ0EHJrJsDSc3nSUqbb4YyZ9yiZRRXH7rIvl5OsbMTlpnHq640nbTIEF59",
-	"JTuB0P1asMIMpOK/4H0LKBIhwNIUtfY+3oazfGMYstwaE5jFgO9H1tqIQeG1vLL/kAq40RUZWzMTrXu6",
-	"eQBSxWQ257JvNcqYHP9UYWa9UZbP0kTIV12GxLnxHocjJe0pLKc/FYabyaeSS1zDGPMcHPJIoyrsoSJX",
-	"X8shmgEXfecDVXyP77k2N9gGr4UuRiOpDGYvMOPsnKy5Tyt8LexJfVe7W9ImW9cvaXc8TFMcGUfeLMu4",
-	"HcryEyVHqAy3tmeP5RrjaFT76NdoaC/UaZh5f2NqA7+tBk59c3n5T0yJ6Y8GmF7ZJZprY2nCzAZnJoT2",
-	"Un5zDcVUh7SjOc8njrRhptD1aIG8iuKoNi0cM6gfwK8RhF/mDlB8z4Yjq8eiy7xA5wSVTtlO5wb3Mo6e",
-	"Wru0uQ7L2H/4v9qpHEY1R4us2OYe23u7gWWfWfqs7MEmjol2w3YOfRVD5bNbieJYHJgBcv1iwHa/DQmB",
-	"ksSQ8Mz+lxRRYm9iepAS2jnoahQ0HT0sLAUjlMY6sCxTqHV00y2588RLye0HZLkZzOMitWSoFzPAcrZ0",
-	"RDzHkq8EAgqrhK2D7Wm2xFsZ0UpqVDuF8yNSbVweLoSPH9/85cypxiY+rnBC/+cGh3r+a5b3A2wfR1c8",
-	"C3/uBP7c54VeQXzYyW7p0An8B0wpNpmfao8RmvWcpyg0nuRep03J7/C7Vnd7p3X05yZ7dR/NsvCIGetu",
-	"RfvRxcVZiLqfWxVbc9jXEK1YSoNlVOdEBoXWtB5LlTUPkkqlMDUwkEpbiWmhnczKjEc3x73q+Cw5udox",
-	"hNsXuOZpvZ1y03nP/DBHN+qm4a+1j+rUD0AT42rHEPgvKZLTIImMwXN5jTlLZwR7Gd9ahyxOarfVlBfd",
-	"bWuEbO89gnTAFEsNKn3gnJAMpMgnwLQVi0z1pdjmmTXsBhToF2h9b4WmUAKzpvS9DR1sL4GbbOMjKXpc",
-	"Dde8aIHj+umXWjrlOMvi1vS9Tci2fvNukbgBQ+j6G8e8e+4NMlgQLm/6hULPp8+O4Mnu3mPwViVkaBjP",
-	"LR00IXOfh+wqZmCMwniHwEdquC5NyqBp5czh+dWaek/2eigya1R7YzmeapVlCKqZLnNivq4g562XH87P",
-	"T8ANgFRm2OCHXcuys6HWODLc5BjMjQ6kMqCL4ZCpSZmOuOIis//2+G4y3Hcsg5JwAlgz3jGY3ej16bFz",
-	"RVCkaF0M54fMbXYACbuUhdm/zJm4quXg/Ik1m2jgFCRswlWbdaMtRd+WWImXGcCn2FOoB7fjFOUmnwcY",
-	"fLfzZE3l1FgsCKp0V1yaVCwbcisSSCm8C1zV2VQxrXGoNOcozPEoaPH4XHiIBdEMKFLGtfVr6nEoT3Uu",
-	"BECuKdNXTs77DS6lzJGRbnThAH0Y3kM0FkaRaWvRUzaTGdQmhoEckzZhqeHXPoXfrjsfGTPYMnyIIerm",
-	"CzyKckeewUaieZZAmjM+tEfjxkc39GZQzORMm0MLDDcTd6rVQKEQxzoTLB0c9v3tLKc1yvOUG8yBWL+E",
-	"6ZWHSNJT2HO+NutUMnQlYVqznZYazG6xEKTEVieMqzXhdOGrisNnpd6Pb84p8mK9eaYhOfTBNopX7IMr",
-	"hICLotPZSWtL0QcN36mmlhzujwP7nfmyjkIYnrvChXp0zc9siM0nYX3hhc3Tdfbyc2Y2g0MDQ6lNY0jO",
-	"e2jJFDYeQ8YmejOu2Xkj5kejUwx1jt7obsNAFkr7wK/mfdHiYjN2yX2an8ohapc0PwAlXXWPXxvfGxIK",
-	"3DS15s72UjzcdL/43uW4rbBJTl6dncMWK8xgy09PDmAs1ZUG6RPg81rTblDG1EoB7qjjZk+4ToMzINdX",
-	"rpNO4IZDXPHaOyLrqAdXvbSOYMJbBYcWyObpnW7HN5dulJntJf7Q3D7K69llAol0sZW5o2w9bIQEcXli",
-	"AtXvH9cQXd9m0S0e0eg79dNLTC4bTN7njE+/mp+0wFX3OFnqsdvzn/hA3J2pIOePz1vy02qfsOXgSndK",
-	"OWdH+yKgRBR5noAU3nyplQDZb1xW0VVg3EBDBH4DkkVYek109AVTyTrcuYyiQgj66fhlSAV0H7eqeEZZ",
-	"QwOcEk49n5gAUQwvUcGGkHAcwyuQCv5z88CXbzTdmO4P3x+9+Hb70c7OYaezu7O3PROSedz0Gh7XQzJ/",
-	"f3vY+uHH1suT09bfOq0n737tPv7wh5AI85VA64r2hcmAeT9gfS0wI74fryS985UCnfOReXY1M/xcTqRh",
-	"wbEywxntdCSVzPPg6LUFvrPLF9VkybGolYitq9uuuWgCHiKuOXgmyJq3vN3Z7gbK4AIVZnOqy5/NY7xE",
-	"pt/DAThziesoNk/Gt9JtFTEvzXzQoACdLZvUCL7XiG3ZHH+SF3ZoneZWmUNjV6Gjsmwpz1H52mpKt7fh",
-	"FUVfBVDIAIZsQjlgYEKS025Xhg3MNcJuZ4eMbQmUyKLUcfnV9vZmw5NepQqwItKlJz1+WSfMFZDyVzt0",
-	"LlG7Kg0uobUXiyVHTUrvrR83b9zmAmnzUXa4c0uoVC5fsjHkz3Are+jrkiwCx066wMZUIsRQSYSqmv0K",
-	"ceTifjQ8JHSG8hqBVUaUkZUE8jtUIuh3L2f+6mFoIvyZkkPofvvtI4sbYg+7eBuqCtUM9AhTSJlS3Nfw",
-	"+PgcFCNK08vCh6J8FXuzmGGBqp9i9ttvHwU1v8a0UNxMzix+HB9cUvjisHAFCe6vZ+XKP745j0I1Pkkt",
-	"mOG7DeoBFYpJJtZ+DoVZ2vBqhIpMbkoUOD3FJhfCKj2LjSH1db1v2Wm/JPuQWNJOYIOJiRRI4SQqRt6M",
-	"IdGY91pStYg+E1c6SZqQOjaYGVwIqpSigrSSju1EN6F9IcqeArKUXTCnQt7AmJErdOKiJwNtLBqVpqiY",
-	"GSCvPAvdvhAX4o/w49mrl4DXqCbjASqMqTcpP2LaV7eAB83fEWwQk2wCz+wKfwTKPGlgCpslVPXCrcR1",
-	"Vj3Z3Xu82YafXMWvdWd6jOeFQg251f4ExYWA2VQYodrXlNGezzl1ICmLvT4X1OTmOsBcWQ1sdC1ddzud",
-	"GHwHBmx3NgkJTIAcsZ8LhMQpiWQfrHtosWP3nu2qsbdpNUTZtFfqk4PmSK4XqhawipLApbOpDBVmcDkB",
-	"nsWgJZAmqZr1XEMgA5cdoRUsbEoW/QEwhygXgrTSAbgBfcVHIJVdXOEImbFntIsSrk6ntW7cQeGKYF1Z",
-	"PJUaw8Zud8dhpywqmq+Gs4P2NtvwWlwJORZ2N7oct6RCK3Ywg43dTmfTbVzV2+p9d7XTlkBZCHuBfcaF",
-	"NvaeKAM65KIwSP/0pz8+sVDFzsaseCq2mwcmWZ46cBfsmfcbbQW+a0fjmjIoyfuWsk5USSklyXjYtF3b",
-	"Lpa4RrIkdtBi5j51bP6///0/0GN5bkmUmjyNpEs/PiE6lIWx2ofKUl0Q206Qyi5BNMZHyQEklvqPcqkx",
-	"SwhE7RsRK1g8MRA50Z1ZD47qHFxFn0KWDqzJYjEOdZlVQmGpt6TakhM2ukHMbbaBinrdhQ6L3PBRzolS",
-	"ibRkjrDhVGy38+9/xU6Ede2/mJBiMpSFhk5779//Klei7ko9tuLH6pEJJHP1zAndZRKsTk6IIpO5euME",
-	"NqrWvFpn3mbV5lZ1H9q1Aw2IcSkN4fjp+TPIFOuZbzQk031OZM7TiQeg+jjxFH8AkhJ/dnlXUF5r7eQa",
-	"drefeHHUqCbnwqqRadNsG1yVXQxDNIqnOoZMppWotqv/+OYvZ3QdQpqSbZ068OqfqkVcS9WL4/Nagj56",
-	"IY1UIylzODw5tlYDKpejjTrtbrtjh8oRCjbi0X600+60dyj6aQakcrfaY8zzFrH61j/HV7pdFuD2XRlc",
-	"xWLWnIu+R2NBjWYasbY7nSWlveuV9PoKvGBp/49v/gJnaJyWebzXfbzZbtgS0f7bd3HkaxO8fTAqLnOe",
-	"whVOtEsVX6PivYnLK2vXd/FNmXC12pb1NeVIrBnyzq5eMySo8k/qQCr5zDBlWapKPLl+Y1Mo4WqUGlXr",
-	"3T3Pldorq5lcmM9yATMXYii12WzDoS9FKUOclrihcEK6LAyllXKZXiGVyVt5VkkFbf3z3U7XN/JeCPrA",
-	"8taBT43tTdW05TArUty6VhJUALtEm/tcl5tVHInaXAjyxqoWXdgI88mmI/AmgVGNoG8ZRG2+k9nko1FW",
-	"o/7wQ9MGt57ghzuk6mm2eFlH20yzwe+5jWTXITc0s7qErVqDJ03p3jyl0Z5iJ3V3bp402yNG8/ZW2SzQ",
-	"42Anbz+5efJsk9SHONpbBSnNrkaatcIRAx1myySnJUkgTmzKwziqm1UUsq6MmzKe4r/qduJohMq6faMo",
-	"jpwwiPajrm/XqMSqLMxiuXo+V51DT27opkDlunrbgTxAIccgiZ3mxIvdbY7RdwMC3TGlLEz79sT35dBB",
-	"dfNPySrhVbdUkATIG472XaXY7GW2WJ7XLzR0BYd5vtItPCV/Yqbuywekqzaur++CcDFa1rkvl1hdZOm9",
-	"wLu0817goq4td46v61Kn565FcMpA3C04sbQSW6rU0WHxepiPyc707tt2Z3valU4G4qXMJuSXu6iqIg9l",
-	"agJeYi5Fn5oFmffLeQ+4uRCZRB1be5iLfo4t6+7mXFx5b7k0MAeyIFdqSG3ydhluQnahv6dGMfodmYnB",
-	"gveVzMXtjwZD1YEYcoP8dw/G4lJj8cHuu43dd6iviDcZNCUI8e5vsQb3VjEGm3tupdOmmsXGoX/ra1ot",
-	"CWeFMw01Gu1D76XLnPOeNR3FxPV7k/tKQTyrU6116UPTM5rVCraQVPJdP/culcpuo5Wk0m4YbyVSgEy9",
-	"0sh94LN78q/QAKNUaHUPpHcZOHYru7MWRaN8uGgxa5xKwwzq/UCh9fRNPK4hQ5a5+M+YqUy34cR9y0Xf",
-	"AkOrZOUCF8KtQAF98HXRuop2Es+43KI9WbC8e9qe4x4pkwIvRMaz/UWF19OIGpV52/1ccCxsJkxLmfUd",
-	"ceJMg8/nFEg6JLz7W2ZcPZgID/Gkz0PePa36HWbEgjM2nCDkaonE81JAL/RYn3NtzspBd8iB9RalAA+6",
-	"iEXOrzHsn8cg8wy1cfLva/Vyv6niS3odt7acs/Wr5tkHp/VydHVQTWr4M31+VnnO9ec23y4JMi57zFDf",
-	"8Jphrdru0e7iaru/vz1s/Y21fum0nvyj9e5PgXrrD+9WteLmnjS6tR13Kxp0YC2fVL1m9wXH26TAJhev",
-	"T78DygH/UhNfs23rZQimUysH8O9EuVotTZ3cB+DeLwEhyzdU5gPd36P5wW94h6LQvx6zII5Xwk6PSvJr",
-	"XJ6rfc6vUfhnbTw6Hcq8EqBXKRej78jhxAVGPVoOYK+zU3ucSgr0OWCmEDI5FkHEnbqdPgnentbhL8Ny",
-	"7Rox3/H+h8YXUViKL8GYe+8vcRSYuN56aqRcfrkWpXzZ7Vo+0Qsv94179du/rNTj9BK5u1BXneJjlsz4",
-	"sOSGPTRTmEHKNLa40Cg0N/wa88kmFWO5uEAfYSDzTMMvqCT4mCSVVM2njrg2VGI3r0xCqJ4O2Sot5xsH",
-	"+vJiO3L2AYl8UgUiao9R0GEXPVJcticFXttd8bmsgBr6eDxQ9dgFqPBVWYsne3RkPefIrPcOaPzg+nwU",
-	"bb+COp0+CfyFqnvL547oarLK/d3Q7OVjGbMRUP+PnSr77Z9YaoY84yURTSfCqELTCt1LKn4rNMLlpNFg",
-	"E8MSKTcvwFzT02sHzV0ERmpdwysFRbofdedFVogTmawqvJ0RJfUf2VjGe9W4B2EyL0xW4PLqufOHGMpt",
-	"Yyin2OfaoPKZ1rB4Cgqjm5IvNH/r1zmXesY2Lc0u/ysEpQMERkoX9aVaeFc6nDLhhZdbjirGn2zOiyXn",
-	"qFdiaRWnl1iaVWUQVffPACfU95ORfd+XAh8CoJ+DFbB2lGBtgfIF2hmO7j0vB9p2llsfjVajJVbIDUbI",
-	"otIfz47r+Tn1H4S5c9dhmbq/x18Y+H0bAzsrcm71IxG/Mzn0BYqV7ymxvNg+WFOAPLrRjVlLRPjfNrLS",
-	"YVQEf3VslLMUdRnscY05gg0xOfC/CtUs6XDPwFJOOSk/oya9Pr9GEU97bKitqTbY/j0dGOotniasqCNq",
-	"t7MD5HuNucbN2soLjJ6hnBo9cFgDWLkF/fLTqpOZdNGFWFR14nrM79iR843s95zdXirZ3cseIQn/YNf9",
-	"Tu26B0dxNanvuPVjCv7ucsHf9BobyfnlGVnL4Yuz9Kt2AJDN/Klyng92x6pdCd65cd3Em7OJ0nhxWPX2",
-	"hsUMYVbe1LKqETv5p6nbdcfZnbv0jOov9tyQV6kFcqqXIh6yLJ+DHv4KpAUlWdgs/c0prjiqvgpUVfwm",
-	"GbGSYLg/obA45VsC6niWa/8Y0oKkb/V83m1/Y/UzkU4PIulzEklfqoQJCJYlAuW353JDCdfycbu7cdWb",
-	"D1rec9q1ercv7LCXeZmH5Ovvwdf/Mlz37VUmz//45hcq5GoZ4etKzPwWSbeC118uG0gXh/z9uvhbJbdb",
-	"vYetHxK4DwGMT5GP/TictHfLzOuUXz7T5OtqSv8hBftVpGC/moTqxxEKHzmb6llxpYSqi83Su4b0dKZ/",
-	"Yzmht6cTSHNkin7lCA6nX7poQjL3EvPCpOS9ODufJjV5g9wrs5Nh+fdgtzwkKB+8nN+a3LwfH6dZgdt8",
-	"lfztOytp/e6hF+NaXMRVYWzsXxWlWpGqAIQeeKDApo/ZUjJsPgL8muoC3Sue9eEuND4/vgxWx4AsHfhC",
-	"2MtJ1SRVW6JC2/wqZRuef7/Ut23Rb61iHQrfvfXh3Yf/CwAA//8=",
+	"7F39chu5kX+VrrlUrZgMKZKS7LVUV3VaxdqV4w+dPtaXrJwMNNMkEQ0BLoARxXW5Ku9wV5UHypvkSa4a",
+	"wAxnyCFFai3ZXusfWxLxje5ff4Pvg1gOR1KgMDrYfR8MkCWo7I/Pz1if/k9Qx4qPDJci2A32QRslRR+u",
+	"WcoTZqQC2QMzQFA4UqhRGEZN90CjSIAbuGTxFXAB0VGv+VoKbL5iJh5EYCT00cBWexvGA54iteUa4kwp",
+	"FKYVhIGOBzhktAYzGWGwG2ijuOgHHz6EwUsZM7ek2RWeDRDOT17my4oVMoMJKNQyUzHSwAp/zrjCJNg1",
+	"KsPlE52gUZPmfs+gmp/r7UCmCBpjKRJNOxoz2jH2pEJ/KD9nqA3ETIDO4hgxgQ0lM5FgAtmoUbtNLgz2",
+	"Udnp375929zPzACF4TEzOL+G6DtkClUUwpibAUSolFT/eRFwYa/ob0ZeobgIIhgPUAAD+zuMmQZ/X5gA",
+	"E3RAvUzT8k4OD+DJ0512Y92j+p/mAYsHdUsccOPnp0NhQo9RQcyGCD0lh+6eqCtsmAHXwIU2TMT4jYYh",
+	"DqWagFTwI0uvcNIIIRpyrf1w3NidKGTJdKiEGXbJNFYPF0U2DHZ/CgbcBGFAYwTvwtpdnDCDL/mQm6b9",
+	"d34/J+5WNbA0lWNMiLxp4jEXiRwXDJGl6O6EfkuRaQMKh4wLLvq3Xnx5GSd5ryVLSbFn3DqY8QtZcw6N",
+	"NVs9F/wGDB9iSIN7Sg+B5hjweOCmo51+40+D7o34uJelKbA+46K6jJ5UQ2bcQp5sB+H8uj6EwYgpNkTj",
+	"keggU1qqek6PBN4Y1yDKD36k8JrLTMOI9XEP2CVROfSksp/2uNLGfkQL4zTQzxmqSRAGgg1pKbGbr7zq",
+	"Ibt5iaJvBsFup/stkY8ofq8joqMeQZ1FuhoMFRARukaOZJkAZCrlqDxn7FlQ5DmsOtyCAdMgpIF4wEQf",
+	"E9BcxNMtOOCe7qECtgu30u5u161+AdkfGRxqGKFaenqp7VyeMcEey1IT7HbbYeX+t7rEieyGD4k1O+22",
+	"PVj/W1hHseca1VFSTwqZRvWNBp4UKxsxM5gujCdL8WyOMG9Zyo844HGKi1Zz7T5+sAV9oKH0SAqNlmm+",
+	"Y4nHBvotlsKgsD+y0SjlTnhujpS8THH4h79rJ0mnk/9OYS/YDf5jc6ofbLpP9eax6+Umnd95LvMSiY5i",
+	"h0SDDuSlMIrFZs+LKR0BnYUGZPEAehzTpBV8CIMDKXopjx906fuQCf5zhqTZZAgbxJZDxtMQGPx49LpB",
+	"oMZSkjQTMOwKxdwmHLrkeziU6pInCYqH3MQp7wsrj0K4zIw9/VxGGQmJBJKvdnlHwqASLH1OW3hoEtGo",
+	"rlFBj/EUkz0v/zNtBUcq+wRvheDMyYm7Y30tzSHpTw+55NeSlLdBSYd0C3klE97juAABCuTWhqep4wJP",
+	"JbO6cKFME1LU6OB16/bNNm2bqva1rHnezG7zmE1SyZIzKV8y1cdPhRSXMpnYq6dFkJRmAjrwin9nD/oU",
+	"1TWP8Vywa8ZTdpniw8ICGTBky5SJUSAmmrRVomWtuRSgjVTYmKJeLssVGRCQMoPKbudMyldMTHLF7WH3",
+	"ophBsBKazhtvBizThljQrZKRmQNRyeaJcp1vhjJnzKJlFFduuki/Xk6xsx2WqcerjjTttEgRXn0k6mCP",
+	"+1ywzAyk4r/gQwOUhRBgcYxaextvw2m+IQxZSsoEJiHgzYi0jRAUXssr+kEq4EYXZExqJpJ52tgDqUKr",
+	"NqeyTxJlbA3/WGFC1ihLZ2mizlZddohz7f0ZjpSkXRCnPxeGm8mnwiWuYYxpCu7wrERV2ENlTX0th2gG",
+	"XPSdDVTwPd5wbW7RDc6FzkYjqQwmrzDh7Mxqc58WfGntUXlWmi1qWV3XD0kz7scxjowjb5YknJqy9FjJ",
+	"ESrDSffssVRjGIxKf3ofDOlCnYSZtzemOvBPRcOpbS4v/46xZfqDAcZXNER1bMxVmFnnzMQee47fXEM2",
+	"lSGtYM7yCQNtmMl02Vsgr4IwKHWr9xmUN+DHqF2/TOsW+lo6xVimZNyRfkwktnH+h3a73f73P/6Xfugc",
+	"hkD/Pz30f3h2aP0zeMOGI5KIwWWaoTOncvNuqz1rqI6YIa0v2A3++tNfLy5u2u3mxcVN5/Di4ubpIf34",
+	"7PDd739XdzLPSRW+r6WzhP2X/60Vy2FQshKtCl7dVndn+9fs5JC4sNB6q5RkObRem7MfhVB4Jgg3HZAB",
+	"M2AN3BCw1W9BZNcchRDxhP614jaq7jjf1tzqSnwybT3MiE8RcpMEWJIo1Dq4jRbdfsKlTPUDstQM5s8i",
+	"JmbTi9l8Ofg4Vp0DnjcCAQWpGiNUOWfm55b77aISb07X+RF5M8w3V3ceL97+6dQpANXzuMKJ/Z8bHOr5",
+	"j1narwG3MLjiSf3fnVib+3umVwBJ6uyGrtuB/wNTik3mu9I26nq95DEKjcdprZf5tTRwmTJxtQfio/D8",
+	"/nfNTnerefDHKnN3ntwJs0qfdNvlT9YEh5ek6ZT8JmtIOMwRchlbOBi1Hk6tx1IlVUaPpVIYGxhIpUlw",
+	"0c4ns+j35Hb3Y/nCc6gpZqy7/Fe45m69unjbfk99M0fY6rbm59o718obsB3DYsa65b+2DrX7p9mEwUt5",
+	"jSmLZ0Rt7rv8VHR7XCKn6iF0uqSsdneelDa+54zVBKRIJ8A0CRam+lJ0eUIGwMAGhAReoyLDMFMCk+pJ",
+	"3IVQu0vWbW2oAyl6XA3XpESB4/Lul2rEeTsCSTKR7uLaL5OmGySsrKGOPivbvH94qUWA2nV5E6EuRHFy",
+	"eADPtneegrc+IEHDeEp0UF2Z+3ud/s0MjFEYbzh6jx7XuelRq4I7s2l+tKrmIHs9FAkZX96oCqdyedkB",
+	"lZS/OUFZVjHm9b8fzs6OwTWAWCZY4YdtYv9Zl3wYGG5SrI2hD6QyoLPhkKlJHra64iKhn/15VxnuO5ZA",
+	"Tjg1p2a8ATk70fnJkTNZUcRIpqizV+cm24OIXcrM7Fq8LMVq/Y41m2jg1pk8o7pPe92qjdpP81MJlxlK",
+	"J9hTqAd34xTlOp/VMPh2+9ma0rMyWO1SpbviXCllyZATJFip9a7mqk6nknONTcUpR2GORrU6o8+ZqGNB",
+	"NAPrUeWa7N+yv9JTnXMVWRcG01cO5/0El1KmyKzwdm4jvV8/h6gMjCLRZBPZqDczqE0IAzm20oTFhl/7",
+	"VI9W2c5LmMGm4UOso26+wCbLZ+QJbESaJxHEKeND2ho33gumG7UwkzJt9mkx3EzcrlZbinWFrdOB6GC/",
+	"729nOa3ZeGA+wdwSy5cwvfI6kvQU9pKvzToFhq4EpiXlbqnJ4QarW6llq2PG1ZrrdG7OgsNnUe/F2zPr",
+	"oUORkHYT7XunrPVr7YJLmIGLrN3eiktD2T9UrM+SWHJnf1Qz36lP/8mE4alLcCl7YX3PCmw+q5cXHmye",
+	"rzOX7zMzGewbGEptKk1S3kMiU9h4Cgmb6EZY0vNGzLdGJxjKHL3R6cJAZkr7AIHmfdHkohG6JBDbP5ZD",
+	"1C65Yg+UdFlgfmy8MRYUuKlKza3u0nO47X7xxuVCENhEx29Oz2CTZWaw6btHezCW6kqD9IkS81KTJsh9",
+	"rzmAO+q43ZdQpsGZJZdHLpNOzQ3XccW5t5TWEQ8uy20dYCoUyrX8cAuweXqn3fD2FJ88A+L9Yttqbh7l",
+	"5ewyQLKymDB3lKx3GnVAnO/YLtXPH5YOujzNols8sK3v1ZGQn+SyxtY8nnE6rGYnLfAl+DNZ6lKg/R97",
+	"V+a9iSDnMJjX5KdZYfWag0vxynGOWvtksUhkaRqBFF59KaWK0Scu+uwydW6hIbv8ykoWndK5paMvmErW",
+	"4c5lFFV3QD8eva4TAZ2nzcKfkedaAbeByZ4PYIHIhpeoYENIOArhDUgF/93Y82k+VTOm88P3B6++7T7Z",
+	"2tpvt7e3droz7p2nVavhadW9s9/84UXz9fFJ8y/t5rN37ztPP9Q6aXzG2LrQngeN5kI983bA+lJgBr6f",
+	"roTe6YyruN6rOx/bYFczzc/kRBpW21YmOCOdDqSSaVrbem3Ad3r5otw9ORalVMJ1Zds1F9WF1xHX3Hom",
+	"yKq33G13OzXpkjWZiHOiy+/Nn3h+mH4Ot8CZS1xHsHkyvpNsK4h5aezINqqhs2WdKuGLErEt6+N38oqa",
+	"lmlulT627Sp0lKe3pSkqn4Nv0zJa8MZ6XwVYlwEM2cTmCgAT0hrtNDJsYKoRtttbVtmWYEOBNsUg/6jb",
+	"bVQs6VWyRQsiXbrTo9dlwlzhUP5MTecC+qvS4BJae+Uv8579+wUclaB/59M69ivkdv8nMMXYz+4I7l2X",
+	"zMXzl6xO+j3cSaP8urBZ4NjhM2xMMTWEAlOLupErxJHznNrmdbA9lNcIrFBDjSww3M9QgPhvHqn/7NdQ",
+	"PfBDJYfQ+fbbJ3Q2lj1o8BYUueAJ6BHGEDOluM+W8x5OyEY2VURm3pnn60WqCTULlKXpyX777ZNa3Ulj",
+	"nCluJqd0Po4PLq0DaD9zSTHut8N85Bdvz4K6bLqo5A7ydT1ll5T16kZkgdQ5qlrwZoTKGi021OIkPZtc",
+	"CFIb6DSGtoLypkndfol2ISLSjmCDiYkUaB1yNu2/EUKkMe01pWpa+oxckrLVJWxtFDODC2FzEm3qZ07H",
+	"1NF1aF2IvHrH2hrOHVYc3sCYkUsp5KInawrGNMkd5vKleWGb6daFuBC/hxenb14DXqOajAeoMLRVgOkB",
+	"0z7DCvzS/B3BhmWSBvCERvg92NidBqawmqxYTpGMXA3js+2dp40W/Ohy68kg7DGeZgo1pKQ/2VVcCJgN",
+	"Jtqj9tmbds6X3Nb6KTq9Phe2nNTVWrrULtjoEF132u0QfK0TdNsNewhMgByxnzOEyAmJaBfIwKbTobln",
+	"69foNklC5OWxuTzZq7bkeqFoARKUdrl2bypBhQlcToAnIWgJVpIUZbGu9JaBiy/ZEWhtSmb9ATB3UM6J",
+	"S+gA3IC+4iOQigZXOEJmaI80qD2rk2lWKXercOnmrgDFJvXDxnZny51Ontg2n3dKjXYaLTgXV0KOBc1m",
+	"L8cNqZBgBxPY2G63G27iIrNd77qrnRbfykzQBfYZF9rQPdkY8pCLzKD90e/+6JhWFTotveCpkCav6UQ8",
+	"tecu2DPvN5oA3xV+cm1jUNFNU5EZmlNKTjJ+bZrGpsEiV7IZhW61mLi/Ojb/9z/+D3osTYlEbTm1kfbS",
+	"j44tHcrMkPSxCeAuDEAdpKIhLI3xUbQHEVH/QSo1JpFdovYlv8VaPDFYcrJ3RjawzRRxubMKWTwglYVO",
+	"HMqYla+CqDen2pwTNjq1J9dogU2fdxc6zFLDRym3lGpJS6YIG07Edtr/+mfoIKxDPzEhxWQoMw3t1s6/",
+	"/pmPZOuY9Zjgh+TIBKK5yoHI3mVUWwcQWYqM5jL7I9goimBLNbCNoqC0qPOlsWtKfcMcDeHo+dkhJIr1",
+	"zDcaouk8xzLl8cQvoPhz5Cl+D6QNndLwrnSjVETNNWx3n3k4qtRtcEFiZFqe3gKX6RnCEI3isQ4hkXEB",
+	"1TT6i7d/OrXXIaTJ2daJAy/+bb6NK158dXRWSnEIXkkj1UjKFPaPj0hrQOWi3EG71Wm1qakcoWAjHuwG",
+	"W612a8v6j83AitzN1hjTtGlZffPv4yvdylPd+y4Vs2AxUueC79HQUoOZksduu70kiX695HmfBVpbRPPi",
+	"7Z/gFI2TMk93Ok8brYouEez+9C4MfHaH1w9G2WXKY7jCiXbB9mtUvDdxkXntKpy+yUPWJG1ZX9soE6kh",
+	"72j0kiJhs0+lrgnGnxqmiKWK0J2r7DeZEi7Lq1If0tnxXKm9sJqJJvo4ITBzIYZSm0YL9n0yT+4kJuKG",
+	"zIF0npxsR0plfIW2IIXwrEAFzYakCXd8yfyFsH8g3trzwcWdqZgmDiNIceMSEhQLdqFK93edT1ZwJGpz",
+	"Iaw1VhTDw0Y9nzQcgVcJzKaB+uJc1OY7mUw+GmVVUkw/VHVwsgQ/3CNVT+Pty2pHZ8p6fssFW9vucOt6",
+	"FpewWSqltl06t3epFIJRp87W7Z1mqzFtv51VJqupJqLO3We3d54tR/wQBjurHEq1ftj2WmGLNbWcy5CT",
+	"SBIsJ1bxMAzKapV1+hfKTe5P8R912mEwQkVm3ygIAwcGwW7Q8YVRBazKzCzG1bO5/Cb7uI2uAirXxSsq",
+	"1gIUcgzSstMcvNBsc4y+XQPojillZlp3J74vhw6Km39utRJe1CXWkoC1hoNdl2s3e5lNlqblC627gv00",
+	"XekWnlt7YiZzzrv0i4LJr++CcPGxrHNfLjS9SNN7hfep573CRfWRbh9f16VO913y4OSOuDtwYq4lNlUu",
+	"o+vhdT8dWz3Tm2/ddnf6/oNVEC9lMrF2ufOqKmuhTFXAS0yl6NuyXObtct4Dbi5EIlGHpA9z0U+xSeZu",
+	"ysWVt5ZzBXMgM2tKDe2DFDQMN3V6ob+nSjr/PamJtSUDK6mL3Y+2hqLWt84M8p89KotLlcVHve8uet++",
+	"vrK8yaCKIJZ3f402uLOKMlidczOeliUtVg79q3rTfFM4zZxqqNFo73rPTeaU90h1FBP3soI1X60Tj2Qq",
+	"aZfeNT0jWQnY6lDJ1009OCrl9VorodJ2/bnlhwJW1cuV3Ec+eyD7Cg0wGwot7sHKXQaO3fL6tkXeKO8u",
+	"WswaJ9Iwg3q3JlV9+vok15AgS5z/Z8xUoltw7D7lok+LsaMk+QAXwo1gHfrgM8t14e20PONii7Sz2gT5",
+	"aYGTew5QCrwQCU92F6WuTz1qNlGe5nPOsXo1YZoMru+JE2dKpD4nR9K+PXd/y4yrRxXh0Z/0eeDd86Ji",
+	"ZAYWnLLhgJCrJYjnUUAvtFhfcm1O80b3yIHlIq8aHnQei5RfY719HoJME9TG4d/XauV+U/iX9Dpmbd5n",
+	"873myQcn9VJ0eVBVavij/ftpYTmXH7b9aYmTcdmzofqWd0NLmXtPtpdl7u03/8Kav7Sbz/7WfPeHmtS7",
+	"D+9W1eLmHg+7sx53Jxp0y1reqXg38gv2t0mBVS5en34HNgb8Swm+Zgv/cxdMu5QO4F9kc7la2tbC74F7",
+	"QweEzN/xmXd0f4/mBz/hPUKhf8FogR8vX7t9vpVf4/JY7Ut+jcI/reSP0x2ZFwL2/dfFx3fgzsQ5Rv2x",
+	"7MFOe6v0DJwU6GPATCEkcixqD+7EzfRJzu15ef25W65VIuZ7nn/f+CQKovh8GXMva0aOAiP3OoEtRV1+",
+	"uXSkfNntEp/ohZf71r2v71/36nH75r+7UJed4n2WzHi35AZtmilMIGYam1xoFJobfo3ppGGTsZxfoI8w",
+	"kGmi4RdUErxP0qZUzYeOuDY2xW5emNQd9bTJZq4539rQpxdTy9knONJJ4YgoPedhN7voOfC8wKvmXetF",
+	"b7vdLoY+Hg8UVYo1VPgmz8WTPbtlPWfIrPfibvho+nwUab+COJ0+vv2Finvic0d0Jaxyv1cke/7cyKwH",
+	"1P+wVUS//StaVZdnuMSj6SDMZmgS6F7a5LdMI1xOKiVKISxBuXkAc2Vj52419+EYKdVdr+QU6XzUmRdp",
+	"IQ4yWZF4OwMl5a+zWcZ7RbtHMJkHkxW4vPhigUcfyl19KCfY59qg8pHWeniqBaPbgi+2/+b7OZN6RjfN",
+	"1S7/fR+5AQRGSuf1tbnwLnU4ZsKDlxvOZow/a8zDkjPUC1haxei1LM2KNIii+meAE1v3k1j9vi8FPjpA",
+	"PwctYG0vwdqA8gXqGY7uPS/XlO0s1z4qpUZLtJBblJBFqT+eHdezc8pfvXTvpsMycf+A3+Xx21YGtlbk",
+	"3OLrWH5jOPQFwsr3NrC8WD9YE0Ce3GrGrAUR/lvECB1GWe33+41SFqPOnT2uMEewIUZ7/vvXqikd7iFd",
+	"G1OO8r/ZIr0+v0YRTmtsbFlTqTH9Pm1YV1s8DVjZiqjt9hZY22vMNTZKIy9QeoZyqvTAfmnByg3oh59m",
+	"ncyEiy7EoqwTV2N+z4acL2R/4Oj2UmR3b6PUIfyjXvcb1eseDcXVUN9x68cE/s5y4K9ajZXg/PKILHH4",
+	"4ij9qhUAVmf+VDHPR71j1aoEb9y4auLGbKA0XOxWvbtiMUOYhTW1LGuEOv84NbvuObpzn5ZR+cWeW+Iq",
+	"JUdO8VLEY5Tlc5DDXwFa2CALm6W/OcEVBsVHNVkVvwojVgKGhwOFxSHffKGOZ7n2jyEtCPoWDxDe9duM",
+	"PxN0eoSkzwmSvlSEqQGWJYDy62O5dQHX/HG7+zHVq0+CPnDYtXi3r95gz+Myj8HX34Kt/2WY7t1VOs9/",
+	"ze0XCnKliPB1ATO/BulWsPrzYWvCxXX2fhn+VontFi+K68cA7qMD41PEYz8OJ+3cMfI65ZfPNPi6mtB/",
+	"DMF+FSHYryag+nFA4SNHUz0rrhRQdb5Z+66hfTrTv7Ec2benI4hTZMp+TxTsTz903oRo7iXmhUHJBzF2",
+	"Pk1o8hbcy6OT9fj3qLc8BigfrZxfG9x8GBunmoFbfZX8p3eEtH72uhfjmlyERWJs6F8VtbkiRQKIfeDB",
+	"Oja9z9YGw+Y9wOc2L9C94llu7lzj8+1zZ3UIyOKBT4S9nBRFUqUhimObHyUvw/Pvl/qyLftttVheha/e",
+	"+vDuw/8HAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
