@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,4 +98,121 @@ func wantFieldError(t *testing.T, status int, p *gen.BadRequest, body []byte, fi
 		}
 	}
 	t.Errorf("errors name %v, want %q refused for control characters: %s", fields, field, body)
+}
+
+// A body is one JSON value (RFC 8259): data after it is refused, not silently dropped, and
+// nothing is created.
+func TestTrailingDataRefused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
+		valid := `{"email":"eve@example.com","name":"Eve","password":"correct horse battery"}`
+		for _, tail := range []string{`{"role":"admin"}`, ` {"role":"admin"}`, "\n[]", ` "x"`, ` 1`, `}`, ` null`} {
+			t.Run(tail, func(t *testing.T) {
+				resp, b := s.do(t, "POST", "/users", "application/json", strings.NewReader(valid+tail))
+				if resp.StatusCode != 400 {
+					t.Fatalf("%q after the body: %d %s, want 400", tail, resp.StatusCode, b)
+				}
+				p := decodeProblem(t, resp, b)
+				if got := problemFields(p); !slices.Equal(got, []string{"body"}) {
+					t.Errorf("errors name %v, want [body]: %s", got, b)
+				}
+			})
+		}
+		r, err := s.Client.ListUsersWithResponse(context.Background(), &gen.ListUsersParams{Email: ptr(gen.Email("eve@example.com"))})
+		if err != nil || r.JSON200 == nil || len(r.JSON200.Items) != 0 {
+			t.Fatalf("a refused body created the user: %v %s", err, r.Body)
+		}
+		// Whitespace after the value is still one value.
+		resp, b := s.do(t, "POST", "/users", "application/json", strings.NewReader(valid+" \r\n\t"))
+		if resp.StatusCode != 201 {
+			t.Fatalf("trailing whitespace: %d %s, want 201", resp.StatusCode, b)
+		}
+	})
+}
+
+// Every fault of a request comes back in one answer, whichever layer would have found it, and
+// a body with thousands of faults gets a bounded answer: the first 20 and the count.
+func TestValidationErrorsAllAtOnceAndCapped(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
+		owner := mustUser(t, s, "owner@example.com")
+		veh := mustVehicle(t, s, owner.Id, 1)
+		bad := `{"make":"","model":"Corolla","year":2020.0,"vin":"nope","licensePlate":"AB","extra":1}`
+		cases := []struct {
+			name, method, path string
+			want               []string
+		}{
+			{"body faults of every kind", "PUT", "/vehicles/" + itoa(veh.Id), []string{"extra", "make", "vin", "year"}},
+			{"path and body together", "PUT", "/vehicles/abc", []string{"extra", "id", "make", "vin", "year"}},
+			{"create", "POST", "/vehicles", []string{"extra", "make", "vin", "year"}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				resp, b := s.do(t, c.method, c.path, "application/json", strings.NewReader(bad))
+				if resp.StatusCode != 400 {
+					t.Fatalf("%d %s, want 400", resp.StatusCode, b)
+				}
+				p := decodeProblem(t, resp, b)
+				got := slices.Compact(problemFields(p))
+				if !slices.Equal(got, c.want) {
+					t.Errorf("errors name %v, want %v: %s", got, c.want, b)
+				}
+				if p.ErrorCount == nil || *p.ErrorCount != len(*p.Errors) {
+					t.Errorf("errorCount = %v, want %d", p.ErrorCount, len(*p.Errors))
+				}
+				noGoInternals(t, b)
+			})
+		}
+
+		t.Run("60000 faults", func(t *testing.T) {
+			var sb strings.Builder
+			sb.WriteString(`{"email":"a@example.com","name":"A","password":"correct horse battery"`)
+			for i := range 60000 {
+				fmt.Fprintf(&sb, `,"f%d":1`, i)
+			}
+			sb.WriteString("}")
+			resp, b := s.do(t, "POST", "/users", "application/json", strings.NewReader(sb.String()))
+			if resp.StatusCode != 400 {
+				t.Fatalf("%d, want 400", resp.StatusCode)
+			}
+			p := decodeProblem(t, resp, b)
+			if p.Errors == nil || len(*p.Errors) != 20 || p.ErrorCount == nil || *p.ErrorCount != 60000 {
+				t.Errorf("errors: %d listed, errorCount %v; want 20 and 60000", len(problemFields(p)), p.ErrorCount)
+			}
+			if len(b) > 4096 {
+				t.Errorf("answer is %d bytes, want a bounded one", len(b))
+			}
+		})
+	})
+}
+
+// noGoInternals fails if a client-facing message speaks the decoder's Go vocabulary.
+func noGoInternals(t *testing.T, body []byte) {
+	t.Helper()
+	for _, leak := range []string{"Go struct", "json:", "strconv", "int32 ", "int64 ", "can't decode", "unmarshal", "json.Number", "float64"} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("answer leaks %q: %s", leak, body)
+		}
+	}
+}
+
+// A number where the contract wants an integer is named in the contract's words.
+func TestTypeErrorsInContractWords(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
+		s := newTestServer(t, newBackend(t))
+		for _, year := range []string{"2020.0", "2.02e3", "2020E0"} {
+			t.Run(year, func(t *testing.T) {
+				body := `{"make":"Toyota","model":"Corolla","year":` + year + `,"vin":"1HGCM82633A004352","licensePlate":"AB-1"}`
+				resp, b := s.do(t, "POST", "/vehicles", "application/json", strings.NewReader(body))
+				if resp.StatusCode != 400 {
+					t.Fatalf("%d %s, want 400", resp.StatusCode, b)
+				}
+				p := decodeProblem(t, resp, b)
+				if p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Field != "year" || !strings.Contains((*p.Errors)[0].Message, "integer") {
+					t.Errorf("want one error naming year as not an integer: %s", b)
+				}
+				noGoInternals(t, b)
+			})
+		}
+	})
 }
