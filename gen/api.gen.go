@@ -2839,6 +2839,7 @@ func (r GetJWKSResponse) ContentType() string {
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
 type LoginResponse200Headers struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -3387,6 +3388,7 @@ func (r ConfirmPasswordResetResponse) ContentType() string {
 
 // RefreshTokensResponse200Headers the declared response headers of an HTTP 200 response for RefreshTokens
 type RefreshTokensResponse200Headers struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -5766,6 +5768,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers LoginResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6419,6 +6428,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 	switch {
 	case rsp.StatusCode == 200:
 		var headers RefreshTokensResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -9488,6 +9504,7 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -9505,6 +9522,7 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -10207,6 +10225,7 @@ type RefreshTokensResponseObject interface {
 }
 
 type RefreshTokens200ResponseHeaders struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -10224,6 +10243,7 @@ func (response RefreshTokens200JSONResponse) VisitRefreshTokensResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -13517,115 +13537,116 @@ func (sh *strictHandler) UpdateVehicle(w http.ResponseWriter, r *http.Request, i
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F39UhvJtX+VU3NTtZCMhCTAXkPdqssSs4tjbC4f65ssTqaZOZI6jLq13T0IrYuqvMO9VXmgvEme5Faf",
-	"7hnNSCMhsQbba/6xAfV3n/M7360PQSwHQylQGB3sfAj6yBJU9OPLM9az/yeoY8WHhksR7AR7oI2SogfX",
-	"LOUJM1KB7ILpIygcKtQoDLNNd0GjSIAbuGTxFXAB0WG38UYKbBwxE/cjMBJ6aGCztQWjPk/RtuUa4kwp",
-	"FKYZhIGO+zhgdg1mPMRgJ9BGcdELbm/D4LWMmVvS9ArP+gjnJ6/zZcUKmcEEFGqZqRjtwAp/zrjCJNgx",
-	"KsPFE52gUePGXtegmp3rXV+mCBpjKRJtdzRidsfYlQr9ofycoTYQMwE6i2PEBNaUzESCCWTD9dptcmGw",
-	"h4qmf/fuXWMvM30UhsfM4Owaou+QKVRRCCNu+hChUlL950XABV3R34y8QnERRDDqowAG9DuMmAZ/X5gA",
-	"E/aAupm2yzs52Idnz7db66se1f809lncr1tinxs/vz0UJvQIFcRsgNBVcuDuyXaFNdPnGrjQhokYv9Ew",
-	"wIFUY5AKfmTpFY7XQ4gGXGs/HDe0E4UsmQyVMMMumcbq4aLIBsHOT0GfmyAM7BjB+7B2FyfM4Gs+4KZB",
-	"/87u58TdqgaWpnKEiSVvO/GIi0SOCobIUnR3Yn9LkWkDCgeMCy56d158eRknea8FS0mxa9w6mPELWXEO",
-	"jTVbPRf8BgwfYGgH95Qegp2jz+O+m87u9Bt/GvbeLB93szQF1mNcVJfRlWrAjFvIs60gnF3XbRgMmWID",
-	"NB6J9jOlparn9EjgjXENovzghwqvucw0DFkPd4FdWiqHrlT0aZcrbegjuzBuB/o5QzUOwkCwgV1K7OYr",
-	"r3rAbl6j6Jl+sNPufGvJRxS/1xHRYddCHSFdDYYKiCy6Ro5kmQBkKuWoPGfsEijyHFYdbkGfaRDSQNxn",
-	"oocJaC7iyRYccE/2UAHbuVtpdbbqVj+H7A8NDjQMUS08vZQ6l2dMsMuy1AQ7nVZYuf/NjuVEdsMHljXb",
-	"rRYdrP8trKPYc43qMKknhUyj+kYDT4qVDZnpTxbGk4V4NkOYdyzlR+zzOMV5q7l2Hz/agm7tUHoohUZi",
-	"mu9Y4rHB/hZLYVDQj2w4TLkTnhtDJS9THPzh79pJ0snkv1PYDXaC/9iY6Acb7lO9cex6uUlnd57LvESi",
-	"o9iBpUEH8lIYxWKz68WUjsCehQZkcR+6HNOkGdyGwb4U3ZTHj7r0PcgE/zlDq9lkCGuWLQeMpyEw+PHw",
-	"zboFNZZaSTMGw65QzGzCoUu+hwOpLnmSoHjMTZzyniB5FMJlZuj0cxllJCQSrHyl5R0Kg0qw9KXdwmOT",
-	"iEZ1jQq6jKeY7Hr5n2kSHKnsWXgrBGdOTtwd6xtpDqz+9JhLfiOt8tYv6ZBuIUcy4V2OcxCgQG5teJo6",
-	"LvBUMq0LF8q0RYoaHbxu3b7ZBrWpal+LmufNaJvHbJxKlpxJ+ZqpHn4qpLiUyZiu3i7CSmkmoA1H/Ds6",
-	"6FNU1zzGc8GuGU/ZZYqPCwvWgLG2TJkYBWKirbZqaVlrLgVoIxWuT1Avl+XKGhCQMoOKtnMm5RET41xx",
-	"e9y9KGYQSELb88abPsu0sSzoVsmsmQNRyeaJcp1vijKnzKJFFFduOk+/Xkyx0x0WqcfLjjTpNE8RXn4k",
-	"24GO+1ywzPSl4r/gYwMUQQiwOEatvY235jTfEAYstcoEJiHgzdBqGyEovJZX9gepgBtdkLFVM9Gap+u7",
-	"IFVIanMqe1aijMjwjxUm1hpl6TRN1Nmqiw5xpr0/w6GSdheW018Kw834U+ES1zDCNAV3eCRRFXZRkamv",
-	"5QBNn4ues4EKvscbrs0dusG50NlwKJXB5AgTzs5Im/u04GvXHpVntbNFTdJ1/ZB2xr04xqFx5M2ShNum",
-	"LD1WcojKcKt7dlmqMQyGpT99CAb2Qp2EmbU3JjrwT0XDiW0uL/+OMTH9fh/jKztEdWzMVZhp58yYjj3H",
-	"b64hm8iQZjBj+YSBNsxkuuwtkFdBGJS61fsMyhvwY9SuX6Z1C30jnWIsU2vcWf3Yktja+R9arVbr3//4",
-	"X/tD+yAE+//zA/+HFwfkn8EbNhhaiRhcphk6cyo37zZb04bqkBmr9QU7wV9/+uvFxU2r1bi4uGkfXFzc",
-	"PD+wP744eP/739WdzEurCj/U0lnC/sv/1ozlIChZiaSCV7fV2d76NTs5sFxYaL1VSiIOrdfm6KMQCs+E",
-	"xU0HZMAMkIEbAjZ7TYhozVEIEU/svyRuo+qO823NrK7EJ5PWg8zyKUJukgBLEoVaB3fRottPuJCpfkCW",
-	"mv7sWcSW2fR8Nl8MPo5VZ4DnrUBAYVWNIaqcM/Nzy/12UYk3J+v8iLwZ5purO49X7/506hSA6nlc4Zj+",
-	"5wYHevZjlvZqwC0MrnhS/3cn1mb+nuklQNJ2dkPX7cD/gSnFxrNd7Tbqer3mMQqNx2mtl/mNNHCZMnG1",
-	"C+Kj8Pzed412Z7Ox/8cqc7ef3QuzSp90WuVPVgSH11bTKflNVpBwmCPkIrZwMEoeTq1HUiVVRo+lUhgb",
-	"6EulreCyOx9Po9+zu92P5QvPoaaYse7yj3DF3Xp18a79nvpmjrDVXc3PtXeulTdAHcNixrrlvyGH2sPT",
-	"bMLgtbzGlMVTojb3XX4quj0ukVP1ENodq6x2tp+VNr7rjNUEpEjHwLQVLEz1pOjwxBoAfQoICbxGZQ3D",
-	"TAlMqidxH0LtLFg32VD7UnS5GqxIiQJH5d0v1IjzdhYkrYl0H9d+mTTdIGFlDXX0Wdnmw8NLLQLUrsub",
-	"CHUhipODfXixtf0cvPUBCRrGU0sH1ZW5v9fp38zACIXxhqP36HGdmx61Kjgp8/syEzUBiB/kCAZMjJ26",
-	"pSsemT7Tu3lEsxwJ1aRNLHKd+zn17HxVbYUmnUS7aVqKipGWBVIlqHZLIaZOqwh5KgSmEAZSIaxFky1G",
-	"oNlYQ9/vi+Cm0C8WXXRJib0lrjt0vTqtafFfVpxmtdofzs6OwTWAWCZY4fKtVqvutAw3KdZmBvSlMqCz",
-	"wYCpcX5QV1wk9mdPRVUY+Y4lkLNDDS0YbxZPT3R+cugMcRQxWgPbWeEzk+1CxC5lZnZICpQi0H7HdPic",
-	"XORTBsmk1506Nn2an0q4yPw7wa5C3b8f/yvX+awGtrZaL1bUCSqD1S5VuivOVW2WDLgFOpLF72uu6nSi",
-	"D6ywqTjlKMzhsFYT9pkgdcCClqcclnAHA7n7ylOdc4CRY4bpKye9/ASXUqbISCVxzjC9Vz+HqAyMItHW",
-	"0qNYPjPE+305IhnJYsOvfQJLs2y9Jsxgw/AB1lE3n2Np5jPyBNYizZMI4pTxgd0aN963p9drwTNl2uzZ",
-	"xXAzdrtabink4Fulg6WDvZ6/ncW0RlHOfIKZJZYvYXLldSTpKew1X5l1CkRdClpLKutCQ8oNVrdSYqtj",
-	"xtWK63TO24LDp1Hv1bsz8juiSKzOFu15VzN563bApQHBRdZqbcaloegPFZu6JGzd2R/WzHfqk5oyYXjq",
-	"0nbKvmXfswKbL+rlhQebl6vM5ftMTQZ7BgZSm0qTlHfRkimsPYeEjfV6WNJeh8y3RicYyhy91u5AX2ZK",
-	"+7CH5j3R4GI9dKkt1D+WA9ROnu+Cki63zY+NN4ZAgZuq1NzsLDyHu+4Xb1yGhwWb6Pjt6RlssMz0N3z3",
-	"aBdGUl1pkD79Y1Zq2glyj3IO4I467vaQlGlwasnlkcukU3PDdVxx7u2/VcSDy91bBZgKNXkl7+IcbJ7c",
-	"aSe8O3Epz+v4MN9inJlHeTm7CJBIFlvMHSarnUYdEOc7pqX6+cPSQZenmXeL+9T6Qd0j+UkuakxG/5Qr",
-	"ZTnrb46HxJ/JQkeJ3f+xd9A+mAhybpBZTX6S61avObjEtRznbGufAheJLE0jkMKrL6UEOPuJi6m7/KM7",
-	"aIiWX1nJvFM6Jzr6gqlkFe5cRFF1B/Tj4Zs6EdB+3ii8NHkGGXAKt3Z9WA5ENrhEBWtCwmEIb0Eq+O/1",
-	"XZ+8VDVj2j98v3/0befZ5uZeq7W1ud2Zclo9r1oNz6tOq73GD68ab45PGn9pNV68/9B+flvrevJ5cKtC",
-	"ex4KmwlgzdoBq0uBKfh+vhR6p1MO8Hpf9WzEhl1NNT+TY2lYbVuZ4JR02pdKpmlt65UB3+nl8zIS5UiU",
-	"EiRXlW3XXFQXXkdcM+sZI6vecqfVadckgdbkV86ILr83f+L5Yfo53AKnLnEVwebJ+F6yrSDmhRExalRD",
-	"Z4s6VYIyJWJb1Mfv5Mg2LdPcMn2o7TJ0lCftpSkqX1lAySZNeEs+ZQHkMoABG1MGBDAhyWi3I8Maphph",
-	"q7VJyrYECnBS4kT+UaezXrGkl8mBLYh04U4P35QJc4lD+bNtOpOmsCwNLqC1I3+ZDxy1KOCoBP3bnzZc",
-	"USG3hz+BCcZ+dkfw4LpkLp6/ZHXS7+FeGuXXhc0CRw6fYW2CqSEUmFpUw1whDp3nlJrXwfZAXiOwQg01",
-	"ssBwP0MB4r95pP6zX0P1wA+UHED722+f2bMh9rCDN6HIcE9ADzGGmCnFfQ6g93BCNqQEGJl5Z56vgqmm",
-	"Cc1RliYn++23z2p1J41xprgZn9rzcXxwSQ6gvcyl+rjfDvKRX707C+pyBKOSO8hXK5VdUuTVjawFUueo",
-	"asLbISoyWijU4iQ9G18IqzbY0xhQXehNw3b7JdqByJJ2BGtMjKVAcshRMcN6CJHGtNuQqkH0GbnUa9Il",
-	"qOKLmf6FoExLSmjN6dh2dB2aFyKvSSJbw7nDisPrGzN0iZJcdGVNGZy2coe5LHBe2Ga6eSEuxO/h1enb",
-	"N4DXqMajPioMqbYx3Wfa542BX5q/I1gjJlkHntgRfg8UydMUI4zmJX5GrjLzxdb28/Um/OgqBqxB2GU8",
-	"zRRqSK3+RKu4EACy20WRcNHzS7BHnUdE7ZyvOVUwKnt6PS6oSNbFTV3CGqy1LV23W60QfAUXdFrrdAhM",
-	"gByynzOEyAmJaAesgW1Px849XZVnb9NKiLzoN5cnu9WWXM8VLWAFJS2X9qYSVJjA5Rh4EoKWQJKkKPZ1",
-	"BcUMXHyJRrBrUzLr9YG5g3JOXIsOwA3oKz4EqezgCofIjN2jHZTO6mSSK8vdKlwSvSuroVIFWNtqb7rT",
-	"ydP1ZrNpbaPt9SaciyshR8LORpfjhlRoYQcTWNtqtdbdxEW+vt5xVzspKZaZsBfYY1xoY++JotQDLjKD",
-	"9KPf/eGxXVXotPSCp0I7eU0ny1O77oI9836jLeC7clauKQYV3TSUNUNzSslJxq9N27HtYJErRI1Ct1pM",
-	"3F8dm//7H/8HXZamlkSpSNxIuvTDY6JDmRkrfSit3YUBbAep7BBEY3wY7UJkqX8/lRqTiJaofSFzsRZP",
-	"DEROdGfWBqb8F5cRrJDFfauy2BOHMmblq7DUm1Ntzglr7dqTW28CFQW4Cx1kqeHDlBOlEmnJFGHNidh2",
-	"61//DB2Ete1PTEgxHshMQ6u5/a9/5iNRdbYeWfixcmQM0Uw9RER3GdVWN0REkdFMvUIEa0Vpb6myd70o",
-	"ky2ql+3YNQXMYY6GcPjy7AASxbrmGw3RZJ5jmfJ47BdQ/DnyFL8LkkKndnhXkFIqDecatjovPBxVqlG4",
-	"sGJkUnTfBJe/GsIAjeKxDiGRcQHVdvRX7/50StchpMnZ1okDL/4pi8iVZB4dnpVSHIIjaaQaSpnC3vGh",
-	"1RpQuSh30Gq2my3bVA5RsCEPdoLNZqu5Sf5j0yeRu9EcYZo2iNU3/j660s08gb/nEkwLFrPqXPA9GrvU",
-	"YKqQs9NqLSgNWK0kwOe21pYGvXr3JzhF46TM8+328/VmRZcIdn56HwY+u8PrB8PsMuUxXOFYu2D7NSre",
-	"HbvIvHZ1W9/kIWsrbVlPU5TJqiHv7eglRYJyaqWuCcafGqYsSxWhO/degcmUcLlrlaqX9rbnSu2F1VQ0",
-	"0ccJgZkLMZDarDdhz6co5U5iS9yQOZDOU65ppFTGV0hlNhbPClTQbGA14bZ/COBC0B8sb+364OL2RExb",
-	"DrOQ4sa1SFAs2IUq3d91PlnBkajNhSBrrCjxh7V6Pll3BF4lMEpu9SXHqM13Mhl/NMqqJM7eVnVwawne",
-	"PiBVT+Ltiypip4qVfstlaFvucOt6FpewUSoQpy7tu7tUyttsp/bm3Z2ma0yp3/Yyk9XUSNnOnRd3d54u",
-	"srwNg+1lDqVaFU29lthiTYXqIuS0JAnEiVU8DIOyWkVO/0K5yf0p/qN2KwyGqKzZNwzCwIFBsBO0fblX",
-	"AasyM/Nx9Wwmv4me7NFVQOW6eBuGLEAhRyCJnWbgxc42w+hbNYDumFJmpnl/4vty6KC4+ZeklfCi2rKW",
-	"BMgaDnZcrt30ZTZYmpYvtO4K9tJ0qVt4SfbEVOacd+kXZaBf3wXh/GNZ5b5caHqepneED6nnHeG8qk+3",
-	"j6/rUif7LnlwckfcPTgx1xIbKpfR9fC6l45Iz/TmW6fVmbxqQQripUzGZJc7r6oiC2WiAl5iKkWPio2Z",
-	"t8t5F7i5EIlEHVp9mIteig1r7qZcXHlrOVcw+zIjU2pAz2zYYbip0wv9PVWKFB5ITawthFhKXex8tDUU",
-	"Fcx1ZpD/7ElZXKgsPul999H79vQV8SaDKoIQ7/4abXB7GWWwOudGPCm2mq8c+rcCJ/mmcJo51VCjr7+Z",
-	"mMwp71rVUYzdexFkvpITz8pUq1161/SUZLXAVodKvhrs0VEpr0JbCpW26s8tPxQgVS9Xcp/47JHsKzTA",
-	"KBRa3APJXQaO3fKqvXneKO8ums8aJ9Iwg3qnJlV98qYm15AgS5z/Z8RUoptw7D7lomcXQ6Mk+QAXwo1A",
-	"Dn3wmeW68HYSz7jYot1ZbYL8pMDJVaBJgRci4cnOvNT1iUeNEuXtfM45Vq8mTJLB9QNx4lSJ1OfkSNqj",
-	"c/e3zLh6UhGe/EmfB969LCpGpmDBKRsOCLlagHgeBfRci/U11+Y0b/SAHFgu8qrhQeexSPk11tvnIcg0",
-	"QW0c/n2tVu43hX9Jr2LW5n02Pmie3Dqpl6LLg6pSwx/p76eF5Vx+rvenBU7GRY+h6jteQy1l7j3bWpS5",
-	"t9f4C2v80mq8+Fvj/R9qUu9u3y+rxc08iXZvPe5eNOiWtbhT8RrmF+xvkwKrXLw6/fYpBvxLCb6mnzPI",
-	"XTCtUjqAf2fO5WppqoXfBfcyEAiZv0406+j+Hs0PfsIHhEL/LtMcP16+dnqUll/j4ljta36Nwj8Y5Y/T",
-	"HZkXAvSq7fzj23dn4hyj/lh2Ybu1WXrcTgr0MWCmEBI5ErUHd+Jm+iTn9rK8/twt1ywR8wPPv2d8EoWl",
-	"+HwZM++FRo4C/dMQVIq6+HLtkfJFt2v5RM+93HfurQz/ZlmX0zcZuAt12SneZ8mMd0uu2U0zhQnETGOD",
-	"C41Cc8OvMR2vUzKW8wv0EPoyTTT8gkqC90lSStVs6IhrQyl2s8Kk7qgnTTZyzfnOhj692LacfuQjHReO",
-	"iNIjJbTZeY+c5wVeNa91z3ux7m4x9PF4oKhSrKHCt3kunuzSlvWMIbPaO8Lhk+nzUaT9EuJ08qT4Fyru",
-	"LZ87oithlfu9Itnz50amPaD+h80i+u3fBqu6PMMFHk0HYZShaUH3kpLfMo1wOa6UKIWwAOVmAcyVjZ27",
-	"1TyEY6RUd72UU6T9UWeep4U4yGRF4u0UlJS/pGcR7xXtnsBkFkyW4PLi6xKefCj39aGcYI9rg8pHWuvh",
-	"qRaM7gq+UP+NDzMm9ZRumqtd/ltMcgMIjJTO60u58C51OGbCg5cbjjLGX6zPwpIz1AtYWsboJZZmRRpE",
-	"Uf3TxzHV/SSk3/ekwCcH6OegBazsJVgZUL5APcPRveflmrKdxdpHpdRogRZyhxIyL/XHs+Nqdk75C6Ue",
-	"3HRYJO4f8RtKftvKwOaSnFt8ycxvDIe+QFj5ngLL8/WDFQHk2Z1mzEoQ4b8bzaLDMKv91sJhymLUubPH",
-	"FeYINsBo13+rXDWlwz0PTDHlKP8bFen1+DWKcFJjQ2VNpcb290nDutriScCKKqK2WptAtteIa1wvjTxH",
-	"6RnIidIDe6UFKzegH36SdTIVLroQ87JOXI35AxtyvpD9kaPbC5HdvY1Sh/BPet1vVK97MhSXQ33HrR8T",
-	"+NuLgb9qNVaC84sjspbD50fpl60AIJ35U8U8n/SOZasSvHHjqonXpwOl4Xy36v0ViynCLKypRVkjtvOP",
-	"E7PrgaM7D2kZlV/suSOuUnLkFC9FPEVZPgc5/BWgBQVZ2DT9zQiuMCg+qsmq+FUYsRQwPB4ozA/55gt1",
-	"PMu1fwxpTtC3eIDwvt/R/Jmg0xMkfU6Q9KUiTA2wLACUXx/LrQu45o/bPYypXn0S9JHDrsW7ffUGex6X",
-	"eQq+/hZs/S/DdO8s03n2y3u/UJArRYSvC5j5NUi3hNWfD1sTLq6z98vwt0xst3hRXD8FcJ8cGJ8iHvtx",
-	"OGn7npHXCb98psHX5YT+Uwj2qwjBfjUB1Y8DCh85mupZcamAqvPN0ruG9HSmf2M5orenI4hTZIq+Jwr2",
-	"Jh86b0I08xLz3KDkoxg7nyY0eQfu5dHJevx70lueApRPVs6vDW4+jo1TzcCtvkr+03uLtH72uhfjGlyE",
-	"RWJs6F8VpVyRIgGEHnggx6b32VIwbNYDfE55ge4Vz3Jz5xqfbZ87q0NAFvd9IuzluCiSKg1RHNvsKHkZ",
-	"nn+/1Jdt0bfVYnkVvnrr9v3t/wcAAP//",
+	"7H3/chu39e+rnNnbmUjtkiYpyY6luTNXUe1Eqe3oWnLcNnK70O4hiWoJMABWFJPxTN/h3pk+wvc9vn2T",
+	"Psl3cIBd7pIgRSqWHMf6J5HJXeAAOOdzfoM/R6kcjaVAYXS0/3M0RJahoj+fnbGB/X+GOlV8bLgU0X50",
+	"CNooKQZwxXKeMSMVyD6YIYLCsUKNwjD76AFoFBlwAxcsvQQuIDnut15Jga2XzKTDBIyEARrY6ezCZMhz",
+	"tM9yDWmhFArTjuJIp0McMUuDmY4x2o+0UVwMovfv4+iFTJkjaZ7CsyHCm9cvSrJShcxgBgq1LFSKdmCF",
+	"PxZcYRbtG1Xg6oleyVMjFS7OkwjZ0varZJ8mYkJPUMFQ5pkGIy9R6NiuLB2CkJCydIgwYlO4RBzD1uvn",
+	"R/C02+3Cf//XXrvX7rX3tldThqIYRfs/ROWs0bs4QO1rNGraOuwbVIsUvx3KHEFjKgWRCBNmzwf7UqE/",
+	"wh8L1AZSJkAXaYqYwZaShcgwg2K8HTwULgwOUNH0b9++bR0WZojC8JSZ0K59hUyhSmKYcDOEBJWS6n+f",
+	"R1wQQ/2dNu48SmAyRAHMbSRMmAbPXZgBE/Y4+4W25NmNfPxkr7O96cH+uXVkzyRA4pAbP3/tXFM2Qugr",
+	"OXJcRce5ZYZcAxfaMJHiFxpGOJJqClLB9yy/xOl2DMmIa+2H44ZWopBls6EyZtgF09jc3PK4h9xEcWTH",
+	"CB/4n1uvmcEXfMRNi/67uJ7X7lQ1sDyXE8ysMNqJJ1xkclKJb5GjOxP7rxyZNqBwxLjgYnDjwdfJeF2+",
+	"tYKUHPvG0cGMJ2TDOTQGlvpG8GswfISxHdxzegx2DhJEms6u9Au/G/bcLOr0izwHNmBcNMnoSzVixhHy",
+	"eDeKF+l6H0djptgIjcfNo0JpqcK4lAi8Nu6BpNz4scIrLgsNYzbAA2AXlsuhLxV92+dKG/rKEsbtQD8W",
+	"qKZRHAk2sqSkbr461SN2/QLFwAyj/W7vS8s+ovp3iImO+xaYCZcDiC8gsbogcSzLBCBTOUflJeOAIJyX",
+	"SsChLAyZBiENpEMmBpiB5iKdLcGpmdkaGqph6VI6vd0Q9UvY/tjgSMMY1crdy+nl+owZ9lmRm2i/14kb",
+	"57/Ts5LIrvnIima306GN9f+KQxz7RqM6zsKsUGhUX2jgWUXZmJnhjDCercSzBca8gZTvccjTHJdRc+W+",
+	"vjeC3tuh9FgKjSQ0X7HMY4P9VyqFQUF/svE4507VPxoreZHj6A//0E7vzyb/ncJ+tB/9r0cza+aR+1Y/",
+	"OnFvuUkXV17qvEyi49iR5UEH8lIYxVJz4NWUTsDuhQZk6RD6HPOsHb2PoyMp+jlP75X0QygE/7FAa4cV",
+	"CFtWLEeM5zEw+P741bYFNZZbTTMFwy5RLCzCoUu5hudSXfAsQ3GfizjlA0H6KIaLwtDulzrKSMgkWP1K",
+	"5B0Lg0qw/Jldwn2ziEZ1hQr6jOeYHXj9X2hSHLkcWHirFGfJTtxt6ytpnlv76T5JfiWt8TasWbyOkJcy",
+	"432OSxCgQm5teJ47KfBcMm+5V6a/RYqAxxCi2z/2iJ5pWl+rHi8fo2WesGkuWXYm5QumBvixkOJCZlM6",
+	"ekuE1dJMQBde8q9oo09RXfEU3wh2xXjOLnK8X1iw7pb1vOrMKBAzba1Vy8tacymAfIjtGeqVulxZBwJy",
+	"ZlDRcs6kfMnEtDTc7nctihkE0tB2v/F6yAptrAg6Kpl1cyCp+TxJafPNceacW7SK4+qPLrOvV3Ps/Aur",
+	"zON1R5q9tMwQXn8k+wJt9xvBCjOUiv+E9w1QBCHA0hS1d5Zhy1m+MYxYbo0JzGLA67G1NmJQeCUv7R9S",
+	"ATe6YmNrZqJ1T7cPQKqYzOZcDqxGmVCYIlWYWW+U5fM8EfJVV23iwvN+D8dK2lVYSX8mDDfTj4VLXMME",
+	"8xzc5pFGVdhHRa6+liM0Qy4Gzgeq5B6vuTY32AZvhC7GY6kMZi8x4+yMrLmPC76W9qQ+q50taZOt64e0",
+	"Mx6mKY6NY2+WZdw+yvITJceoDLe2Z5/lGuNoXPvo52hkD9RpmEV/Y2YD/1A9OPPN5cU/MCWhPxpiemmH",
+	"aI6NpQkzH5yZ0raX+M01FDMd0o4WPJ840oaZQtejBfIyiqPaa+GYQX0Bfowg/TIPEfpKOsNY5ta5s/ax",
+	"ZbGtN3/odDqd//zz/9k/us9jsP9/8tx/8PQ5xWfwmo3GViNGF3mBzp0q3budzryjOmbGWn3RfvS3H/52",
+	"fn7d6bTOz6+7z8/Pr588t38+ff7u978L7cwzawrfFeksY//H/6udylFU8xLJBG8uq7e3+0tW8txKYWX1",
+	"NjmJJDRszdFXMVSRCYubDsiAGSAHNwZsD9qQEM1JDAnP7H9J3SbNFZfLWqCuJiezp0eFlVOE0iUBlmUK",
+	"tY5u4kW3nnilUH2DLDfDxb1IrbDp5WK+GnycqC4Az3cCAYU1NcaoSsks962M2yU12ZzR+QFlMy4XF9qP",
+	"b9/+6dQZAM39uMQp/Z8bHOnFr1k+CIBbHF3yLPy5U2sLnxd6DZC0L7uhQyvwHzCl2HTxVbuM0FsveIpC",
+	"40kejDK/kgYuciYuDyj2/stl/vCrVre30zr6Y1O4u49vhVm1b3qd+jcbgsMLa+nU4iYbaDgsEXKVWDgY",
+	"pQin1hOpsqagp1IpTA0MpdJWcdmVT+fR7/HN4cf6gZdQU80YOvyXuOFqvbl403pP/WOOsdVNj7/RPrhW",
+	"XwC9GFczhsh/RQG1u+fZjMELeYU5S+dUbRm7/Fh8e1Jjp+YmdHvWWO3tPa4t/MA5qxlIkU+BaatYmBpI",
+	"0eOZdQCGlBASeIXKOoaFEpg1d+I2jNpbQTf5UEdS9LkabciJAif11a+0iMvnLEhaF+k2of06a7pB4gYN",
+	"If5sLPPu4SWIAEG6vIsQSlFQPnV37wl47wMyNIznlg+alLnPQ/Y3MzBBYbzj6CN6XJeuR9AEJ2P+SBYi",
+	"kID4Rk5gxMTUmVu6EZEZMn1QZjTrmVBN1sSq0LmfUy/O17RWaNJZbp6mpawYWVkgVYbqoJZi6nWqlKdC",
+	"YAphJBXCVjJbYgKaTTUM/boIbir7YtVB14zY9yR1x+6tXmde/dcNp0Wr9puzsxNwD0AqM2xI+W6nE9ot",
+	"w02OwTqGoVQGdDEaMTUtN+qSi8z+7bmoCSNfsQxKcQjwgvFu8fxEb14fO0ccRYrWwXZe+MJkB5CwC1mY",
+	"fdICtQy0XzFtPqcQ+ZxDMnvrRhubvi13JV7l/r3GvkI9vJ38K/fyWQC2djtPN7QJGoMFSZXuiEtTm2Uj",
+	"boGOdPG7wFGdzuyBDRaV5hyFOR4HLWFftxICFrQy5bCEOxgow1ee61wAjAIzTF867eUnuJAyR0YmiQuG",
+	"6cPwHKIxMIpMW0+PcvnMkOwP5YR0JEsNv/LlNu2695oxgy3DRxjibr7E0yxn5BlsJZpnCaQ54yO7NG7K",
+	"QpjtIHjmTJtDSww3U7eq9UihAN8mL1g+OBz401nNa5TlLCdYILF+CLMjD7Gk57AXfGPRqRB1LWitmawr",
+	"HSk3WIhSEqsTxtWGdLrgbSXh86j37dszijuiyKzNlhz6UDNF6/bBlQHBedHp7KS1oeiDhk9dU7Zu748D",
+	"8536oqZCGJ67sp16bNm/2YDNp2F94cHm2SZz+XfmJoNDAyOpTeORnPfRsilsPYGMTfV2XLNex8w/jU4x",
+	"1CV6q9uDoSyU9mkPzQeixcW2rzGj91M5Qu30+QEo6Srx/Nh4bQgUuGlqzZ3eyn246Xzx2lV4WLBJTr47",
+	"PYNHrDDDR/715AAmUl1qkL78Y1Fr2gnKiHIJ4I47bo6Q1HlwjuT6yHXWCZxwSCreeP9vE/XgKg03AabK",
+	"TN4ourgEm2dn2otvLlwq6zp+Xu4xLsyjvJ5dBUikiy3mjrPNdiMExOWKiVQ/f1zb6Po0y07xiJ6+0/BI",
+	"uZOrHianfy6Usp73tyRC4vdkZaDErv/EB2jvTAW5MMiiJT+rdQtbDq5wrcQ5+7QvgUtEkecJSOHNl1oB",
+	"nP3G5dRd/dENPETkNyhZtktviI8+YS7ZRDpXcVRog74/fhVSAd0nrSpKU1aQAad0a9+n5UAUowtUsCUk",
+	"HMfwHUgF/3f7wBcvNd2Y7jdfH738svd4Z+ew09nd2evNBa2eNL2GJ82g1WHrm29br05et/7aaT1993P3",
+	"yftg6MnXwW0K7WUqbCGBtegHbK4F5uD7yVronc8FwMOx6sWMDbuce/xMTqVhwWdlhnPa6UgqmefBpzcG",
+	"fGeXL6tIlBNRK5DcVLddcdEkPMRcC/RMkTVPudfpdQNFoIH6ygXV5dfmd7zcTD+HI3DuEDdRbJ6Nb6Xb",
+	"KmZemRGjhwJ8tuqlRlKmxmyr3vEreWkfrfPcOu/Qs+vwUVm0l+eofGcBFZu04TuKKQugkAH1Z1gUBCYk",
+	"Oe12ZNjCXCPsdnbI2JZACU4qnCi/6vW2G570OjWwFZOuXOnxqzpjrrEpf7GPLpQprMuDK3jtpT/MO85a",
+	"VHBUg/69j5uuaLDb3e/ADGN/dVtw57ZkqZ4/ZXPSr+FWFuXnhc0CJw6fYWuGqTFUmFp1w1wijl3klB4P",
+	"wfZIXiGwygw1ssJwP0MF4r95pP6Lp6G54c+VHEH3yy8f270h8bCDt6GqcM9AjzGFlCnFfQ2gj3BCMaYC",
+	"GFn4YJ7vgmmWCS0xlmY7++WXj4O2k8a0UNxMT+3+ODm4oADQYeFKfdy/npcjf/v2LArVCCa1cJDvVqqH",
+	"pCiqm1gPJBSoasN3Y1TktFCqxWl6Nj0X1mywuzGiLtbrln3tp2QfEsvaCWwxMZUCKSBHzQzbMSQa835L",
+	"qhbxZ+JKr8mWoI4vZobngiotqaC15GP7onuhfS7KniTyNVw4rNq8oTFjVyjJRV8G2uC01TvMVYHzyjfT",
+	"7XNxLn4P355+9wrwCtV0MkSFMfU25kdM+7ox8KT5M4ItEpJt4Jkd4fdAmTxNOcJkWeFn4ltcd/eebLfh",
+	"e9cxYB3CPuN5oVBDbu0nouJcAMh+H0XGxcCTYLe6zIjaOV9w6mBUdvcGXFBLr8ubuoI12Opavu52OjH4",
+	"Di7odbZpE5gAOWY/FgiJUxLJPlgH2+6OnXu+K8+eptUQZYtyqU8Omk9yvVS1gFWURC6tTWWoMIOLKfAs",
+	"Bi2BNEnVmuzanxm4/BKNYGlTshgMgbmNckFciw7ADehLPgap7OAKx8iMXaMdlPbq9axWljsqXBG9a6uh",
+	"VgXY2u3uuN0py/UWq2ntQ3vbbXgjLoWcCDsbHY4bUqGFHcxga7fT2XYTV/X6et8d7aylWBbCHuCAcaGN",
+	"PSfKUo+4KAzSn371xyeWqthZ6ZVMxXbywEtWpg7cAXvh/UJbwHftrFxTDiq5binrhpacUrKMp03bse1g",
+	"iWtETWJHLWbuUyfm//nn/4c+y3PLotTSbiQd+vEJ8aEsjNU+VNbu0gD2BansEMRjfJwcQGK5/yiXGrOE",
+	"SNS+kbmixTMDsROdmfWBqf7FVQQrZOnQmix2x6GOWSUVlntLri0lYasb3LntNlBTgDvQUZEbPs45cSqx",
+	"lswRtpyK7Xb+/a/YQVjX/sWEFNORLDR02nv//lc5EnVn64mFH6tHppAs9EMkdJZJsLshIY5MFvoVEtiq",
+	"Wntrnb3bVZts1b1sxw40MMclGsLxs7PnkCnWN19oSGbznMicp1NPQPVx4jn+ACSlTu3wriGl1hrONez2",
+	"nno4anSjcGHVyKzpvg2ufjWGERrFUx1DJtMKqu3o37790ykdh5CmFFunDrz6pyoi15L58visVuIQvZRG",
+	"qrGUORyeHFurAZXLckeddrfdsY/KMQo25tF+tNPutHcofmyGpHIftSeY5y0S9Uf/mFzqdlnAP3AFppWI",
+	"WXMu+hqNJTWaa+TsdTorWgM2awnwta3B1qBv3/4JTtE4LfNkr/tku92wJaL9H97Fka/u8PbBuLjIeQqX",
+	"ONUu2X6FivenLjOvXd/WF2XK2mpbNtCUZbJmyDs7es2QoJpaqQPJ+FPDlBWpKnXn7iswhRKudq3R9dLd",
+	"81KpvbKayyb6PCEwcy5GUpvtNhz6EqUySGyZGwoH0mXJNY2Uy/QSqc3G4lmFCpqNrCXc9RcBnAv6wMrW",
+	"gU8u7s3UtJUwCyluXIsEFcEuVek+1+VklUSiNueCvLGqxR+2wnKy7Ri8yWBU3OpbjlGbr2Q2/WCc1Sic",
+	"fd+0wa0n+P4OuXqWb1/VETvXrERdkK0jF1y4qVOpvLLkN96+tusOJfRmdXiPao3l9Er35lcabXH2pe7O",
+	"zS/N96bSe3vrTBborbIv957e/PJ8c+b7ONpbZ1Oa3dT01hpLDHS2rkJcy8pAEtzE0Tiqm2OULKiMojIO",
+	"47/qduJojMq6i+MojhyIRPtR17eJVXAsC7Mcj88W6qLoYiLdBGKuqztlyHMUcgKSxHABluxsCwCxG1AE",
+	"TphlYdq3Z75Phw+qk39G1gyvujSDLEBedLTvavTmD7PF8rx+oKEjOMzztU7hGfkhcxV3PhVQtY9+fgeE",
+	"y7dlk/NyKe1lFuJLvEv78CUu6xZ16/i8DnW27lrkpwzg3UISS+uypUodHYbXw3xC9ql3+3qd3uw2DDIs",
+	"L2Q2JX/eRWMVeTYz0/ECcykG1KTMvD/P+8DNucgk6tja0VwMcmxZNznn4tJ72aVhOpQFuWAjup7DDsNN",
+	"yJ7059Robrgj8zLYQLGWmdn7YDRUnc8h98l/N2dkPhiLTWPxwe67jd13qC9JNhk0EYRk95dYg3vrGIPN",
+	"OR+lsyat5cahv2NwVqcKp4UzDTX6vp2Zq53zvjUdxdTdM0FuLwX/rE611qUPac9pVgtsIVTyXWT3jkpl",
+	"99paqLQb3rdyU4BMvdLIfZCze/Kv0ACjFGp1DqR3GThxK7v9lkWxfJhpuWi8loYZ1PuBEvfZXZxcQ4Ys",
+	"c3GjCVOZbsOJ+5aLgSWGRsnKAc6FG4ESAeAr0nUVJSWZcTlJu7JgYf2sMcp1rkmB5yLj2f6ykvdZJI4K",
+	"7O18LqgWNhNmReT6jiRxrrXq1xSAOqR996fMuHqIQz3EoT5tnHxWdajMwYkzUhyAcrUCKT166KWe7guu",
+	"zWn50B1Kbr2pLCC7LtKR8ysM+/UxyDxDbRxufq7e8RdVXEpv4g6X7zz6WfPsvdOWObq6qyY3/JE+P608",
+	"7vr1wD+sCE6uunxV33D7aq1S8PHuqkrBw9ZfWeunTuvp31vv/hAo9Xv/bl3rb+EKtlvbf7fiQUfW6peq",
+	"2zc/4TidFNiU4s35d0g5559q8DV/fUIZuunUyg/8vXauNkxT7/0BuJuIQMjyNqTFAPnXaL7xE94hFPp7",
+	"oJbE/0ra6RJcfoWrc8Mv+BUKf0GV3063ZV4J0C26y7fvyO2JC6j6bTmAvc5O7TI9KdDnnJlCyOREBDfu",
+	"tZvpo+zbszr9ZTivXWPmO57/0PiiDcvxJRkL95MmjgP9VRTU+rr6cO2W8lWna+VELz3ct+5uDn9HWp/T",
+	"Lye4A3XVMD7WyYwPZ27ZRTOFGaRMY4sLjUJzw68wn25T8ZeLJwzQ/1TET6gk+FgmlXAtppy4NlTSt6hM",
+	"Qls9e+RRaTnf+KAvZ7ZPzl8qkk+rAEbtUhRa7LJL1cuGssDt4MtuyLtZDX04Gai6IgNc+F1Z+yf7tGS9",
+	"ECPd7N7iB9fnw2j7NdTp7ArzT1TdWzl3TFfDKvfvhmYvrzeZj5z6P3aqrLm/i6wZKo1XREIdhFFFqAXd",
+	"Cyq2KzTCxbTREhXDCpRbBDDXpvbGUXMXAZVan/dawZTuB515mRXiIJNVhb5zUFL/CaNVslc99wAmi2Cy",
+	"hpRXP8/wEEO5bQzlNQ64Nqh8hjYMT0EwuilpQ+8/+nnBpZ6zTUuzy/9qSukAgZHSRYup9t6VKqdMePBy",
+	"w1GF+tPtRVhyjnoFS+s4vSTSrCqfqLqNhjilPqOM7PuBFPiQW/01WAEbRwk2BpRP0M5wfO9lOdAmtNr6",
+	"aLQ2rbBCbjBClpUMeXHczM+p/4DVnbsOq9T9Pf4iym/bGNhZU3KrH7X5jeHQJwgrX1NCerl9sCGAPL7R",
+	"jdkIIvxvsVl0GBfBX0kc5yxFXQZ7XCOQYCNMDvyv2DVLQdx1xJSLTsrPqClwwK9QxLOeHmqjqj1s/z17",
+	"MNTLPEtYUQfWbmcHyPeacI3btZGXGD0jOTN64LBGsHID+uFn1Spz6aJzsaxaxfW037Ej5xvn7zkrvhLZ",
+	"3V0sIYR/sOt+o3bdg6O4Huo7af2QwN9dDfxNr7GRnF+dkbUSvjxLv27nANnMHyvn+WB3rNvN4J0b1728",
+	"PZ8ojZeHVW9vWMwxZuVNraoasS9/P3O77ji7c5eeUf2GoBvyKrVATnUzxUOW5deghz8DtKAkC5vnvwXF",
+	"FUfVV4Gqil+EEWsBw/2BwvKUb0mok1mu/eVLS5K+1YWHt/1N6F8JOj1A0q8Jkj5VhAkAywpA+eW53FDC",
+	"tbxM725c9eYVpPecdq3uCQw77GVe5iH5+lvw9T8N1723zsuLPxb8iYJcLSN8VcHML0G6Nbz+cthAujjk",
+	"79fhb53cbnWDuX5I4D4EMD5GPvbDSNLeLTOvM3n5lSZf11P6DynYzyIF+9kkVD8MKHzgbKoXxbUSqi42",
+	"S/co0lWd/k7nhO66TiDNkSn6XSo4nH3pognJws3PS5OS9+LsfJzU5A24V2Ynw/j3YLc8JCgfvJxfmty8",
+	"Hx+nWYHbvAX9h3cWaf3soZvmWlzEVWFs7G8xpVqRqgCELoagwKaP2VIybDEC/IbqAt2tofXHXWh88fky",
+	"WB0DsnToC2EvplWTVG2IatsWRynb8Px9qb5ti34dF+tU+O6t9+/e/08AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
