@@ -422,6 +422,9 @@ func decodeProblem(t testing.TB, resp *http.Response, body []byte) gen.Problem {
 	if p.Status != resp.StatusCode {
 		t.Errorf("problem status %d != HTTP status %d", p.Status, resp.StatusCode)
 	}
+	if p.Errors != nil && (p.ErrorCount == nil || *p.ErrorCount < len(*p.Errors)) {
+		t.Errorf("problem lists %d errors but errorCount is %v", len(*p.Errors), p.ErrorCount)
+	}
 	return p
 }
 
