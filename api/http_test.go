@@ -82,13 +82,19 @@ func TestAuthorizationBeforeInput(t *testing.T) {
 				t.Errorf("member GET %s: %d %s, want 403", path, resp.StatusCode, b)
 			}
 		}
-		// With a valid token the input's faults are what is wrong.
-		resp, b := doAs(t, s, member, "GET", "/vehicles/abc", "")
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("member GET /vehicles/abc: %d %s, want 400", resp.StatusCode, b)
+		// With a valid token the input's faults are what is wrong; a path that names no user
+		// at all is a 400 for a member too, one that names another user a 403.
+		for _, path := range []string{"/vehicles/abc", "/users/abc", "/users/0", "/users/abc/vehicles"} {
+			resp, b := doAs(t, s, member, "GET", path, "")
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("member GET %s: %d %s, want 400", path, resp.StatusCode, b)
+			}
+			if got := problemFields(decodeProblem(t, resp, b)); len(got) != 1 || got[0] != "id" {
+				t.Errorf("errors name %v, want [id]", got)
+			}
 		}
-		if got := problemFields(decodeProblem(t, resp, b)); len(got) != 1 || got[0] != "id" {
-			t.Errorf("errors name %v, want [id]", got)
+		if resp, b := doAs(t, s, member, "GET", "/users/"+itoa(s.Admin.Id), ""); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("member GET another user: %d %s, want 403", resp.StatusCode, b)
 		}
 	})
 }

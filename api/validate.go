@@ -37,9 +37,14 @@ func validate(next http.Handler) http.Handler {
 		}
 		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: st.params, Route: st.op,
 			Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: authorize}}
+		var refused *authzError // refused for a malformed id: the 400 goes first, else this
 		if err := openapi3filter.ValidateSecurityRequirements(r.Context(), in, security(st.op)); err != nil {
-			writeValidationError(w, r, err)
-			return
+			if ae, ok := errors.AsType[*authzError](err); ok && ae.badInput {
+				refused = ae
+			} else {
+				writeValidationError(w, r, err)
+				return
+			}
 		}
 		var body []byte
 		if st.op.Operation.RequestBody != nil && r.Body != nil {
@@ -63,6 +68,10 @@ func validate(next http.Handler) http.Handler {
 		if len(fields) > 0 {
 			slices.SortStableFunc(fields, func(a, b gen.FieldError) int { return strings.Compare(a.Field, b.Field) })
 			writeProblem(w, newProblem(http.StatusBadRequest, "The request does not match the API contract.", fields...))
+			return
+		}
+		if refused != nil {
+			writeAuthzError(w, r, refused)
 			return
 		}
 		next.ServeHTTP(w, r)
