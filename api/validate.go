@@ -46,18 +46,9 @@ func validate(next http.Handler) http.Handler {
 				return
 			}
 		}
-		var body []byte
-		if st.op.Operation.RequestBody != nil && r.Body != nil {
-			var err error
-			if body, err = io.ReadAll(r.Body); err != nil { // limitBody has buffered it
-				internalError(w, r, fmt.Errorf("read buffered body: %w", err))
-				return
-			}
-			if f, ok := bodyFault(body); !ok {
-				writeProblem(w, newProblem(http.StatusBadRequest, "The request body is not a single JSON value.", f))
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+		body, ok := jsonBody(w, r, st.op)
+		if !ok {
+			return
 		}
 		// Authorization is decided; the second pass checks parameters and body only.
 		in.Options = &openapi3filter.Options{MultiError: true, AuthenticationFunc: authorized}
@@ -76,6 +67,25 @@ func validate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// jsonBody reads the body of an operation that takes one (limitBody has buffered it) and
+// answers 400 unless it is one UTF-8 JSON value; the body is put back for what follows.
+func jsonBody(w http.ResponseWriter, r *http.Request, op *routers.Route) ([]byte, bool) {
+	if op.Operation.RequestBody == nil || r.Body == nil {
+		return nil, true
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		internalError(w, r, fmt.Errorf("read buffered body: %w", err))
+		return nil, false
+	}
+	if f, ok := bodyFault(body); !ok {
+		writeProblem(w, newProblem(http.StatusBadRequest, "The request body is not a single JSON value.", f))
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, true
 }
 
 // security is the operation's security requirements, or the spec's when it declares none.
