@@ -128,6 +128,9 @@ type authzError struct {
 	status int
 	detail string
 	cause  error
+	// badInput: refused only because the path names no valid id; the validator's 400 says
+	// more to a signed-in caller, so it goes first (see validate).
+	badInput bool
 }
 
 func (e *authzError) Error() string { return e.detail }
@@ -160,7 +163,7 @@ func authorize(ctx context.Context, in *openapi3filter.AuthenticationInput) erro
 		if c.IsAdmin() || err == nil && id == c.UserID {
 			return nil
 		}
-		return &authzError{status: http.StatusForbidden, detail: "Only the user themself or an admin may do this."}
+		return &authzError{status: http.StatusForbidden, detail: "Only the user themself or an admin may do this.", badInput: err != nil || id < 1}
 	}
 	return &authzError{status: http.StatusInternalServerError, detail: "the operation has no x-authz rule", cause: fmt.Errorf("x-authz %q", rule)}
 }

@@ -123,6 +123,7 @@ func TestBadInput(t *testing.T) {
 					t.Fatalf("%s %s: %d %s, want %d", c.method, c.path, resp.StatusCode, b, c.status)
 				}
 				p := decodeProblem(t, resp, b)
+				noGoInternals(t, b)
 				got := problemFields(p)
 				for _, f := range c.fields {
 					if !slices.Contains(got, f) {

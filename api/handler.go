@@ -68,12 +68,11 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	})
 	gen.HandlerWithOptions(strict, gen.StdHTTPServerOptions{
 		BaseRouter:       mux,
-		Middlewares:      []gen.MiddlewareFunc{validator(spec)},
-		ErrorHandlerFunc: paramError,
+		ErrorHandlerFunc: paramError, // the validator refuses what binding would, first
 	})
 	mux.Handle("GET /openapi.json", specJSON)
 	mux.Handle("GET /openapi.yaml", specYAML)
-	mux.Handle("GET /docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently))
+	mux.Handle("GET /docs", noFraming(http.RedirectHandler("/docs/", http.StatusMovedPermanently)))
 	mux.Handle("GET /docs/", docsHandler())
 	mux.Handle("GET /metrics", m.handler)
 	mux.Handle("/", unmatched(router))
@@ -87,7 +86,7 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 		}
 		limit = rl.middleware
 	}
-	return observe(log, m)(routed(mux)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(mux))))), nil
+	return observe(log, m)(routed(mux, router)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(validate(mux)))))), nil
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path exists under other
@@ -112,6 +111,9 @@ func allowed(router routers.Router, r *http.Request) string {
 		probe.Method = m
 		if _, _, err := router.FindRoute(probe); err == nil {
 			ms = append(ms, m)
+			if m == http.MethodGet { // answered like GET, without the body
+				ms = append(ms, http.MethodHead)
+			}
 		}
 	}
 	return strings.Join(ms, ", ")

@@ -129,7 +129,17 @@ func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err != nil {
 		c.t.Fatalf("load openapi.yaml: %v", err)
 	}
-	route, params, err := router.FindRoute(req)
+	// HEAD is answered as GET without the body (RFC 9110 §9.3.2); the contract declares GET.
+	head := req.Method == http.MethodHead
+	probe := req
+	if head {
+		if len(body) > 0 {
+			c.t.Errorf("HEAD %s: response has a %d-byte body", req.URL, len(body))
+		}
+		probe = req.Clone(req.Context())
+		probe.Method = http.MethodGet
+	}
+	route, params, err := router.FindRoute(probe)
 	if err != nil {
 		if resp.Header.Get("Content-Type") != "application/problem+json" {
 			c.t.Errorf("%s %s: unrouted response %d has Content-Type %q, want application/problem+json", req.Method, req.URL, resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -137,11 +147,11 @@ func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return resp, nil
 	}
 	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: probe, PathParams: params, Route: route},
 		Status:                 resp.StatusCode,
 		Header:                 resp.Header,
 		Body:                   io.NopCloser(bytes.NewReader(body)),
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: head},
 	}
 	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
 		c.t.Errorf("%s %s: response %d breaks openapi.yaml: %v\nbody: %s", req.Method, req.URL, resp.StatusCode, err, body)
@@ -418,6 +428,9 @@ func decodeProblem(t testing.TB, resp *http.Response, body []byte) gen.Problem {
 	}
 	if p.Status != resp.StatusCode {
 		t.Errorf("problem status %d != HTTP status %d", p.Status, resp.StatusCode)
+	}
+	if p.Errors != nil && (p.ErrorCount == nil || *p.ErrorCount < len(*p.Errors)) {
+		t.Errorf("problem lists %d errors but errorCount is %v", len(*p.Errors), p.ErrorCount)
 	}
 	return p
 }

@@ -7,14 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/motorpool/motorpool/storage"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"runtime/debug"
 	"time"
-	"unicode/utf8"
+
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/motorpool/motorpool/storage"
 )
 
 // requestState travels with each request so that inner layers can tell the access log and
@@ -25,7 +27,11 @@ type requestState struct {
 	// logs and metrics, empty when nothing matched.
 	pattern string
 	route   string
-	err     error // the cause of a 5xx
+	// op and params are the contract's operation the request is for, nil for none (HEAD is
+	// taken as GET), and its path parameters.
+	op     *routers.Route
+	params map[string]string
+	err    error // the cause of a 5xx
 	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
 	authErr error
 	// charged and charge are the buckets authentication charged for the rate limiter, and the
@@ -93,14 +99,23 @@ func newRequestID() string {
 
 // routed finds the route the request will take, once, before anything may refuse it: the
 // access log and the metrics name it whichever layer answers (the limiter's 429, the body
-// limit's 413), and the rate limiter picks its rule by it.
-func routed(mux *http.ServeMux) func(http.Handler) http.Handler {
+// limit's 413), the rate limiter picks its rule by it, and the validator checks the request
+// against its operation. HEAD is routed as GET (RFC 9110 §9.3.2), as the mux does.
+func routed(mux *http.ServeMux, router routers.Router) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st := stateOf(r)
 			_, st.pattern = mux.Handler(r)
 			if st.pattern != "/" { // the catch-all that answers 404 and 405
 				st.route = st.pattern
+				probe := r
+				if r.Method == http.MethodHead {
+					probe = r.WithContext(r.Context()) // a shallow copy
+					probe.Method = http.MethodGet
+				}
+				if op, params, err := router.FindRoute(probe); err == nil {
+					st.op, st.params = op, params
+				}
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -118,6 +133,7 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				st.id = newRequestID()
 			}
 			w.Header().Set("X-Request-Id", st.id)
+			w.Header().Set("X-Content-Type-Options", "nosniff") // every answer, not only errors
 			rec := &statusRecorder{ResponseWriter: w}
 			r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 
@@ -166,10 +182,10 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	}
 }
 
-// limitBody answers 413 for a body over max bytes, 415 for a body that is not JSON, and 400
-// for one that is not UTF-8 (RFC 8259 requires it; decoders would silently replace the bytes),
-// before any handler sees it. Every operation with a body in the contract takes
-// application/json, and bodies are small, so reading it whole here costs nothing extra.
+// limitBody answers 413 for a body over max bytes and 415 for a body that is not JSON, before
+// any handler sees it, and buffers the body for the validator. Every operation with a body in
+// the contract takes application/json, and bodies are small, so reading it whole here costs
+// nothing extra.
 func limitBody(max int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -201,10 +217,6 @@ func limitBody(max int64) func(http.Handler) http.Handler {
 			case err != nil:
 				writeProblem(w, newProblem(http.StatusBadRequest, "The request body could not be read.",
 					problemField("body", "was cut short")))
-				return
-			case !utf8.Valid(body):
-				writeProblem(w, newProblem(http.StatusBadRequest, "The request body is not valid UTF-8.",
-					problemField("body", "must be UTF-8 encoded JSON")))
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))

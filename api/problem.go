@@ -9,14 +9,19 @@ import (
 	"github.com/motorpool/motorpool/gen"
 )
 
+// maxFieldErrors is how many field errors a problem lists; errorCount says how many there were.
+const maxFieldErrors = 20
+
 // newProblem builds an RFC 9457 problem; type is about:blank, so the status says what kind.
 func newProblem(status int, detail string, fields ...gen.FieldError) gen.Problem {
 	p := gen.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status}
 	if detail != "" {
 		p.Detail = &detail
 	}
-	if len(fields) > 0 {
-		p.Errors = &fields
+	if n := len(fields); n > 0 {
+		// A body can hold tens of thousands of faults; the first few say what to fix.
+		fields = fields[:min(n, maxFieldErrors)]
+		p.Errors, p.ErrorCount = &fields, &n
 	}
 	return p
 }
@@ -28,7 +33,6 @@ func writeProblem(w http.ResponseWriter, p gen.Problem) {
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(append(body, '\n'))
 }

@@ -1,16 +1,20 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
-	"regexp"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	nethttpmiddleware "github.com/oapi-codegen/nethttp-middleware"
+	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/motorpool/motorpool/gen"
 )
@@ -19,153 +23,168 @@ func problemField(field, message string) gen.FieldError {
 	return gen.FieldError{Field: field, Message: message}
 }
 
-// validator checks every request against the spec before the handler sees it.
-func validator(spec *openapi3.T) func(http.Handler) http.Handler {
-	return nethttpmiddleware.OapiRequestValidatorWithOptions(spec, &nethttpmiddleware.Options{
-		Options: openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: authorize,
-		},
-		DoNotValidateServers:  true,
-		SilenceServersWarning: true,
-		ErrorHandlerWithOpts: func(_ context.Context, err error, w http.ResponseWriter, r *http.Request, opts nethttpmiddleware.ErrorHandlerOpts) {
-			writeValidationError(w, r, err, opts.StatusCode)
-		},
+// validate checks every request for an operation of the contract before the generated router
+// binds its parameters, in the order a caller should learn about faults: who may call first
+// (a caller without a valid token learns nothing about its input), then every fault of the
+// parameters and the body at once. Requests no operation takes pass through to the mux,
+// which answers them (the spec, the docs, metrics, 404 and 405).
+func validate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateOf(r)
+		if st.op == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		in := &openapi3filter.RequestValidationInput{Request: r, PathParams: st.params, Route: st.op,
+			Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: authorize}}
+		var refused *authzError // refused for a malformed id: the 400 goes first, else this
+		if err := openapi3filter.ValidateSecurityRequirements(r.Context(), in, security(st.op)); err != nil {
+			if ae, ok := errors.AsType[*authzError](err); ok && ae.badInput {
+				refused = ae
+			} else {
+				writeValidationError(w, r, err)
+				return
+			}
+		}
+		body, ok := jsonBody(w, r, st.op)
+		if !ok {
+			return
+		}
+		// Authorization is decided; the second pass checks parameters and body only.
+		in.Options = &openapi3filter.Options{MultiError: true, AuthenticationFunc: authorized}
+		fields := fieldErrors(openapi3filter.ValidateRequest(r.Context(), in))
+		if len(body) > 0 {
+			fields = append(fields, integerFaults(body, st.op.Operation.RequestBody.Value, fields)...)
+		}
+		if len(fields) > 0 {
+			slices.SortStableFunc(fields, func(a, b gen.FieldError) int { return strings.Compare(a.Field, b.Field) })
+			writeProblem(w, newProblem(http.StatusBadRequest, "The request does not match the API contract.", fields...))
+			return
+		}
+		if refused != nil {
+			writeAuthzError(w, r, refused)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
-func writeValidationError(w http.ResponseWriter, r *http.Request, err error, status int) {
-	// Who may call comes before what they sent: an unauthenticated request learns nothing
-	// about its body's faults.
+// jsonBody reads the body of an operation that takes one (limitBody has buffered it) and
+// answers 400 unless it is one UTF-8 JSON value; the body is put back for what follows.
+func jsonBody(w http.ResponseWriter, r *http.Request, op *routers.Route) ([]byte, bool) {
+	if op.Operation.RequestBody == nil || r.Body == nil {
+		return nil, true
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		internalError(w, r, fmt.Errorf("read buffered body: %w", err))
+		return nil, false
+	}
+	if f, ok := bodyFault(body); !ok {
+		writeProblem(w, newProblem(http.StatusBadRequest, "The request body is not a single JSON value.", f))
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, true
+}
+
+// security is the operation's security requirements, or the spec's when it declares none.
+func security(route *routers.Route) openapi3.SecurityRequirements {
+	if s := route.Operation.Security; s != nil {
+		return *s
+	}
+	return route.Spec.Security
+}
+
+// authorized stands in for authorize once authorize has let the request through.
+func authorized(context.Context, *openapi3filter.AuthenticationInput) error { return nil }
+
+func writeValidationError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *authzError
 	if errors.As(err, &ae) {
 		writeAuthzError(w, r, ae)
 		return
 	}
-	switch {
-	case status == http.StatusNotFound:
-		writeProblem(w, newProblem(http.StatusNotFound, "No operation matches this path."))
-		return
-	case status == http.StatusMethodNotAllowed:
-		writeProblem(w, newProblem(http.StatusMethodNotAllowed, "The path does not take this method."))
-		return
-	case status >= 500:
-		internalError(w, r, fmt.Errorf("request validation: %w", err))
-		return
-	}
-	fields := fieldErrors(err)
-	if len(fields) == 0 {
-		fields = []gen.FieldError{problemField("request", err.Error())}
-	}
-	writeProblem(w, newProblem(http.StatusBadRequest, "The request does not match the API contract.", fields...))
+	internalError(w, r, fmt.Errorf("request authorization: %w", err))
 }
 
-// fieldErrors flattens kin-openapi's error tree into one entry per offending field.
-func fieldErrors(err error) []gen.FieldError {
+// bodyFault refuses a body that is not UTF-8 (RFC 8259 requires it; decoders would silently
+// replace the bytes) or not exactly one JSON value: decoders stop after the first value, so
+// anything after it would be ignored unseen.
+func bodyFault(body []byte) (gen.FieldError, bool) {
+	if len(body) == 0 {
+		return gen.FieldError{}, true // a required body's absence is the validator's "is required"
+	}
+	if !utf8.Valid(body) {
+		return problemField("body", "must be UTF-8 encoded JSON"), false
+	}
+	if json.Valid(body) {
+		return gen.FieldError{}, true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return problemField("body", syntaxMessage(err)), false
+	}
+	end := int(dec.InputOffset())
+	end += len(body[end:]) - len(bytes.TrimLeft(body[end:], " \t\r\n"))
+	// Bytes are counted from 1, as json.SyntaxError's offsets are.
+	return problemField("body", fmt.Sprintf("must be a single JSON value; more data follows at byte %d", end+1)), false
+}
+
+// syntaxMessage says why a body is not JSON, without the decoder's Go vocabulary.
+func syntaxMessage(err error) string {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("is not valid JSON: %s (at byte %d)", se.Error(), se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "is not valid JSON: it ends before the value does"
+	}
+	return "is not valid JSON"
+}
+
+// integerFaults names every integer field whose JSON literal has a fraction or an exponent
+// (2020.0, 2e3). OpenAPI 3.0's JSON Schema counts only "a JSON number without a fraction or
+// exponent part" as an integer; kin-openapi lets such literals through, and the handler's
+// decoder would refuse them after the other faults had been reported. Fields already at
+// fault are left out.
+func integerFaults(body []byte, rb *openapi3.RequestBody, known []gen.FieldError) []gen.FieldError {
+	mt := rb.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil // reported by the validator
+	}
 	var out []gen.FieldError
-	var walk func(error, string)
-	walk = func(err error, field string) {
-		// Match each level's own type: errors.As would look through a RequestError into its
-		// MultiError and lose the parameter name on the way.
-		switch e := err.(type) {
-		case openapi3.MultiError:
-			for _, sub := range e {
-				walk(sub, field)
+	var walk func(v any, s *openapi3.Schema, path []string)
+	walk = func(v any, s *openapi3.Schema, path []string) {
+		switch v := v.(type) {
+		case json.Number:
+			if s.Type.Is(openapi3.TypeInteger) && strings.ContainsAny(string(v), ".eE") {
+				field := orBody(strings.Join(path, "."))
+				if !slices.ContainsFunc(known, func(f gen.FieldError) bool { return f.Field == field }) {
+					out = append(out, problemField(field, "must be an integer, written without a fraction or exponent"))
+				}
 			}
-		case *openapi3filter.RequestError:
-			switch {
-			case e.Parameter != nil:
-				field = e.Parameter.Name
-			case e.RequestBody != nil:
-				field = ""
+		case map[string]any:
+			for k, sub := range v {
+				if p := s.Properties[k]; p != nil && p.Value != nil {
+					walk(sub, p.Value, append(slices.Clip(path), k))
+				}
 			}
-			switch {
-			case e.Err == nil:
-				out = append(out, problemField(orBody(field), e.Reason))
-			case errors.Is(e.Err, openapi3filter.ErrInvalidRequired):
-				out = append(out, problemField(orBody(field), "is required"))
-			default:
-				walk(e.Err, field)
+		case []any:
+			if s.Items != nil && s.Items.Value != nil {
+				for i, sub := range v {
+					walk(sub, s.Items.Value, append(slices.Clip(path), fmt.Sprint(i)))
+				}
 			}
-		case *openapi3.SchemaError:
-			out = append(out, schemaField(e, field))
-		case *openapi3filter.ParseError:
-			out = append(out, problemField(orBody(field), "is not valid JSON or not of the declared type: "+e.Error()))
-		default:
-			if inner := errors.Unwrap(err); inner != nil {
-				walk(inner, field)
-				return
-			}
-			out = append(out, problemField(orBody(field), err.Error()))
 		}
 	}
-	walk(err, "")
+	walk(v, mt.Schema.Value, nil)
 	return out
-}
-
-func orBody(field string) string {
-	if field == "" {
-		return "body"
-	}
-	return field
-}
-
-var propertyReason = regexp.MustCompile(`^property "(.*)" is (missing|unsupported)$`)
-
-// schemaField names the property a schema error is about: JSON pointer segments joined with
-// dots, plus the property itself for "missing" and "unsupported" errors, which kin-openapi
-// reports on the enclosing object.
-func schemaField(e *openapi3.SchemaError, prefix string) gen.FieldError {
-	path := e.JSONPointer()
-	if prefix != "" {
-		path = append([]string{prefix}, path...)
-	}
-	msg := e.Reason
-	if e.SchemaField == "pattern" && e.Schema != nil && e.Schema.Pattern == `\S` {
-		msg = "must not be blank"
-	}
-	if m := propertyReason.FindStringSubmatch(e.Reason); m != nil {
-		if len(path) == 0 || path[len(path)-1] != m[1] {
-			path = append(path, m[1])
-		}
-		if m[2] == "missing" {
-			msg = "is required"
-		} else {
-			msg = "is not a field of this object"
-		}
-	}
-	return problemField(orBody(strings.Join(path, ".")), msg)
-}
-
-// paramError answers the generated router's parameter binding errors (an id that is not an
-// integer, a limit that is not a number) with a 400 naming the parameter.
-func paramError(w http.ResponseWriter, _ *http.Request, err error) {
-	name := "request"
-	var (
-		format   *gen.InvalidParamFormatError
-		required *gen.RequiredParamError
-		many     *gen.TooManyValuesForParamError
-		unmarsh  *gen.UnmarshalingParamError
-		header   *gen.RequiredHeaderError
-	)
-	msg := "is not valid"
-	switch {
-	case errors.As(err, &format):
-		name, msg = format.ParamName, "is not of the declared type"
-	case errors.As(err, &required):
-		name, msg = required.ParamName, "is required"
-	case errors.As(err, &many):
-		name, msg = many.ParamName, "must be given once"
-	case errors.As(err, &unmarsh):
-		name, msg = unmarsh.ParamName, "is not of the declared type"
-	case errors.As(err, &header):
-		name, msg = header.ParamName, "is required"
-	}
-	writeProblem(w, newProblem(http.StatusBadRequest, "The request does not match the API contract.", problemField(name, msg)))
-}
-
-// bodyError answers the strict server's body decoding errors, which the validator normally
-// catches first.
-func bodyError(w http.ResponseWriter, _ *http.Request, err error) {
-	writeProblem(w, newProblem(http.StatusBadRequest, "The request body could not be decoded.", problemField("body", err.Error())))
 }

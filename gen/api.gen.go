@@ -109,10 +109,14 @@ type Check struct {
 // CheckStatus defines model for Check.Status.
 type CheckStatus string
 
-// Color Example: blue
+// Color No control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: blue
 type Color = string
 
-// Email Example: ada@example.com
+// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: ada@example.com
 type Email = openapi_types.Email
 
 // FieldError defines model for FieldError.
@@ -146,12 +150,16 @@ type JWKSet struct {
 	} `json:"keys"`
 }
 
-// LicensePlate Example: AB-123-CD
+// LicensePlate Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: AB-123-CD
 type LicensePlate = string
 
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
 	// Password Example: correct horse battery
@@ -164,7 +172,9 @@ type Me struct {
 	User    User    `json:"user"`
 }
 
-// Name Example: Ada Lovelace
+// Name Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: Ada Lovelace
 type Name = string
 
 // Password 12 to 256 characters; stored only as an argon2id hash and never returned.
@@ -183,7 +193,9 @@ type PasswordResetConfirm struct {
 
 // PasswordResetRequest defines model for PasswordResetRequest.
 type PasswordResetRequest struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 }
 
@@ -192,7 +204,10 @@ type Problem struct {
 	// Detail What went wrong with this request.
 	Detail *string `json:"detail,omitempty"`
 
-	// Errors One entry per offending field.
+	// ErrorCount How many faults the request has; present with `errors`.
+	ErrorCount *int `json:"errorCount,omitempty"`
+
+	// Errors One entry per fault of the request, in field order; the first 20 when there are more (`errorCount` says how many).
 	Errors *[]FieldError `json:"errors,omitempty"`
 
 	// Status The HTTP status code.
@@ -282,10 +297,14 @@ type User struct {
 
 // UserCreate defines model for UserCreate.
 type UserCreate struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Ada Lovelace
+	// Name Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Ada Lovelace
 	Name Name `json:"name"`
 
 	// Password 12 to 256 characters; stored only as an argon2id hash and never returned.
@@ -304,10 +323,14 @@ type UserPage struct {
 
 // UserUpdate defines model for UserUpdate.
 type UserUpdate struct {
-	// Email Example: ada@example.com
+	// Email No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
-	// Name Example: Ada Lovelace
+	// Name Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Ada Lovelace
 	Name Name `json:"name"`
 
 	// Password 12 to 256 characters; stored only as an argon2id hash and never returned.
@@ -355,16 +378,24 @@ type Vehicle struct {
 
 // VehicleCreate defines model for VehicleCreate.
 type VehicleCreate struct {
-	// Color Example: blue
+	// Color No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: blue
 	Color *Color `json:"color,omitempty"`
 
-	// LicensePlate Example: AB-123-CD
+	// LicensePlate Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: AB-123-CD
 	LicensePlate LicensePlate `json:"licensePlate"`
 
-	// Make Example: Toyota
+	// Make Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Toyota
 	Make VehicleMake `json:"make"`
 
-	// Model Example: Corolla
+	// Model Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Corolla
 	Model VehicleModel `json:"model"`
 
 	// UserId The owner; the caller when absent. Only an admin may name another user (else 403), who must exist (else 422).
@@ -381,10 +412,14 @@ type VehicleCreate struct {
 	Year VehicleYear `json:"year"`
 }
 
-// VehicleMake Example: Toyota
+// VehicleMake Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: Toyota
 type VehicleMake = string
 
-// VehicleModel Example: Corolla
+// VehicleModel Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+//
+// Example: Corolla
 type VehicleModel = string
 
 // VehiclePage defines model for VehiclePage.
@@ -397,16 +432,24 @@ type VehiclePage struct {
 
 // VehicleUpdate defines model for VehicleUpdate.
 type VehicleUpdate struct {
-	// Color Example: blue
+	// Color No control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: blue
 	Color *Color `json:"color,omitempty"`
 
-	// LicensePlate Example: AB-123-CD
+	// LicensePlate Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: AB-123-CD
 	LicensePlate LicensePlate `json:"licensePlate"`
 
-	// Make Example: Toyota
+	// Make Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Toyota
 	Make VehicleMake `json:"make"`
 
-	// Model Example: Corolla
+	// Model Not blank; no control characters (U+0000–U+001F, U+007F–U+009F).
+	//
+	// Example: Corolla
 	Model VehicleModel `json:"model"`
 
 	// UserId The new owner (must exist, else 422); absent keeps the owner. Only an admin may move a vehicle to another owner (else 403).
@@ -2796,6 +2839,7 @@ func (r GetJWKSResponse) ContentType() string {
 
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
 type LoginResponse200Headers struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -3344,6 +3388,7 @@ func (r ConfirmPasswordResetResponse) ContentType() string {
 
 // RefreshTokensResponse200Headers the declared response headers of an HTTP 200 response for RefreshTokens
 type RefreshTokensResponse200Headers struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -5723,6 +5768,13 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers LoginResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -6376,6 +6428,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 	switch {
 	case rsp.StatusCode == 200:
 		var headers RefreshTokensResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
 		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -9445,6 +9504,7 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -9462,6 +9522,7 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -10164,6 +10225,7 @@ type RefreshTokensResponseObject interface {
 }
 
 type RefreshTokens200ResponseHeaders struct {
+	CacheControl        string
 	XRateLimitLimit     *int
 	XRateLimitRemaining *int
 	XRateLimitReset     *int64
@@ -10181,6 +10243,7 @@ func (response RefreshTokens200JSONResponse) VisitRefreshTokensResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	if response.Headers.XRateLimitLimit != nil {
 		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
 	}
@@ -13474,113 +13537,119 @@ func (sh *strictHandler) UpdateVehicle(w http.ResponseWriter, r *http.Request, i
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3lvCrnOpvqiLNNClSFzuW6qtaRWMnyviileR4ZyzPNNR9SGLUBBgALZpJuWofYqvmgeZN9km2",
-	"cIBudpMgRSqWbMf6k1gkLgcH534Bf41SORxJgcLoaP/XaIAsQ0X/fHrO+vb/GepU8ZHhUkT70SFoo6To",
-	"wzXLecaMVCB7YAYICkcKNQrD7NAD0Cgy4AYuWXoFXEBy3Gu9lAJbL5hJBwkYCX00sNPZhfGA52jHcg1p",
-	"oRQK047iSKcDHDILg5mMMNqPtFFc9KMPH+LouUyZA2kWwvMBwuvT5yVYqUJmMAOFWhYqRbuwwp8LrjCL",
-	"9o0qcPlGp2jUpHXYM6jm93ozkDmCxlSKTNsTjZk9MfakQo+UnwvUBlImQBdpipjBhpKFyDCDYrQZPCYX",
-	"BvuoaPs3b960DgszQGF4ygzOw5B8h0yhSmIYczOABJWS6v9fRFzQFf3DyCsUF1EC4wEKYEB/w5hp8PeF",
-	"GTBhEdQrtAXv9NkRPHq819lcF1X/1Tpi6SAE4oAbv79FChN6jApSNkToKTl092SnwoYZcA1caMNEit9o",
-	"GOJQqglIBT+x/AonmzEkQ661X44bOolClk2Xyphhl0xjE7koimG0/zYacBPFkV0jehcHT3HKDD7nQ25a",
-	"9N/585y6W9XA8lyOMbPkbTcec5HJccUQRY7uTuxfOTJtQOGQccFF/8aLr4NxWs5aAkqOPePgYMYDsuYe",
-	"GgNHfS34ezB8iLFd3FN6DHaPAU8Hbjt70m88Nuy9WT7uFXkOrM+4aILRk2rIjAPk0W4Uz8P1IY5GTLEh",
-	"Gi+JjgqlpQpzeiLwvXEDkhLxI4XXXBYaRqyPB8AuLZVDTyr6tseVNvSVBYzbhX4uUE2iOBJsaEFJ3X51",
-	"qIfs/XMUfTOI9rvb31ryEdXfISI67llRR5IuIEMFJFa6Jo5kmQBkKueoPGcckFDkpVh1cgsGTIOQBtIB",
-	"E33MQHORTo/gBPf0DA1hu/Aone3dEPQLyP7Y4FDDCNVS7OU0ub5jhj1W5Cba3+7Ejfvf2bacyN7zoWXN",
-	"bqdDiPV/xSGKfa1RHWdhUig0qm808KyCbMTMYAoYz5bKsznCvAGUn3DA0xwXQXPtvr43gD7YpfRICo3E",
-	"NN+xzMsG+1cqhUFB/2SjUc6d8twaKXmZ4/BP/9ROk043/4PCXrQf/b+tqX2w5b7VWydultt0/uSlzssk",
-	"OoodWhp0Ql4Ko1hqDrya0glYXGhAlg6gxzHP2tGHODqSopfz9F5BP4RC8J8LtJZNgbBh2XLIeB4Dg5+O",
-	"X25aocZyq2kmYNgVirlDOOlSnuGZVJc8y1Dc5yHOeF+QPorhsjCE/VJHGQmZBKtfCbxjYVAJlj+1R7hv",
-	"EtGorlFBj/EcswOv/wtNiiOXfSveKsVZkhN3aH0pzTNrP90nyC+lNd4GNRvSAfJCZrzHcYEEqCS3NjzP",
-	"HRd4Kpm1hStj2kqKgA0egtsP26IxTetr2fByGB3zhE1yybJzKZ8z1cdPJSkuZTahq7dAWC3NBHThBf+O",
-	"EH2G6pqn+Fqwa8Zzdpnj/YoF68BYX6ZOjAIx09ZatbSsNZcCtJEKN6dSr9TlyjoQkDODio5zLuULJial",
-	"4Xa/Z1HMIJCGtvjG9wNWaGNZ0EHJrJsDSc3nSUqbb4YyZ9yiZRRXH7rIvl5OsbMTlpnHq640nbTIEF59",
-	"JTuB0P1asMIMpOK/4H0LKBIhwNIUtfY+3oazfGMYstwaE5jFgO9H1tqIQeG1vLL/kAq40RUZWzMTrXu6",
-	"eQBSxWQ257JvNcqYHP9UYWa9UZbP0kTIV12GxLnxHocjJe0pLKc/FYabyaeSS1zDGPMcHPJIoyrsoSJX",
-	"X8shmgEXfecDVXyP77k2N9gGr4UuRiOpDGYvMOPsnKy5Tyt8LexJfVe7W9ImW9cvaXc8TFMcGUfeLMu4",
-	"HcryEyVHqAy3tmeP5RrjaFT76NdoaC/UaZh5f2NqA7+tBk59c3n5T0yJ6Y8GmF7ZJZprY2nCzAZnJoT2",
-	"Un5zDcVUh7SjOc8njrRhptD1aIG8iuKoNi0cM6gfwK8RhF/mDlB8z4Yjq8eiy7xA5wSVTtlO5wb3Mo6e",
-	"Wru0uQ7L2H/4v9qpHEY1R4us2OYe23u7gWWfWfqs7MEmjol2w3YOfRVD5bNbieJYHJgBcv1iwHa/DQmB",
-	"ksSQ8Mz+lxRRYm9iepAS2jnoahQ0HT0sLAUjlMY6sCxTqHV00y2588RLye0HZLkZzOMitWSoFzPAcrZ0",
-	"RDzHkq8EAgqrhK2D7Wm2xFsZ0UpqVDuF8yNSbVweLoSPH9/85cypxiY+rnBC/+cGh3r+a5b3A2wfR1c8",
-	"C3/uBP7c54VeQXzYyW7p0An8B0wpNpmfao8RmvWcpyg0nuRep03J7/C7Vnd7p3X05yZ7dR/NsvCIGetu",
-	"RfvRxcVZiLqfWxVbc9jXEK1YSoNlVOdEBoXWtB5LlTUPkkqlMDUwkEpbiWmhnczKjEc3x73q+Cw5udox",
-	"hNsXuOZpvZ1y03nP/DBHN+qm4a+1j+rUD0AT42rHEPgvKZLTIImMwXN5jTlLZwR7Gd9ahyxOarfVlBfd",
-	"bWuEbO89gnTAFEsNKn3gnJAMpMgnwLQVi0z1pdjmmTXsBhToF2h9b4WmUAKzpvS9DR1sL4GbbOMjKXpc",
-	"Dde8aIHj+umXWjrlOMvi1vS9Tci2fvNukbgBQ+j6G8e8e+4NMlgQLm/6hULPp8+O4Mnu3mPwViVkaBjP",
-	"LR00IXOfh+wqZmCMwniHwEdquC5NyqBp5czh+dWaek/2eigya1R7YzmeapVlCKqZLnNivq4g562XH87P",
-	"T8ANgFRm2OCHXcuys6HWODLc5BjMjQ6kMqCL4ZCpSZmOuOIis//2+G4y3Hcsg5JwAlgz3jGY3ej16bFz",
-	"RVCkaF0M54fMbXYACbuUhdm/zJm4quXg/Ik1m2jgFCRswlWbdaMtRd+WWImXGcCn2FOoB7fjFOUmnwcY",
-	"fLfzZE3l1FgsCKp0V1yaVCwbcisSSCm8C1zV2VQxrXGoNOcozPEoaPH4XHiIBdEMKFLGtfVr6nEoT3Uu",
-	"BECuKdNXTs77DS6lzJGRbnThAH0Y3kM0FkaRaWvRUzaTGdQmhoEckzZhqeHXPoXfrjsfGTPYMnyIIerm",
-	"CzyKckeewUaieZZAmjM+tEfjxkc39GZQzORMm0MLDDcTd6rVQKEQxzoTLB0c9v3tLKc1yvOUG8yBWL+E",
-	"6ZWHSNJT2HO+NutUMnQlYVqznZYazG6xEKTEVieMqzXhdOGrisNnpd6Pb84p8mK9eaYhOfTBNopX7IMr",
-	"hICLotPZSWtL0QcN36mmlhzujwP7nfmyjkIYnrvChXp0zc9siM0nYX3hhc3Tdfbyc2Y2g0MDQ6lNY0jO",
-	"e2jJFDYeQ8YmejOu2Xkj5kejUwx1jt7obsNAFkr7wK/mfdHiYjN2yX2an8ohapc0PwAlXXWPXxvfGxIK",
-	"3DS15s72UjzcdL/43uW4rbBJTl6dncMWK8xgy09PDmAs1ZUG6RPg81rTblDG1EoB7qjjZk+4ToMzINdX",
-	"rpNO4IZDXPHaOyLrqAdXvbSOYMJbBYcWyObpnW7HN5dulJntJf7Q3D7K69llAol0sZW5o2w9bIQEcXli",
-	"AtXvH9cQXd9m0S0e0eg79dNLTC4bTN7njE+/mp+0wFX3OFnqsdvzn/hA3J2pIOePz1vy02qfsOXgSndK",
-	"OWdH+yKgRBR5noAU3nyplQDZb1xW0VVg3EBDBH4DkkVYek109AVTyTrcuYyiQgj66fhlSAV0H7eqeEZZ",
-	"QwOcEk49n5gAUQwvUcGGkHAcwyuQCv5z88CXbzTdmO4P3x+9+Hb70c7OYaezu7O3PROSedz0Gh7XQzJ/",
-	"f3vY+uHH1suT09bfOq0n737tPv7wh5AI85VA64r2hcmAeT9gfS0wI74fryS985UCnfOReXY1M/xcTqRh",
-	"wbEywxntdCSVzPPg6LUFvrPLF9VkybGolYitq9uuuWgCHiKuOXgmyJq3vN3Z7gbK4AIVZnOqy5/NY7xE",
-	"pt/DAThziesoNk/Gt9JtFTEvzXzQoACdLZvUCL7XiG3ZHH+SF3ZoneZWmUNjV6Gjsmwpz1H52mpKt7fh",
-	"FUVfBVDIAIZsQjlgYEKS025Xhg3MNcJuZ4eMbQmUyKLUcfnV9vZmw5NepQqwItKlJz1+WSfMFZDyVzt0",
-	"LlG7Kg0uobUXiyVHTUrvrR83b9zmAmnzUXa4c0uoVC5fsjHkz3Are+jrkiwCx066wMZUIsRQSYSqmv0K",
-	"ceTifjQ8JHSG8hqBVUaUkZUE8jtUIuh3L2f+6mFoIvyZkkPofvvtI4sbYg+7eBuqCtUM9AhTSJlS3Nfw",
-	"+PgcFCNK08vCh6J8FXuzmGGBqp9i9ttvHwU1v8a0UNxMzix+HB9cUvjisHAFCe6vZ+XKP745j0I1Pkkt",
-	"mOG7DeoBFYpJJtZ+DoVZ2vBqhIpMbkoUOD3FJhfCKj2LjSH1db1v2Wm/JPuQWNJOYIOJiRRI4SQqRt6M",
-	"IdGY91pStYg+E1c6SZqQOjaYGVwIqpSigrSSju1EN6F9IcqeArKUXTCnQt7AmJErdOKiJwNtLBqVpqiY",
-	"GSCvPAvdvhAX4o/w49mrl4DXqCbjASqMqTcpP2LaV7eAB83fEWwQk2wCz+wKfwTKPGlgCpslVPXCrcR1",
-	"Vj3Z3Xu82YafXMWvdWd6jOeFQg251f4ExYWA2VQYodrXlNGezzl1ICmLvT4X1OTmOsBcWQ1sdC1ddzud",
-	"GHwHBmx3NgkJTIAcsZ8LhMQpiWQfrHtosWP3nu2qsbdpNUTZtFfqk4PmSK4XqhawipLApbOpDBVmcDkB",
-	"nsWgJZAmqZr1XEMgA5cdoRUsbEoW/QEwhygXgrTSAbgBfcVHIJVdXOEImbFntIsSrk6ntW7cQeGKYF1Z",
-	"PJUaw8Zud8dhpywqmq+Gs4P2NtvwWlwJORZ2N7oct6RCK3Ywg43dTmfTbVzV2+p9d7XTlkBZCHuBfcaF",
-	"NvaeKAM65KIwSP/0pz8+sVDFzsaseCq2mwcmWZ46cBfsmfcbbQW+a0fjmjIoyfuWsk5USSklyXjYtF3b",
-	"Lpa4RrIkdtBi5j51bP6///0/0GN5bkmUmjyNpEs/PiE6lIWx2ofKUl0Q206Qyi5BNMZHyQEklvqPcqkx",
-	"SwhE7RsRK1g8MRA50Z1ZD47qHFxFn0KWDqzJYjEOdZlVQmGpt6TakhM2ukHMbbbhlICon/f4hMSVXb2f",
-	"y0uWE969MIFkhGof+MiDv0mkYAao0QcqNNXQust37sKBP2ltE7s4iUM7e1jkho9y7jhEyRxhw+n1buff",
-	"/4rdwO6//+UD/azyQoJod4RmNyCRXRKcpQNLWgY67b1//6sNzz1HuMJ1TWpvAslc+XVCpJcEi6kTAiiZ",
-	"K49OYKPqJKw1Em5WXXlVs6SHc7ZfMq7wffz0/BlkivXMNxqS6T4nMufpxANQfZx4Bj0ASXlKu7yrf691",
-	"onINu9tPvPRsFL9zYbXetMe3Da4oMIYhGsVTHUMm00qz2NV/fPOXM7pFIU0pZZz28tYKFbe4DrAXx+e1",
-	"eoLohTRSjaTM4fDk2Bo5qFxKOeq0u+2OHSpHKNiIR/vRTrvT3qFgrRmQhbDVHmOet0gybf1zfKXbZb1w",
-	"31XtVRLBWp/R92gsqNFM39h2p7OkEnm9CmRfMBjsRPjxzV/gDI1Tio/3uo832w3TJ9p/+y6OfCmFN2dG",
-	"xWXOU7jCiXaZ7WtUvDdxaXDt2kS+KfPD1jhgfU0pHWs1vbOr1+weKlSUOpD5PjNMWclc5clce7QplHAl",
-	"VY0i++6eFyLa69aZ1J1PygEzF2Iotdlsw6GvnCkjspa4oXA6paxjpZVymV4hVfVbHq6EmGZDa7h3fd/x",
-	"haAPLG8d+Eze3tSqsBxmJaBb18qQCmCXF3Sf63KziiNRmwtBzmPVUQwbYT7ZdATeJDAqafQdjqjNdzKb",
-	"fDTKapRLfmi6DNZx/XCHVD1Nbi9rwJvpjfg9d73sOuSGZlaXsFXrR6Up3ZunNLpp7KTuzs2TZlvaaN7e",
-	"KpsFWjLs5O0nN0+e7en6EEd7qyCl2YRJs1Y4YqAhbpnktCQJxIlNeRhHdSuQIuyVLVaGf/xX3U4cjVBZ",
-	"L3UUxZETBtF+1PXdJZVYlYVZLFfP54qJ6IUQ3RSoXFdPUZDDKuQYJLHTnHixu80x+m5AoDumlIVp3574",
-	"vhw6qG7+KVklvGruCpIAOe/Rvitsm73MFsvz+oWGruAwz1e6hadkAc+UqXnLteo6+/ouCBejZZ37cnng",
-	"RZbeC7xLO+8FLmoyc+f4ui51eu5awKmMG96CE0srsaVKHR0Wr4f5mOxM775td7anTfRkIF7KbEJhBBcE",
-	"VuShTE3AS8yl6FNvI/NhBN4Dbi5EJlHH1h7mop9jy3rnORdX3sssDcyBLMiVGlJXv12Gm5Bd6O+pUTt/",
-	"R2ZisD5/JXNx+6PBUDVMhtwg/92DsbjUWHyw+25j9x3qK+JNBk0JQrz7W6zBvVWMweaeW+m0B2ixceif",
-	"JpsWd8JZ4UxDjUb7TEHpMue8Z01HMXHt6eS+UvDL6lRrXfpI+oxmtYItJJV8k9K9S6WyOWolqbQbxluJ",
-	"FCBTrzRyH/jsnvwrNMAoc1vdA+ldBo7dymayRdEoHy5azBqn0jCDej9QFz59wo9ryJBlLv4zZirTbThx",
-	"33LRt8DQKlm5wIVwK1A4GHwZt66incQzLhVqTxasRp92E7k31aTAC5HxbH9Rnfg0okZV6XY/FxwLmwnT",
-	"ymt9R5w404/0OQWSDgnv/pYZVw8mwkM86fOQd0+r9owZseCMDScIuVoi8bwU0As91udcm7Ny0B1yYL2j",
-	"KsCDLmKR82sM++cxyDxDbZz8+1q93G+q+JJex60t52z9qnn2wWm9HF3ZVpMa/kyfn1Wec/110LdLgozL",
-	"3l7UNzy+WCsOfLS7uDjw728PW39jrV86rSf/aL37U6A8/MO7Va24uReYbm3H3YoGHVjLJ1WP733B8TYp",
-	"sMnF69PvgHLAv9TE12yXfRmC6dSqF/yzVq60TFPj+QG451ZAyPLJl/lA9/dofvAb3qEo9I/dLIjjlbDT",
-	"G5j8Gpfnap/zaxT+FR6PTocyrwToEc3F6DtyOHGBUY+WA9jr7NTe0pICfQ6YKYRMjkUQcadup0+Ct6d1",
-	"+MuwXLtGzHe8/6HxRRSW4ksw5p4nTBwFJu4pAOr7XH65FqV82e1aPtELL/eNe6TcPwTV4/RwurtQV9fi",
-	"Y5bM+LDkhj00U5hByjS2uNAoNDf8GvPJJtWOubhAH2Eg80zDL6gk+JgkVYDNp464NlQROK9MQqieDtkq",
-	"LecbB/pqaDty9r2LfFIFImpvZ9BhF72pXHZTBR4HXvF1r4Aa+ng8ULUEBqjwVVk6KHt0ZD3nyKz3bGn8",
-	"4Pp8FG2/gjqdvmD8hap7y+eO6Gqyyv3d0Ozl2x6zEVD/j50q++1fhGqGPOMlEU0nwqig1ArdSyp+KzTC",
-	"5aTRDxTDEik3L8Bcj9ZrB81dBEZqTc4rBUW6H3XnRVaIE5msqhOeESX13wRZxnvVuAdhMi9MVuDy6nX2",
-	"hxjKbWMop9jn2qDymdaweAoKo5uSLzR/69c5l3rGNi3NLv+jCaUDBEZKF/Wl0n1XdJwy4YWXW44K3J9s",
-	"zosl56hXYmkVp9fVPFdlEFWz0gAn1KaUkX3flwIfAqCfgxWwdpRgbYHyBdoZju49Lwe6jJZbH43OqCVW",
-	"yA1GyKLSH8+O6/k59d+vuXPXYZm6v8cfRPh9GwM7K3Ju9ZsWvzM59AWKle8psbzYPlhTgDy60Y1ZS0T4",
-	"n2Ky0mFUBH8kbZSzFHUZ7HGNOYINMTnwP2LVLOlwr9ZSTjkpP6Oewj6/RhFPe2yoIao22P49HRhqhZ4m",
-	"rKiXarezA+R7jbnGzdrKC4yeoZwaPXBYA1i5Bf3y06qTmXTRhVhUdeJa4u/YkfN99/ec3V4q2d1DJCEJ",
-	"/2DX/U7tugdHcTWp77j1Ywr+7nLB3/QaG8n55RlZy+GLs/SrdgCQzfypcp4PdseqXQneuXF9yJuzidJ4",
-	"cVj19obFDGFW3tSyqhE7+aep23XH2Z279IzqDwzdkFepBXKqhy0esiyfgx7+CqQFJVnYLP3NKa44qr4K",
-	"VFX8JhmxkmC4P6GwOOVbAup4lmv/dtOCpG/12t9tfxL2M5FODyLpcxJJX6qECQiWJQLlt+dyQwnX8i2+",
-	"u3HVm+9v3nPatXpmMOywl3mZh+Tr78HX/zJc9+1VJs//VugXKuRqGeHrSsz8Fkm3gtdfLhtIF4f8/br4",
-	"WyW3Wz3frR8SuA8BjE+Rj/04nLR3y8zrlF8+0+Trakr/IQX7VaRgv5qE6scRCh85m+pZcaWEqovN0ruG",
-	"9NKnfxI6oaeyE0hzZIp+lAkOp1+6aEIy93D0wqTkvTg7nyY1eYPcK7OTYfn3YLc8JCgfvJzfmty8Hx+n",
-	"WYHbfET97Tsraf3uoRfjWlzEVWFs7F8VpVqRqgCEHnigwKaP2VIybD4C/JrqAt0rnvXhLjQ+P74MVseA",
-	"LB34QtjLSdUkVVuiQtv8KmUbnn+/1Ldt0U/DYh0K37314d2H/wsAAP//",
+	"7H3/chu39e+rnNnbmUjtkiYpyY6luTNXUe1Eqe3oWnLcNnK70O4hiWoJMABWFJPxTN/h3pk+wvc9vn2T",
+	"Psl3cIBd7pIgRSqWHMf6J7FI/DgADj7nN/hzlMrRWAoURkf7P0dDZBkq+uezMzaw/89Qp4qPDZci2o8O",
+	"QRslxQCuWM4zZqQC2QczRFA4VqhRGGabHoBGkQE3cMHSS+ACkuN+65UU2HrJTDpMwEgYoIGdzi5MhjxH",
+	"25ZrSAulUJh2FEc6HeKIWRrMdIzRfqSN4mIQvX8fRy9kyhxJ8xSeDRHevH5RkpUqZAYzUKhloVK0Ayv8",
+	"seAKs2jfqAJXT/RKnhqpcHGeRMiWtl8l+zQRE3qCCoYyzzQYeYlCx3Zl6RCEhJSlQ4QRm8Il4hi2Xj8/",
+	"gqfdbhf++7/22r12r723vZoyFMUo2v8hKmeN3sUBal+jUdPWYd+gWqT47VDmCBpTKYhEmDB7PtiXCv0R",
+	"/ligNpAyAbpIU8QMtpQsRIYZFOPt4KFwYXCAiqZ/+/Zt67AwQxSGp8yEdu0rZApVEsOEmyEkqJRU//s8",
+	"4oIY6u+0cedRApMhCmBuI2HCNHjuwgyYsMfZL7Qlz27k4yd7ne1ND/bPrSN7JgESh9z4+WvnmrIRQl/J",
+	"keMqOs4tM+QauNCGiRS/0DDCkVRTkAq+Z/klTrdjSEZcaz8cN7QShSybDZUxwy6Yxubmlsc95CaKIztG",
+	"+MD/3HrNDL7gI25a9N/F9bx2p6qB5bmcYGYvo514wkUmJ9X1LXJ0Z2L/ypFpAwpHjAsuBjcefJ2M12Wv",
+	"FaTk2DeODmY8IRvOoTGw1DeCX4PhI4zt4J7TY7Bz0EWk6exKv/C7Yc/Nok6/yHNgA8ZFk4y+VCNmHCGP",
+	"d6N4ka73cTRmio3QeNw8KpSWKoxLicBr4xok5caPFV5xWWgYswEeALuwXA59qejbPlfa0FeWMG4H+rFA",
+	"NY3iSLCRJSV189WpHrHrFygGZhjtd3tfWvYR1d8hJjruW2AmXA4gvoDEyoLEsSwTgEzlHJW/GQcE4bwU",
+	"Ag5lYcg0CGkgHTIxwAw0F+lsCU7MzNbQEA1Ll9Lp7YaoX8L2xwZHGsaoVu5eTp3rM2bYZ0Vuov1eJ26c",
+	"/07P3kR2zUf2anY7HdpY/1cc4tg3GtVxFmaFQqP6QgPPKsrGzAxnhPFsJZ4tMOYNpHyPQ57muIyaK/f1",
+	"vRH03g6lx1JopEvzFcs8Nti/UikMCvonG49z7kT9o7GSFzmO/vAP7eT+bPLfKexH+9H/ejTTZh65b/Wj",
+	"E9fLTbq48lLmZRIdx44sDzqQl8IolpoDL6Z0AnYvNCBLh9DnmGft6H0cHUnRz3l6r6QfQiH4jwVaPaxA",
+	"2LLXcsR4HgOD749fbVtQY7mVNFMw7BLFwiIcupRreC7VBc8yFPe5iFM+ECSPYrgoDO1+KaOMhEyCla9E",
+	"3rEwqATLn9kl3DeLaFRXqKDPeI7ZgZf/hSbBkcuBhbdKcJbsxN22vpLmudWf7pPkV9Iqb8OaxusIeSkz",
+	"3ue4BAEq5NaG57m7BZ5L5jX3SvW3SBGwGEJ0+2aPqE1T+1rVvGxGyzxh01yy7EzKF0wN8GMhxYXMpnT0",
+	"lggrpZmALrzkX9FGn6K64im+EeyK8Zxd5Hi/sGDNLWt51ZlRIGbaaquWl7XmUgDZENsz1CtlubIGBOTM",
+	"oKLlnEn5kolpqbjd71oUMwgkoe1+4/WQFdrYK+ioZNbMgaRm8ySlzjfHmXNm0SqOqzddpl+v5tj5DqvU",
+	"43VHmnVapgivP5LtQNv9RrDCDKXiP+F9AxRBCLA0Re2NZdhymm8MI5ZbZQKzGPB6bLWNGBReyUv7D6mA",
+	"G12xsVUz0Zqn2wcgVUxqcy4HVqJMyE2RKsysNcryeZ4I2aqrNnGhvd/DsZJ2FfamPxOGm+nHwiWuYYJ5",
+	"Dm7zSKIq7KMiU1/LEZohFwNnA1X3Hq+5NjfoBm+ELsZjqQxmLzHj7Iy0uY8Lvpb2pD6rnS1pk67rh7Qz",
+	"HqYpjo1jb5Zl3DZl+YmSY1SGW92zz3KNcTSuffRzNLIH6iTMor0x04F/qBrObHN58Q9M6dIfDTG9tEM0",
+	"x8ZShZl3zkxp20v85hqKmQxpRwuWTxxpw0yh694CeRnFUa1b2GdQX4AfI0i/zEOEvpJOMZa5Ne6sfmxZ",
+	"bOvNHzqdTuc///x/9h/d5zHY/z957j94+pz8M3jNRmMrEaOLvEBnTpXm3U5n3lAdM2O1vmg/+tsPfzs/",
+	"v+50Wufn193n5+fXT57bfz59/u73vwvtzDOrCt8V6Sxj/8f/1U7lKKpZiaSCN5fV29v9JSt5bm9hpfU2",
+	"OYluaFibo69iqDwTFjcdkAEzQAZuDNgetCEhmpMYEp7Z/5K4TZorLpe1QF3tnsxajwp7TxFKkwRYlinU",
+	"OrqJF9164pWX6htkuRku7kVqL5tefs1Xg4+7qgvA851AQGFVjTGq8maW+1b67ZLa3ZzR+QHvZlwuLrQf",
+	"377906lTAJr7cYlT+j83ONKLX7N8EAC3OLrkWfhzJ9YWPi/0GiBpO7uhQyvwHzCl2HSxq11GqNcLnqLQ",
+	"eJIHvcyvpIGLnInLA/K9//I7f/hVq9vbaR39sXm5u49vhVm1b3qd+jcbgsMLq+nU/CYbSDgsEXLVtXAw",
+	"Sh5OrSdSZc2LnkqlMDUwlEpbwWVXPp1Hv8c3ux/rB15CTTVj6PBf4oar9eriTes99c0cY6ubmr/R3rlW",
+	"XwB1jKsZQ+S/Iofa3fNsxuCFvMKcpXOitvRdfiy+PamxU3MTuj2rrPb2HtcWfuCM1QykyKfAtBUsTA2k",
+	"6PHMGgBDCggJvEJlDcNCCcyaO3EbRu2toJtsqCMp+lyNNuREgZP66ldqxGU7C5LWRLqNa7/Omm6QuEFD",
+	"iD8by7x7eAkiQJAubyKEQhQUT93dewLe+oAMDeO55YMmZe7zkP7NDExQGG84eo8e16XpEVTBSZk/koUI",
+	"BCC+kRMYMTF16pZueGSGTB+UEc16JFSTNrHKde7n1IvzNbUVmnQWm6dpKSpGWhZIlaE6qIWYep0q5KkQ",
+	"mEIYSYWwlcyWmIBmUw1Dvy6Cm0q/WHXQNSX2Pd26Y9er15kX/3XFaVGr/ebs7ARcA0hlho1bvtvphHbL",
+	"cJNjMI9hKJUBXYxGTE3LjbrkIrP/9lzUhJGvWAbldQjwgvFm8fxEb14fO0McRYrWwHZW+MJkB5CwC1mY",
+	"fZICtQi0XzFtPicX+ZxBMut1o45N35a7Eq8y/15jX6Ee3u7+K9f5LABbu52nG+oEjcGCpEp3xKWqzbIR",
+	"t0BHsvhd4KhOZ/rABotKc47CHI+DmrDPWwkBC9o75bCEOxgo3Vee65wDjBwzTF866eUnuJAyR0YqiXOG",
+	"6cPwHKIxMIpMW0uPYvnM0N0fygnJSJYafuXTbdp16zVjBluGjzDE3XyJpVnOyDPYSjTPEkhzxkd2adyU",
+	"iTDbQfDMmTaHlhhupm5V65FCDr5NOlg+OBz401nNaxTlLCdYILF+CLMjD7Gk57AXfOOrUyHqWtBaU1lX",
+	"GlJusBCldK1OGFcb0umct9UNn0e9b9+ekd8RRWZ1tuTQu5rJW7cPLg0IzotOZyetDUUfNGzqmrB1e38c",
+	"mO/UJzUVwvDcpe3Ufcu+ZwM2n4blhQebZ5vM5fvMTQaHBkZSm0aTnPfRsilsPYGMTfV2XNNex8y3RicY",
+	"6jd6q9uDoSyU9mEPzQeixcW2zzGj/qkcoXby/ACUdJl4fmy8NgQK3DSl5k5v5T7cdL547TI8LNgkJ9+d",
+	"nsEjVpjhI989OYCJVJcapE//WJSadoLSo1wCuOOOmz0kdR6cI7k+cp11AiccuhVvvP23iXhwmYabAFOl",
+	"Jm/kXVyCzbMz7cU3Jy6VeR0/L7cYF+ZRXs6uAiSSxRZzx9lmuxEC4nLFRKqfP65tdH2aZad4RK3v1D1S",
+	"7uSqxmT0z7lS1rP+lnhI/J6sdJTY9Z94B+2diSDnBlnU5Ge5bmHNwSWulThnW/sUuEQUeZ6AFF59qSXA",
+	"2W9cTN3lH93AQ0R+g5Jlu/SG+OgT5pJNbucqjgpt0PfHr0IioPukVXlpygwy4BRu7fuwHIhidIEKtoSE",
+	"4xi+A6ng/24f+OSlphnT/ebro5df9h7v7Bx2Ors7e705p9WTptXwpOm0Omx9823r1cnr1l87rafvfu4+",
+	"eR90Pfk8uE2hvQyFLQSwFu2AzaXAHHw/WQu98zkHeNhXvRixYZdzzc/kVBoWbCsznJNOR1LJPA+23hjw",
+	"nV6+LCNRTkQtQXJT2XbFRZPwEHMt0DNF1jzlXqfXDSSBBvIrF0SXX5vf8XIz/RyOwLlD3ESweTa+lWyr",
+	"mHllRIwaBfhsVadGUKbGbKv6+JW8tE3rPLdOH2q7Dh+VSXt5jspXFlCySRu+I5+yAHIZUH2GRUFgQpLR",
+	"bkeGLcw1wm5nh5RtCRTgpMSJ8qteb7thSa+TA1sx6cqVHr+qM+Yam/IX23QhTWFdHlzBay/9Yd5x1KKC",
+	"oxr0733ccEWD3e5+B2YY+6vbgjvXJUvx/Cmrk34Nt9IoPy9sFjhx+AxbM0yNocLUqhrmEnHsPKfUPATb",
+	"I3mFwCo11MgKw/0MFYj/5pH6L56G5oY/V3IE3S+/fGz3hq6HHbwNVYZ7BnqMKaRMKe5zAL2HE4oxJcDI",
+	"wjvzfBVMM01oibI029kvv3wc1J00poXiZnpq98fdgwtyAB0WLtXH/fW8HPnbt2dRKEcwqbmDfLVS3SVF",
+	"Xt3EWiAhR1UbvhujIqOFQi1O0rPpubBqg92NEVWxXrdst5+SfUgsayewxcRUCiSHHBUzbMeQaMz7Lala",
+	"xJ+JS70mXYIqvpgZngvKtKSE1pKPbUfXoX0uypoksjWcO6zavKExY5coyUVfBsrgtJU7zGWB88o20+1z",
+	"cS5+D9+efvcK8ArVdDJEhTHVNuZHTPu8MfCk+TOCLbok28AzO8LvgSJ5mmKEybLEz8SXuO7uPdluw/eu",
+	"YsAahH3G80KhhtzqT0TFuQCQ/T6KjIuBJ8FudZmTygXYDfaFmFvMu1V7nTJvNRydhEM7MDEXZiDL0/Xj",
+	"aNjtdMviVyamsNvpAEXS6Iy4GBfGrdaSCF8/OwsMkXzz7PCPCRgpXT1r2ftCZlPq/IJT4aWyhz7ggiqR",
+	"XbjX5dnBVtdex26nE4MvPINeZ5vOjgmQY/ZjgZA42Zbsw5hpupl2ZfPFhHaPrGArK6tLMXjQbMn1UokI",
+	"Vr4TuXQkKkO7cxdT4FkMWgIJwKqi2lVtM3BhMRrB0qZkMRgCc+frfM8W1IAb0Jd8DFLZwRWOkRm7Rjso",
+	"7dXrWYovd1S43H9XDUQVFrC1291xu1NmGS4mAdtGe9sx7YdldTudq5KinbdSwfKZc6Nz04Y34lLIiY+M",
+	"u4kVWkzFDLZ2O51tR15VjKD3Hd/O6qUt/2lXP6qNPU0KwY+4KAzSP/0eHZ9Y2mNnglSAEVsKA50sYBw4",
+	"NvCM94W20szV6nJNAbbkuqWsjV3yU8lYnjZtx7aDJa7KNokdtZi5Tx2G/eef/x/6LM/tvlC9vpHEGscn",
+	"FVszn7PvYhy2g1R2COJEPk4OILFX+yiXGrOESNS+SruixbMMMR2drDXwKbnHpTsrZOnQ6mN2x6EOyCUV",
+	"9kxL3i7vy1Y3uHPbbXhNRNTXe3xCWGxHH+TyguW07x4pIRmj2gc+9uRvEyuYIWr0fixNBQbu8J01eeBX",
+	"WpvEDk5YT0kURW74OOfuHimZI2w5paXb+fe/Ytew++9/+TgQq4zU4LY7RrMTkDwqGc7ygWUtA5323r//",
+	"1YYX/t6UOGVl+hSShdqUhFgvCVaaJERQslA7ksBWVWZdq7LerkqWq0pyT+d8MXlc7ffxs7PnkCnWN19o",
+	"SGbznMicp1NPQPVx4i/oAUgKY9vhXXFQrUyfa9jtPfUY26gM4sKK9NkDCG1wucQxjNAonuoYMplWYtOO",
+	"/u3bP53SKQppSixyotmrYpTR5cpjXx6f1dJNopfSSDWWMofDk2OrwaFyGQdRp91td2xTOUbBxjzaj3ba",
+	"nfYO+fLNkNSfR+0J5nmLYOnRPyaXul0WUwxcsm+FCFa1jr5GY0mN5opqe53OijKNzcozfJ5xsEzr27d/",
+	"glM0TuI/2es+2W439Lpo/4d3ceQzbbyuNi4ucp7CJU61S3y4QsX7U5cloV0N3Rdl+oDVfNhAU8TPqoTv",
+	"7Og1pY7ym6UOJEacGqYsMldhVPd2hCmUcHmEjQqk7p4HEe0l8Fxk18dsgZlzYVUQq2P4dLHSYW+ZGwov",
+	"UHz6O42Uy/QSqeTJ3uEKxDQbIWki7lGGc0Ef2Lt14CXU3kxlsjfMIqAb12JIRbALG7vPdTlZdSNRm3NB",
+	"lnH13AJshe/JtmPwJoNRorEv/0ZtvpLZ9INxViOJ+X3THrJW+fs75OpZ7sOq6uS5wjGqSG0dOUfPTVVj",
+	"5fMxv/FSwl13KKGe1eE9qhX5U5fuzV0aJYq2U3fn5k7zdcLUb2+dyQJ1brZz7+nNnecLZd/H0d46m9Ks",
+	"bKdeaywxUGW8CnEtKwPd4CaOxlFde6TATaXDlT4x/1W3E0djVNZ0H0dx5EAk2o+6vmSvgmNZmOV4fLaQ",
+	"o0aPROkmEHNdve9DVryQE5B0DRdgyc62ABC7AUHgLrMsTPv2zPfp8EF18s9Im+FVxWyQBcijEe27fMn5",
+	"w2yxPK8faOgIDvN8rVNwtvRc9qPXeKtS3s/vgHD5tmxyXi69YJmG+BLvUj98icsqd906Pq9Dna275oUr",
+	"nam3uImldtlSpYwOw+thPiH91Jt9vU5v9jIJKZYXMpuS+8F5xhVZNjPV8QJzKQZUMM68+4H3gZtzkUnU",
+	"sdWjuRjk2LJWfc7FpbdOS8V0KAsywUb0VIodhpuQPunPqVFockfqZbCYZS01s/fBaKiq0EPmk/9uTsl8",
+	"UBabyuKD3ncbve9QX9LdZNBEELq7v0Qb3FtHGWzO+SidFcwtVw79e4+znGE4LZxqqNHXUM1M7Zz3reoo",
+	"pu7NDzJ7yWlmZarVLn14YU6yWmALoZKv6Lt3VCorCddCpd3wvpWbAqTqlUruwz27J/sKDTAKZ1fnQHKX",
+	"gbtuZeXlMi+WdzMtvxqvpWEG9X6g3GD2LirXkCHLnN9owlSm23DivqWAhysJoLdwaYBz4UYgNzL46gBd",
+	"eUnpzrj4sF1ZsMhhVqTmqgilwHOR8Wx/WfnBzBNHxQ52PudUC6sJs4R+fUc3ca7M7dfkgDqkffenzLh6",
+	"8EM9+KE+bZx8VlULzcGJU1IcgHK1Aik9euillu4Lrs1p2egOb269wC9wd52nI+dXGLbrY5B5hto43Pxc",
+	"reMvKr+U3sQcLvs8+lnz7L2Tljm6HLgmN/yRPj+tLO76U80/rHBOrnoIV9/wEm4ta/Px7qqszcPWX1nr",
+	"p07r6d9b7/4QSLt8/25d7W/hObxb63+34kFH1upO1Uuon7CfTgps3uLN+XdIMeefavA1/5RF6brp1LIl",
+	"/BuDLk9P0zsIB+BehQIhy5epFh3kX6P5xk94h1Do3+Ra4v8raacHifkVro4Nv+BXKPxjYX473ZZ5IUAv",
+	"Gi/fviO3J86h6rflAPY6O7WHDaVAH3NmCiGTExHcuNdupo+yb8/q9JfuvHaNme94/kPjkzYsx5dkLLwV",
+	"mzgO9Il3VIa8+nDtlvJVp2vviV56uG/dOyn+vbo+p1+xcAfq8mi8r5MZ787csotmCjNImcYWFxqF5oZf",
+	"YT7dpow2508YoP/Zjp9QSfC+TMpLWww5cW0ovXJRmIS2etbkUak539jQp5bblvMPvOTTyoFRe6CGFrvs",
+	"gfuyuC/wUvuy1wpvFkMf7g5UFaoBLvyuTGiUfVqyXvCRbvaG9IPp82Gk/RridPac/Ccq7u09d0xXwyr3",
+	"d0Oyl0/NzHtO/T92qqi5fxeu6SqNV3hCHYRRmqsF3QtKtis0wsW0UZ4WwwqUWwQwVzL4xlFzFw6VWs39",
+	"Ws6U7gedeZkW4iCTVdnLc1BS/zmpVXevavcAJotgssYtr34q48GHclsfymsccG1Q+QhtGJ6CYHRT0Ib6",
+	"P/p5waSe001Ltcv/gk1pAIGR0nmLqaDAJTmnTHjwcsNRQv3T7UVYcoZ6BUvrGL0ux7pKn6gqv4Y4pZqv",
+	"jPT7gRT4EFv9NWgBG3sJNgaUT1DPcHzv73KgZGu19tEoM1uhhdyghCxLGfLXcTM7p/5jYnduOqwS9/f4",
+	"6zS/bWVgZ82bW/3A0G8Mhz5BWPmaAtLL9YMNAeTxjWbMRhDhfxfPosO4CP5i5ThnKerS2eMKgQQbYXLg",
+	"f1GwmQrinoamWHRSfkaVjgN+hSKe1fRQAVatsf171jBUVz4LWFHt1m5nB8j2mnCN27WRlyg9IzlTeuCw",
+	"RrByA/rhZ9kqc+Gic7EsW8W9L3DHhpx/xOCeo+Irkd29ixNC+Ae97jeq1z0YiuuhvrutHxL4u6uBv2k1",
+	"NoLzqyOy9oYvj9KvWzlAOvPHink+6B3rVjN448bVPW/PB0rj5W7V2ysWc4xZWVOrskZs5+9nZtcdR3fu",
+	"0jKqv9Z0Q1yl5sipXgl5iLL8GuTwZ4AWFGRh8/y3ILjiqPoqkFXxizBiLWC4P1BYHvItCXV3lmv/ENaS",
+	"oG/1+ORtf5/7V4JOD5D0a4KkTxVhAsCyAlB+eSw3FHAtHza8G1O9+RzsPYddqzcbwwZ7GZd5CL7+Fmz9",
+	"T8N0763TefGHmz9RkKtFhK8qmPklSLeG1V8OGwgXh+z9OvytE9utXpPXDwHcBwfGx4jHfpibtHfLyOvs",
+	"vvxKg6/rCf2HEOxnEYL9bAKqHwYUPnA01V/FtQKqzjdL7yjSy6L+fe2E3h1PIM2RKfqNMDicfem8CcnC",
+	"K9xLg5L3Yux8nNDkDbhXRifD+PegtzwEKB+snF8a3LwfG6eZgdt8kf6HdxZp/eyhl+ZaXMRVYmzsXzGl",
+	"XJEqAYQehiDHpvfZUjBs0QP8hvIC3auh9ebONb7YvnRWx4AsHfpE2ItpVSRVG6LatsVRyjI8/16qL9ui",
+	"XyrGOhW+euv9u/f/EwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -67,6 +67,9 @@ func toSession(s storage.Session, current string) gen.Session {
 	return out
 }
 
+// noStore keeps answers that hold tokens out of every cache (RFC 9111 §5.2.2.5).
+const noStore = "no-store"
+
 // Login signs a user in.
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	pair, err := s.auth.Login(ctx, string(req.Body.Email), req.Body.Password)
@@ -83,7 +86,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	case err != nil:
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	return gen.Login200JSONResponse{Body: tokenPair(pair, s.now())}, nil
+	return gen.Login200JSONResponse{Body: tokenPair(pair, s.now()), Headers: gen.Login200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // RefreshTokens rotates a refresh token.
@@ -95,7 +98,7 @@ func (s *Server) RefreshTokens(ctx context.Context, req gen.RefreshTokensRequest
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	return gen.RefreshTokens200JSONResponse{Body: tokenPair(pair, s.now())}, nil
+	return gen.RefreshTokens200JSONResponse{Body: tokenPair(pair, s.now()), Headers: gen.RefreshTokens200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
 // Logout ends the caller's session.

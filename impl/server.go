@@ -86,8 +86,8 @@ func problem(status int, detail string, fields ...gen.FieldError) gen.Problem {
 	if detail != "" {
 		p.Detail = &detail
 	}
-	if len(fields) > 0 {
-		p.Errors = &fields
+	if n := len(fields); n > 0 {
+		p.Errors, p.ErrorCount = &fields, &n
 	}
 	return p
 }

@@ -50,6 +50,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
+	if err := privateFile(cfg.Path); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -79,6 +82,27 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
 	}
 	return &Store{db: sqlDB, q: sqlitedb.New(sqlDB)}, nil
+}
+
+// privateFile creates the database file 0600 before SQLite would create it 0644 less the
+// umask: it holds password hashes. SQLite gives the -wal and -shm files the database file's
+// mode, so they follow. A file that exists loses only what others may do with it.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o007 != 0 && fi.Mode().IsRegular() {
+		return os.Chmod(path, perm&^0o007)
+	}
+	return nil
 }
 
 // Migrate applies the pending migrations and returns how many it applied.
