@@ -693,7 +693,8 @@ type ClientInterface interface {
 
 	// Logout End this session
 	//
-	// The session ends and its access token is refused from now on.
+	// The session ends and its access token is refused from now on. Called with a service
+	// token, that token is revoked: every instance refuses it from now on.
 	//
 	// Corresponds with POST /auth/logout (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -974,7 +975,8 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 
 // Logout End this session
 //
-// The session ends and its access token is refused from now on.
+// The session ends and its access token is refused from now on. Called with a service
+// token, that token is revoked: every instance refuses it from now on.
 //
 // Corresponds with POST /auth/logout (the `Logout` operationId).
 func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2546,7 +2548,8 @@ type ClientWithResponsesInterface interface {
 
 	// LogoutWithResponse End this session
 	//
-	// The session ends and its access token is refused from now on.
+	// The session ends and its access token is refused from now on. Called with a service
+	// token, that token is revoked: every instance refuses it from now on.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5244,7 +5247,8 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 
 // LogoutWithResponse End this session
 //
-// The session ends and its access token is refused from now on.
+// The session ends and its access token is refused from now on. Called with a service
+// token, that token is revoked: every instance refuses it from now on.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -13619,37 +13623,37 @@ var swaggerSpec = []string{
 	"lnH13AJshe/JtmPwJoNRorEv/0ZtvpLZ9INxViOJ+X3THrJW+fs75OpZ7sOq6uS5wjGqSG0dOUfPTVVj",
 	"5fMxv/FSwl13KKGe1eE9qhX5U5fuzV0aJYq2U3fn5k7zdcLUb2+dyQJ1brZz7+nNnecLZd/H0d46m9Ks",
 	"bKdeaywxUGW8CnEtKwPd4CaOxlFde6TATaXDlT4x/1W3E0djVNZ0H0dx5EAk2o+6vmSvgmNZmOV4fLaQ",
-	"o0aPROkmEHNdve9DVryQE5B0DRdgyc62ABC7AUHgLrMsTPv2zPfp8EF18s9Im+FVxWyQBcijEe27fMn5",
-	"w2yxPK8faOgIDvN8rVNwtvRc9qPXeKtS3s/vgHD5tmxyXi69YJmG+BLvUj98icsqd906Pq9Dna275oUr",
-	"nam3uImldtlSpYwOw+thPiH91Jt9vU5v9jIJKZYXMpuS+8F5xhVZNjPV8QJzKQZUMM68+4H3gZtzkUnU",
-	"sdWjuRjk2LJWfc7FpbdOS8V0KAsywUb0VIodhpuQPunPqVFockfqZbCYZS01s/fBaKiq0EPmk/9uTsl8",
-	"UBabyuKD3ncbve9QX9LdZNBEELq7v0Qb3FtHGWzO+SidFcwtVw79e4+znGE4LZxqqNHXUM1M7Zz3reoo",
-	"pu7NDzJ7yWlmZarVLn14YU6yWmALoZKv6Lt3VCorCddCpd3wvpWbAqTqlUruwz27J/sKDTAKZ1fnQHKX",
-	"gbtuZeXlMi+WdzMtvxqvpWEG9X6g3GD2LirXkCHLnN9owlSm23DivqWAhysJoLdwaYBz4UYgNzL46gBd",
-	"eUnpzrj4sF1ZsMhhVqTmqgilwHOR8Wx/WfnBzBNHxQ52PudUC6sJs4R+fUc3ca7M7dfkgDqkffenzLh6",
-	"8EM9+KE+bZx8VlULzcGJU1IcgHK1Aik9euillu4Lrs1p2egOb269wC9wd52nI+dXGLbrY5B5hto43Pxc",
-	"reMvKr+U3sQcLvs8+lnz7L2Tljm6HLgmN/yRPj+tLO76U80/rHBOrnoIV9/wEm4ta/Px7qqszcPWX1nr",
-	"p07r6d9b7/4QSLt8/25d7W/hObxb63+34kFH1upO1Uuon7CfTgps3uLN+XdIMeefavA1/5RF6brp1LIl",
-	"/BuDLk9P0zsIB+BehQIhy5epFh3kX6P5xk94h1Do3+Ra4v8raacHifkVro4Nv+BXKPxjYX473ZZ5IUAv",
-	"Gi/fviO3J86h6rflAPY6O7WHDaVAH3NmCiGTExHcuNdupo+yb8/q9JfuvHaNme94/kPjkzYsx5dkLLwV",
-	"mzgO9Il3VIa8+nDtlvJVp2vviV56uG/dOyn+vbo+p1+xcAfq8mi8r5MZ787csotmCjNImcYWFxqF5oZf",
-	"YT7dpow2508YoP/Zjp9QSfC+TMpLWww5cW0ovXJRmIS2etbkUak539jQp5bblvMPvOTTyoFRe6CGFrvs",
-	"gfuyuC/wUvuy1wpvFkMf7g5UFaoBLvyuTGiUfVqyXvCRbvaG9IPp82Gk/RridPac/Ccq7u09d0xXwyr3",
-	"d0Oyl0/NzHtO/T92qqi5fxeu6SqNV3hCHYRRmqsF3QtKtis0wsW0UZ4WwwqUWwQwVzL4xlFzFw6VWs39",
-	"Ws6U7gedeZkW4iCTVdnLc1BS/zmpVXevavcAJotgssYtr34q48GHclsfymsccG1Q+QhtGJ6CYHRT0Ib6",
-	"P/p5waSe001Ltcv/gk1pAIGR0nmLqaDAJTmnTHjwcsNRQv3T7UVYcoZ6BUvrGL0ux7pKn6gqv4Y4pZqv",
-	"jPT7gRT4EFv9NWgBG3sJNgaUT1DPcHzv73KgZGu19tEoM1uhhdyghCxLGfLXcTM7p/5jYnduOqwS9/f4",
-	"6zS/bWVgZ82bW/3A0G8Mhz5BWPmaAtLL9YMNAeTxjWbMRhDhfxfPosO4CP5i5ThnKerS2eMKgQQbYXLg",
-	"f1GwmQrinoamWHRSfkaVjgN+hSKe1fRQAVatsf171jBUVz4LWFHt1m5nB8j2mnCN27WRlyg9IzlTeuCw",
-	"RrByA/rhZ9kqc+Gic7EsW8W9L3DHhpx/xOCeo+Irkd29ixNC+Ae97jeq1z0YiuuhvrutHxL4u6uBv2k1",
-	"NoLzqyOy9oYvj9KvWzlAOvPHink+6B3rVjN448bVPW/PB0rj5W7V2ysWc4xZWVOrskZs5+9nZtcdR3fu",
-	"0jKqv9Z0Q1yl5sipXgl5iLL8GuTwZ4AWFGRh8/y3ILjiqPoqkFXxizBiLWC4P1BYHvItCXV3lmv/ENaS",
-	"oG/1+ORtf5/7V4JOD5D0a4KkTxVhAsCyAlB+eSw3FHAtHza8G1O9+RzsPYddqzcbwwZ7GZd5CL7+Fmz9",
-	"T8N0763TefGHmz9RkKtFhK8qmPklSLeG1V8OGwgXh+z9OvytE9utXpPXDwHcBwfGx4jHfpibtHfLyOvs",
-	"vvxKg6/rCf2HEOxnEYL9bAKqHwYUPnA01V/FtQKqzjdL7yjSy6L+fe2E3h1PIM2RKfqNMDicfem8CcnC",
-	"K9xLg5L3Yux8nNDkDbhXRifD+PegtzwEKB+snF8a3LwfG6eZgdt8kf6HdxZp/eyhl+ZaXMRVYmzsXzGl",
-	"XJEqAYQehiDHpvfZUjBs0QP8hvIC3auh9ebONb7YvnRWx4AsHfpE2ItpVSRVG6LatsVRyjI8/16qL9ui",
-	"XyrGOhW+euv9u/f/EwAA//8=",
+	"o0aPROkmEHNdve9DVryQE5CiDUdWN/IGFCulxLmgTrEDt9oAVDFaqurlIz1+YEqkrI8dBj27lgX42Q2I",
+	"GQcVsjDt27P2p8NlFV89I12JV/W4QQYjf0m077Ix51mlxfK8zi6hIzjM87VOwVnqc7mVXp+uCoU/vwPC",
+	"5duyyXm55IVl+udLvEvt8yUuqwt26/i8DnW27pqPr3TV3uImlrprS5UaQBi8D/MJab/eqOx1erN3T0ht",
+	"vZDZlJwbzu+uyG6aKaYXmEsxoHJ05p0bvA/cnItMoo4tpHMxyLFVaISci0tv+5Zq71AWZOCN6CEWOww3",
+	"IeD259QoY7kj5TVYKrOWEtv7YDRUNe4h48x/N6fCPqiiTVX0Qau8jVZ5qC/pbjJoIgjd3V+ia+6to2o2",
+	"53yUzsrxlque/jXJWUYynBZO8dToK7RmhnzO+1YxFVP3oggZ1eSSszLV6q4+eDEnWS2whVDJ1wveOyqV",
+	"dYprodJueN/KTQFS9Uol9+Ge3ZP1hgYYBcurc/AmkLtuZV3nMh+Zd2ItvxqvpWEG9X6gmGH26irXkCHL",
+	"nFdqwlSm23DivqVwiis4oJd2aQBvlzknNfjaA135YOnOuOizXVmwhGJWAudqFKXAc5HxbH9ZccPMz0el",
+	"FHY+57ILqwmzcgF9Rzdxroju1+TeOqR996fMuHrwcj14uT5tnHxW1SLNwYlTUhyAcrUCKT166KWW7guu",
+	"zWnZ6A5vbr18MHB3nacj51cYtutjkHmG2jjc/Fyt4y8qv5TexBwu+zz6WfPsvZOWOboMuyY3/JE+P60s",
+	"7vpD0D+scH2uemZX3/DObi0n9PHuqpzQw9ZfWeunTuvp31vv/hBI6nz/bl3tb+GxvVvrf7fiQUfW6k7V",
+	"O6ufsJ9OCmze4s35d0gR7Z9q8DX/UEbpuunUcjH8C4YuC1DTKwsH4N6cAiHLd6/aCwrU12i+8RPeIRT6",
+	"F7+W+P9K2um5Y36FqyPPL/gVCv8Umd9Ot2VeCNB7ycu378jtiXOo+m05gL3OTu3ZRCnQR7SZQsjkRAQ3",
+	"7rWb6aPs27M6/aU7r11j5jue/9D4lBDL8SUZCy/RJo4DfVofFTmvPly7pXzV6dp7opce7lv3Cot/Da/P",
+	"6Tcy3IG6LB3v62TGuzO37KKZwgxSprHFhUahueFXmE+3KV/O+RMG6H8U5CdUErwvk7LeFkNOXBtK3lwU",
+	"JqGtnjV5VGrONzb0ieu25fzzMfm0cmDUnr+hxS57Pr8sHQy8A7/sLcSbxdCHuwNV/WuAC78r0yVln5as",
+	"F3ykm71Q/WD6fBhpv4Y4nT1W/4mKe3vPHdPVsMr93ZDs5UM2855T/4+dKibvX51rukrjFZ5QB2GURGtB",
+	"94JS+QqNcDFtFL/FsALlFgHMFSS+cdTchUOlVtG/ljOl+0FnXqaFOMhkVW70HJTUf6xq1d2r2j2AySKY",
+	"rHHLqx/iePCh3NaH8hoHXBtUPkIbhqcgGN0UtKH+j35eMKnndNNS7fK/j1MaQGCkdN5iKldwKdQpEx68",
+	"3HCUrv90exGWnKFewdI6Rq/L4K7SJ6q6siFOqaIsI/1+IAU+xFZ/DVrAxl6CjQHlE9QzHN/7uxwoCFut",
+	"fTSK2FZoITcoIctShvx13MzOqf9U2Z2bDqvE/T3+9s1vWxnYWfPmVj9f9BvDoU8QVr6mgPRy/WBDAHl8",
+	"oxmzEUT4X92z6DAugr+HOc5Zirp09rgyI8FGmBz43ytspoK4h6cpFp2Un1Ed5YBfoYhnFUNU3lVrbP+e",
+	"NQxVrc8CVlQZttvZAbK9Jlzjdm3kJUrPSM6UHjisEazcgH74WbbKXLjoXCzLVnGvF9yxIeefSLjnqPhK",
+	"ZHev7oQQ/kGv+43qdQ+G4nqo727rhwT+7mrgb1qNjeD86oisveHLo/TrVg6QzvyxYp4Pese61QzeuHFV",
+	"1dvzgdJ4uVv19orFHGNW1tSqrBHb+fuZ2XXH0Z27tIzqb0HdEFepOXKqN0geoiy/Bjn8GaAFBVnYPP8t",
+	"CK44qr4KZFX8IoxYCxjuDxSWh3xLQt2d5do/s7Uk6Fs9bXnbX//+laDTAyT9miDpU0WYALCsAJRfHssN",
+	"BVzLZxPvxlRvPjZ7z2HX6kXIsMFexmUegq+/BVv/0zDde+t0XvxZ6E8U5GoR4asKZn4J0q1h9ZfDBsLF",
+	"IXu/Dn/rxHart+r1QwD3wYHxMeKxH+Ym7d0y8jq7L7/S4Ot6Qv8hBPtZhGA/m4DqhwGFDxxN9VdxrYCq",
+	"883SK430bql/vTuhV80TSHNkin6BDA5nXzpvQrLwxvfSoOS9GDsfJzR5A+6V0ckw/j3oLQ8Bygcr55cG",
+	"N+/Hxmlm4Dbfu//hnUVaP3vopbkWF3GVGBv7N1IpV6RKAKGHIcix6X22FAxb9AC/obxA9yZpvblzjS+2",
+	"L53VMSBLhz4R9mJaFUnVhqi2bXGUsgzPv8bqy7bod5CxToWv3nr/7v3/BAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
