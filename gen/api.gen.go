@@ -2814,6 +2814,11 @@ type LoginResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
+type LoginResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2839,6 +2844,8 @@ type LoginResponse struct {
 	Headers401 *LoginResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LoginResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LoginResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2923,6 +2930,11 @@ type LogoutResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LogoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2938,6 +2950,8 @@ type LogoutResponse struct {
 	Headers401 *LogoutResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3002,6 +3016,11 @@ type LogoutAllResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// LogoutAllResponse503Headers the declared response headers of an HTTP 503 response for LogoutAll
+type LogoutAllResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LogoutAllResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3017,6 +3036,8 @@ type LogoutAllResponse struct {
 	Headers401 *LogoutAllResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutAllResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutAllResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3081,6 +3102,11 @@ type GetMeResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
+type GetMeResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3098,6 +3124,8 @@ type GetMeResponse struct {
 	Headers401 *GetMeResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMeResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3169,6 +3197,11 @@ type RequestPasswordResetResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// RequestPasswordResetResponse503Headers the declared response headers of an HTTP 503 response for RequestPasswordReset
+type RequestPasswordResetResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RequestPasswordResetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3190,6 +3223,8 @@ type RequestPasswordResetResponse struct {
 	Headers202 *RequestPasswordResetResponse202Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RequestPasswordResetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RequestPasswordResetResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -3264,6 +3299,11 @@ type ConfirmPasswordResetResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ConfirmPasswordResetResponse503Headers the declared response headers of an HTTP 503 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ConfirmPasswordResetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3281,6 +3321,8 @@ type ConfirmPasswordResetResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ConfirmPasswordResetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmPasswordResetResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3362,6 +3404,11 @@ type RefreshTokensResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// RefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RefreshTokens
+type RefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3387,6 +3434,8 @@ type RefreshTokensResponse struct {
 	Headers401 *RefreshTokensResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RefreshTokensResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RefreshTokensResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3471,6 +3520,11 @@ type ListSessionsResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListSessionsResponse503Headers the declared response headers of an HTTP 503 response for ListSessions
+type ListSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3488,6 +3542,8 @@ type ListSessionsResponse struct {
 	Headers401 *ListSessionsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListSessionsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3557,6 +3613,11 @@ type DeleteSessionResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteSessionResponse503Headers the declared response headers of an HTTP 503 response for DeleteSession
+type DeleteSessionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3576,6 +3637,8 @@ type DeleteSessionResponse struct {
 	Headers401 *DeleteSessionResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteSessionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteSessionResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3747,6 +3810,11 @@ type ListUsersResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListUsersResponse503Headers the declared response headers of an HTTP 503 response for ListUsers
+type ListUsersResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListUsersResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3770,6 +3838,8 @@ type ListUsersResponse struct {
 	Headers401 *ListUsersResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListUsersResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUsersResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3852,6 +3922,11 @@ type CreateUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
+type CreateUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3875,6 +3950,8 @@ type CreateUserResponse struct {
 	Headers201 *CreateUserResponse201Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUserResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3966,6 +4043,11 @@ type DeleteUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteUserResponse503Headers the declared response headers of an HTTP 503 response for DeleteUser
+type DeleteUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3991,6 +4073,8 @@ type DeleteUserResponse struct {
 	Headers401 *DeleteUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUserResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4090,6 +4174,11 @@ type GetUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// GetUserResponse503Headers the declared response headers of an HTTP 503 response for GetUser
+type GetUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4117,6 +4206,8 @@ type GetUserResponse struct {
 	Headers401 *GetUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4208,6 +4299,11 @@ type UpdateUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// UpdateUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateUser
+type UpdateUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4239,6 +4335,8 @@ type UpdateUserResponse struct {
 	Headers401 *UpdateUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4338,6 +4436,11 @@ type DeleteUserSessionsResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for DeleteUserSessions
+type DeleteUserSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteUserSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4359,6 +4462,8 @@ type DeleteUserSessionsResponse struct {
 	Headers401 *DeleteUserSessionsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteUserSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUserSessionsResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4446,6 +4551,11 @@ type ListUserVehiclesResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListUserVehiclesResponse503Headers the declared response headers of an HTTP 503 response for ListUserVehicles
+type ListUserVehiclesResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListUserVehiclesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4469,6 +4579,8 @@ type ListUserVehiclesResponse struct {
 	Headers401 *ListUserVehiclesResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListUserVehiclesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUserVehiclesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4556,6 +4668,11 @@ type ListVehiclesResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListVehiclesResponse503Headers the declared response headers of an HTTP 503 response for ListVehicles
+type ListVehiclesResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListVehiclesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4577,6 +4694,8 @@ type ListVehiclesResponse struct {
 	Headers401 *ListVehiclesResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListVehiclesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListVehiclesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4659,6 +4778,11 @@ type CreateVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// CreateVehicleResponse503Headers the declared response headers of an HTTP 503 response for CreateVehicle
+type CreateVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4690,6 +4814,8 @@ type CreateVehicleResponse struct {
 	Headers401 *CreateVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateVehicleResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4796,6 +4922,11 @@ type DeleteVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteVehicleResponse503Headers the declared response headers of an HTTP 503 response for DeleteVehicle
+type DeleteVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4819,6 +4950,8 @@ type DeleteVehicleResponse struct {
 	Headers401 *DeleteVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteVehicleResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4913,6 +5046,11 @@ type GetVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// GetVehicleResponse503Headers the declared response headers of an HTTP 503 response for GetVehicle
+type GetVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4938,6 +5076,8 @@ type GetVehicleResponse struct {
 	Headers401 *GetVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetVehicleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5024,6 +5164,11 @@ type UpdateVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// UpdateVehicleResponse503Headers the declared response headers of an HTTP 503 response for UpdateVehicle
+type UpdateVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5057,6 +5202,8 @@ type UpdateVehicleResponse struct {
 	Headers401 *UpdateVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateVehicleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5786,6 +5933,16 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LoginResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5880,6 +6037,16 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5974,6 +6141,16 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutAllResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6072,6 +6249,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6198,6 +6385,16 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RequestPasswordResetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6296,6 +6493,16 @@ func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordRese
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConfirmPasswordResetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6439,6 +6646,16 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6537,6 +6754,16 @@ func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6645,6 +6872,16 @@ func ParseDeleteSessionResponse(rsp *http.Response) (*DeleteSessionResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6847,6 +7084,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUsersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6987,6 +7234,16 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7133,6 +7390,16 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7310,6 +7577,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7474,6 +7751,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7589,6 +7876,16 @@ func ParseDeleteUserSessionsResponse(rsp *http.Response) (*DeleteUserSessionsRes
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteUserSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7732,6 +8029,16 @@ func ParseListUserVehiclesResponse(rsp *http.Response) (*ListUserVehiclesRespons
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUserVehiclesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7868,6 +8175,16 @@ func ParseListVehiclesResponse(rsp *http.Response) (*ListVehiclesResponse, error
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListVehiclesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8039,6 +8356,16 @@ func ParseCreateVehicleResponse(rsp *http.Response) (*CreateVehicleResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8178,6 +8505,16 @@ func ParseDeleteVehicleResponse(rsp *http.Response) (*DeleteVehicleResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8348,6 +8685,16 @@ func ParseGetVehicleResponse(rsp *http.Response) (*GetVehicleResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8519,6 +8866,16 @@ func ParseUpdateVehicleResponse(rsp *http.Response) (*UpdateVehicleResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -9388,7 +9745,14 @@ type NotModifiedResponse struct {
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
-type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
+type ServiceUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ServiceUnavailableResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
 	RetryAfter          *int
@@ -9592,10 +9956,13 @@ type Login503ApplicationProblemPlusJSONResponse struct {
 func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9684,10 +10051,13 @@ type Logout503ApplicationProblemPlusJSONResponse struct {
 func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9776,10 +10146,13 @@ type LogoutAll503ApplicationProblemPlusJSONResponse struct {
 func (response LogoutAll503ApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9874,10 +10247,13 @@ type GetMe503ApplicationProblemPlusJSONResponse struct {
 func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10022,10 +10398,13 @@ type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10146,10 +10525,13 @@ type ConfirmPasswordReset503ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmPasswordReset503ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10311,10 +10693,13 @@ type RefreshTokens503ApplicationProblemPlusJSONResponse struct {
 func (response RefreshTokens503ApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10409,10 +10794,13 @@ type ListSessions503ApplicationProblemPlusJSONResponse struct {
 func (response ListSessions503ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10534,10 +10922,13 @@ type DeleteSession503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteSession503ApplicationProblemPlusJSONResponse) VisitDeleteSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10743,10 +11134,13 @@ type ListUsers503ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10909,10 +11303,13 @@ type CreateUser503ApplicationProblemPlusJSONResponse struct {
 func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11082,10 +11479,13 @@ type DeleteUser503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11269,10 +11669,13 @@ type GetUser503ApplicationProblemPlusJSONResponse struct {
 func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11483,10 +11886,13 @@ type UpdateUser503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11624,10 +12030,13 @@ type DeleteUserSessions503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUserSessions503ApplicationProblemPlusJSONResponse) VisitDeleteUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11778,10 +12187,13 @@ type ListUserVehicles503ApplicationProblemPlusJSONResponse struct {
 func (response ListUserVehicles503ApplicationProblemPlusJSONResponse) VisitListUserVehiclesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11915,10 +12327,13 @@ type ListVehicles503ApplicationProblemPlusJSONResponse struct {
 func (response ListVehicles503ApplicationProblemPlusJSONResponse) VisitListVehiclesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12130,10 +12545,13 @@ type CreateVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response CreateVehicle503ApplicationProblemPlusJSONResponse) VisitCreateVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12287,10 +12705,13 @@ type DeleteVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteVehicle503ApplicationProblemPlusJSONResponse) VisitDeleteVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12458,10 +12879,13 @@ type GetVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response GetVehicle503ApplicationProblemPlusJSONResponse) VisitGetVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12688,10 +13112,13 @@ type UpdateVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateVehicle503ApplicationProblemPlusJSONResponse) VisitUpdateVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13493,93 +13920,93 @@ var swaggerSpec = []string{
 	"X25aocZyq2kmYNgVirlDOOlSnuGZVJc8y1Dc5yHOeF+QPorhsjCE/VJHGQmZBKtfCbxjYVAJlj+1R7hv",
 	"EtGorlFBj/EcswOv/wtNiiOXfSveKsVZkhN3aH0pzTNrP90nyC+lNd4GNRvSAfJCZrzHcYEEqCS3NjzP",
 	"HRd4Kpm1hStj2kqKgA0egtsP26IxTetr2fByGB3zhE1yybJzKZ8z1cdPJSkuZTahq7dAWC3NBHThBf+O",
-	"EH2G6pqn+Fqwa8Zzdpnj/YoF68BYX6ZOjAIx09ZatbSsNZcCtJEKN6dSr9TlyjoQkDODio5zLuULJial",
-	"4Xa/Z1HMIJCGtvjG9wNWaGNZ0EHJrJsDSc3nSUqbb4YyZ9yiZRRXH7rIvl5OsbMTlpnHq640nbTIEF59",
-	"JTuB0P1asMIMpOK/4H0LKBIhwNIUtfY+3oazfGMYstwaE5jFgO9H1tqIQeG1vLL/kAq40RUZWzMTrXu6",
-	"eQBSxWQ257JvNcqYHP9UYWa9UZbP0kTIV12GxLnxHocjJe0pLKc/FYabyaeSS1zDGPMcHPJIoyrsoSJX",
-	"X8shmgEXfecDVXyP77k2N9gGr4UuRiOpDGYvMOPsnKy5Tyt8LexJfVe7W9ImW9cvaXc8TFMcGUfeLMu4",
-	"HcryEyVHqAy3tmeP5RrjaFT76NdoaC/UaZh5f2NqA7+tBk59c3n5T0yJ6Y8GmF7ZJZprY2nCzAZnJoT2",
-	"Un5zDcVUh7SjOc8njrRhptD1aIG8iuKoNi0cM6gfwK8RhF/mDlB8z4Yjq8eiy7xA5wSVTtlO5wb3Mo6e",
-	"Wru0uQ7L2H/4v9qpHEY1R4us2OYe23u7gWWfWfqs7MEmjol2w3YOfRVD5bNbieJYHJgBcv1iwHa/DQmB",
-	"ksSQ8Mz+lxRRYm9iepAS2jnoahQ0HT0sLAUjlMY6sCxTqHV00y2588RLye0HZLkZzOMitWSoFzPAcrZ0",
-	"RDzHkq8EAgqrhK2D7Wm2xFsZ0UpqVDuF8yNSbVweLoSPH9/85cypxiY+rnBC/+cGh3r+a5b3A2wfR1c8",
-	"C3/uBP7c54VeQXzYyW7p0An8B0wpNpmfao8RmvWcpyg0nuRep03J7/C7Vnd7p3X05yZ7dR/NsvCIGetu",
-	"RfvRxcVZiLqfWxVbc9jXEK1YSoNlVOdEBoXWtB5LlTUPkkqlMDUwkEpbiWmhnczKjEc3x73q+Cw5udox",
-	"hNsXuOZpvZ1y03nP/DBHN+qm4a+1j+rUD0AT42rHEPgvKZLTIImMwXN5jTlLZwR7Gd9ahyxOarfVlBfd",
-	"bWuEbO89gnTAFEsNKn3gnJAMpMgnwLQVi0z1pdjmmTXsBhToF2h9b4WmUAKzpvS9DR1sL4GbbOMjKXpc",
-	"Dde8aIHj+umXWjrlOMvi1vS9Tci2fvNukbgBQ+j6G8e8e+4NMlgQLm/6hULPp8+O4Mnu3mPwViVkaBjP",
-	"LR00IXOfh+wqZmCMwniHwEdquC5NyqBp5czh+dWaek/2eigya1R7YzmeapVlCKqZLnNivq4g562XH87P",
-	"T8ANgFRm2OCHXcuys6HWODLc5BjMjQ6kMqCL4ZCpSZmOuOIis//2+G4y3Hcsg5JwAlgz3jGY3ej16bFz",
-	"RVCkaF0M54fMbXYACbuUhdm/zJm4quXg/Ik1m2jgFCRswlWbdaMtRd+WWImXGcCn2FOoB7fjFOUmnwcY",
-	"fLfzZE3l1FgsCKp0V1yaVCwbcisSSCm8C1zV2VQxrXGoNOcozPEoaPH4XHiIBdEMKFLGtfVr6nEoT3Uu",
-	"BECuKdNXTs77DS6lzJGRbnThAH0Y3kM0FkaRaWvRUzaTGdQmhoEckzZhqeHXPoXfrjsfGTPYMnyIIerm",
-	"CzyKckeewUaieZZAmjM+tEfjxkc39GZQzORMm0MLDDcTd6rVQKEQxzoTLB0c9v3tLKc1yvOUG8yBWL+E",
-	"6ZWHSNJT2HO+NutUMnQlYVqznZYazG6xEKTEVieMqzXhdOGrisNnpd6Pb84p8mK9eaYhOfTBNopX7IMr",
-	"hICLotPZSWtL0QcN36mmlhzujwP7nfmyjkIYnrvChXp0zc9siM0nYX3hhc3Tdfbyc2Y2g0MDQ6lNY0jO",
-	"e2jJFDYeQ8YmejOu2Xkj5kejUwx1jt7obsNAFkr7wK/mfdHiYjN2yX2an8ohapc0PwAlXXWPXxvfGxIK",
-	"3DS15s72UjzcdL/43uW4rbBJTl6dncMWK8xgy09PDmAs1ZUG6RPg81rTblDG1EoB7qjjZk+4ToMzINdX",
-	"rpNO4IZDXPHaOyLrqAdXvbSOYMJbBYcWyObpnW7HN5dulJntJf7Q3D7K69llAol0sZW5o2w9bIQEcXli",
-	"AtXvH9cQXd9m0S0e0eg79dNLTC4bTN7njE+/mp+0wFX3OFnqsdvzn/hA3J2pIOePz1vy02qfsOXgSndK",
-	"OWdH+yKgRBR5noAU3nyplQDZb1xW0VVg3EBDBH4DkkVYek109AVTyTrcuYyiQgj66fhlSAV0H7eqeEZZ",
-	"QwOcEk49n5gAUQwvUcGGkHAcwyuQCv5z88CXbzTdmO4P3x+9+Hb70c7OYaezu7O3PROSedz0Gh7XQzJ/",
-	"f3vY+uHH1suT09bfOq0n737tPv7wh5AI85VA64r2hcmAeT9gfS0wI74fryS985UCnfOReXY1M/xcTqRh",
-	"wbEywxntdCSVzPPg6LUFvrPLF9VkybGolYitq9uuuWgCHiKuOXgmyJq3vN3Z7gbK4AIVZnOqy5/NY7xE",
-	"pt/DAThziesoNk/Gt9JtFTEvzXzQoACdLZvUCL7XiG3ZHH+SF3ZoneZWmUNjV6Gjsmwpz1H52mpKt7fh",
-	"FUVfBVDIAIZsQjlgYEKS025Xhg3MNcJuZ4eMbQmUyKLUcfnV9vZmw5NepQqwItKlJz1+WSfMFZDyVzt0",
-	"LlG7Kg0uobUXiyVHTUrvrR83b9zmAmnzUXa4c0uoVC5fsjHkz3Are+jrkiwCx066wMZUIsRQSYSqmv0K",
-	"ceTifjQ8JHSG8hqBVUaUkZUE8jtUIuh3L2f+6mFoIvyZkkPofvvtI4sbYg+7eBuqCtUM9AhTSJlS3Nfw",
-	"+PgcFCNK08vCh6J8FXuzmGGBqp9i9ttvHwU1v8a0UNxMzix+HB9cUvjisHAFCe6vZ+XKP745j0I1Pkkt",
-	"mOG7DeoBFYpJJtZ+DoVZ2vBqhIpMbkoUOD3FJhfCKj2LjSH1db1v2Wm/JPuQWNJOYIOJiRRI4SQqRt6M",
-	"IdGY91pStYg+E1c6SZqQOjaYGVwIqpSigrSSju1EN6F9IcqeArKUXTCnQt7AmJErdOKiJwNtLBqVpqiY",
-	"GSCvPAvdvhAX4o/w49mrl4DXqCbjASqMqTcpP2LaV7eAB83fEWwQk2wCz+wKfwTKPGlgCpslVPXCrcR1",
-	"Vj3Z3Xu82YafXMWvdWd6jOeFQg251f4ExYWA2VQYodrXlNGezzl1ICmLvT4X1OTmOsBcWQ1sdC1ddzud",
-	"GHwHBmx3NgkJTIAcsZ8LhMQpiWQfrHtosWP3nu2qsbdpNUTZtFfqk4PmSK4XqhawipLApbOpDBVmcDkB",
-	"nsWgJZAmqZr1XEMgA5cdoRUsbEoW/QEwhygXgrTSAbgBfcVHIJVdXOEImbFntIsSrk6ntW7cQeGKYF1Z",
-	"PJUaw8Zud8dhpywqmq+Gs4P2NtvwWlwJORZ2N7oct6RCK3Ywg43dTmfTbVzV2+p9d7XTlkBZCHuBfcaF",
-	"NvaeKAM65KIwSP/0pz8+sVDFzsaseCq2mwcmWZ46cBfsmfcbbQW+a0fjmjIoyfuWsk5USSklyXjYtF3b",
-	"Lpa4RrIkdtBi5j51bP6///0/0GN5bkmUmjyNpEs/PiE6lIWx2ofKUl0Q206Qyi5BNMZHyQEklvqPcqkx",
-	"SwhE7RsRK1g8MRA50Z1ZD47qHFxFn0KWDqzJYjEOdZlVQmGpt6TakhM2ukHMbbaBinrdhQ6L3PBRzolS",
-	"ibRkjrDhVGy38+9/xU6Ede2/mJBiMpSFhk5779//Klei7ko9tuLH6pEJJHP1zAndZRKsTk6IIpO5euME",
-	"NqrWvFpn3mbV5lZ1H9q1Aw2IcSkN4fjp+TPIFOuZbzQk031OZM7TiQeg+jjxFH8AkhJ/dnlXUF5r7eQa",
-	"drefeHHUqCbnwqqRadNsG1yVXQxDNIqnOoZMppWotqv/+OYvZ3QdQpqSbZ068OqfqkVcS9WL4/Nagj56",
-	"IY1UIylzODw5tlYDKpejjTrtbrtjh8oRCjbi0X600+60dyj6aQakcrfaY8zzFrH61j/HV7pdFuD2XRlc",
-	"xWLWnIu+R2NBjWYasbY7nSWlveuV9PoKvGBp/49v/gJnaJyWebzXfbzZbtgS0f7bd3HkaxO8fTAqLnOe",
-	"whVOtEsVX6PivYnLK2vXd/FNmXC12pb1NeVIrBnyzq5eMySo8k/qQCr5zDBlWapKPLl+Y1Mo4WqUGlXr",
-	"3T3Pldorq5lcmM9yATMXYii12WzDoS9FKUOclrihcEK6LAyllXKZXiGVyVt5VkkFbf3z3U7XN/JeCPrA",
-	"8taBT43tTdW05TArUty6VhJUALtEm/tcl5tVHInaXAjyxqoWXdgI88mmI/AmgVGNoG8ZRG2+k9nko1FW",
-	"o/7wQ9MGt57ghzuk6mm2eFlH20yzwe+5jWTXITc0s7qErVqDJ03p3jyl0Z5iJ3V3bp402yNG8/ZW2SzQ",
-	"42Anbz+5efJsk9SHONpbBSnNrkaatcIRAx1myySnJUkgTmzKwziqm1UUsq6MmzKe4r/qduJohMq6faMo",
-	"jpwwiPajrm/XqMSqLMxiuXo+V51DT27opkDlunrbgTxAIccgiZ3mxIvdbY7RdwMC3TGlLEz79sT35dBB",
-	"dfNPySrhVbdUkATIG472XaXY7GW2WJ7XLzR0BYd5vtItPCV/Yqbuywekqzaur++CcDFa1rkvl1hdZOm9",
-	"wLu0817goq4td46v61Kn565FcMpA3C04sbQSW6rU0WHxepiPyc707tt2Z3valU4G4qXMJuSXu6iqIg9l",
-	"agJeYi5Fn5oFmffLeQ+4uRCZRB1be5iLfo4t6+7mXFx5b7k0MAeyIFdqSG3ydhluQnahv6dGMfodmYnB",
-	"gveVzMXtjwZD1YEYcoP8dw/G4lJj8cHuu43dd6iviDcZNCUI8e5vsQb3VjEGm3tupdOmmsXGoX/ra1ot",
-	"CWeFMw01Gu1D76XLnPOeNR3FxPV7k/tKQTyrU6116UPTM5rVCraQVPJdP/culcpuo5Wk0m4YbyVSgEy9",
-	"0sh94LN78q/QAKNUaHUPpHcZOHYru7MWRaN8uGgxa5xKwwzq/UCh9fRNPK4hQ5a5+M+YqUy34cR9y0Xf",
-	"AkOrZOUCF8KtQAF98HXRuop2Es+43KI9WbC8e9qe4x4pkwIvRMaz/UWF19OIGpV52/1ccCxsJkxLmfUd",
-	"ceJMg8/nFEg6JLz7W2ZcPZgID/Gkz0PePa36HWbEgjM2nCDkaonE81JAL/RYn3NtzspBd8iB9RalAA+6",
-	"iEXOrzHsn8cg8wy1cfLva/Vyv6niS3odt7acs/Wr5tkHp/VydHVQTWr4M31+VnnO9ec23y4JMi57zFDf",
-	"8Jphrdru0e7iaru/vz1s/Y21fum0nvyj9e5PgXrrD+9WteLmnjS6tR13Kxp0YC2fVL1m9wXH26TAJhev",
-	"T78DygH/UhNfs23rZQimUysH8O9EuVotTZ3cB+DeLwEhyzdU5gPd36P5wW94h6LQvx6zII5Xwk6PSvJr",
-	"XJ6rfc6vUfhnbTw6Hcq8EqBXKRej78jhxAVGPVoOYK+zU3ucSgr0OWCmEDI5FkHEnbqdPgnentbhL8Ny",
-	"7Rox3/H+h8YXUViKL8GYe+8vcRSYuN56aqRcfrkWpXzZ7Vo+0Qsv94179du/rNTj9BK5u1BXneJjlsz4",
-	"sOSGPTRTmEHKNLa40Cg0N/wa88kmFWO5uEAfYSDzTMMvqCT4mCSVVM2njrg2VGI3r0xCqJ4O2Sot5xsH",
-	"+vJiO3L2AYl8UgUiao9R0GEXPVJcticFXttd8bmsgBr6eDxQ9dgFqPBVWYsne3RkPefIrPcOaPzg+nwU",
-	"bb+COp0+CfyFqnvL547oarLK/d3Q7OVjGbMRUP+PnSr77Z9YaoY84yURTSfCqELTCt1LKn4rNMLlpNFg",
-	"E8MSKTcvwFzT02sHzV0ERmpdwysFRbofdedFVogTmawqvJ0RJfUf2VjGe9W4B2EyL0xW4PLqufOHGMpt",
-	"Yyin2OfaoPKZ1rB4Cgqjm5IvNH/r1zmXesY2Lc0u/ysEpQMERkoX9aVaeFc6nDLhhZdbjirGn2zOiyXn",
-	"qFdiaRWnl1iaVWUQVffPACfU95ORfd+XAh8CoJ+DFbB2lGBtgfIF2hmO7j0vB9p2llsfjVajJVbIDUbI",
-	"otIfz47r+Tn1H4S5c9dhmbq/x18Y+H0bAzsrcm71IxG/Mzn0BYqV7ymxvNg+WFOAPLrRjVlLRPjfNrLS",
-	"YVQEf3VslLMUdRnscY05gg0xOfC/CtUs6XDPwFJOOSk/oya9Pr9GEU97bKitqTbY/j0dGOotniasqCNq",
-	"t7MD5HuNucbN2soLjJ6hnBo9cFgDWLkF/fLTqpOZdNGFWFR14nrM79iR843s95zdXirZ3cseIQn/YNf9",
-	"Tu26B0dxNanvuPVjCv7ucsHf9BobyfnlGVnL4Yuz9Kt2AJDN/Klyng92x6pdCd65cd3Em7OJ0nhxWPX2",
-	"hsUMYVbe1LKqETv5p6nbdcfZnbv0jOov9tyQV6kFcqqXIh6yLJ+DHv4KpAUlWdgs/c0prjiqvgpUVfwm",
-	"GbGSYLg/obA45VsC6niWa/8Y0oKkb/V83m1/Y/UzkU4PIulzEklfqoQJCJYlAuW353JDCdfycbu7cdWb",
-	"D1rec9q1ercv7LCXeZmH5Ovvwdf/Mlz37VUmz//45hcq5GoZ4etKzPwWSbeC118uG0gXh/z9uvhbJbdb",
-	"vYetHxK4DwGMT5GP/TictHfLzOuUXz7T5OtqSv8hBftVpGC/moTqxxEKHzmb6llxpYSqi83Su4b0dKZ/",
-	"Yzmht6cTSHNkin7lCA6nX7poQjL3EvPCpOS9ODufJjV5g9wrs5Nh+fdgtzwkKB+8nN+a3LwfH6dZgdt8",
-	"lfztOytp/e6hF+NaXMRVYWzsXxWlWpGqAIQeeKDApo/ZUjJsPgL8muoC3Sue9eEuND4/vgxWx4AsHfhC",
-	"2MtJ1SRVW6JC2/wqZRuef7/Ut23Rb61iHQrfvfXh3Yf/CwAA//8=",
+	"EH2G6pqn+Fqwa8Zzdpnj/YoF68BYX6ZOjAIx09ZanVqbMQ3QqDWXArSRCjenMrDU7Mq6E8CsOwFJzbdI",
+	"SttqhgJm3I9lN1sfSgc5l/IFE5PSRLxfrClmEMgWsDeL7wes0MYy+31hYIElv5w3ZicsM8RXXWk6aZHJ",
+	"vfpKdgKh+7VghRlIxX/B+xaFJKyApSlq7b3JDWdjxzBkuTVbMIsB34+sXRODwmt5Zf8hFXCjKxaxBi1a",
+	"R3jzAKSKyUDPZd/qrjGFGFKFmfV7WT5LEyGveBkS58Z7HI6UtKewMuWpMNxMPpUE5BrGmOfgkEe6W2EP",
+	"FQUVtByiGXDRd95WJVPwPdfmBivktdDFaCSVwewFZpydk934acW8hT2p72p3S9pkVfsl7Y6HaYoj48ib",
+	"ZRm3Q1l+ouQIleHWyu2xXGMcjWof/RoN7YU6XTbv2Uyt7bfVwGkUQF7+E1Ni+qMBpld2iebaWBpLs2Gg",
+	"CaG91BRcQzHVVu1ozseKI22YKXQ9LiGvojiqTQtHJ+oH8GsE4Ze5AxTfs+HIaszoMi/QuVul+7fTucGR",
+	"jaOn1gJursMy9h/+r3Yqh1HNpSN7ubnH9t5uYNlnlj4ry7OJY6LdsEVFX8VQRQesRHEsDswAOZkxYLvf",
+	"hoRASWJIeGb/S4oosTcxPUgJ7Rx0NQqajh4WloIRSrcAWJYp1Dq66ZbceeKl5PYDstwM5nGRWjLUixlg",
+	"OVs6Ip5jyVcCAYVVwtaV9zRb4q20ZpIa1U7h/IhUG5eHC+Hjxzd/OXOqsYmPK5zQ/7nBoZ7/muX9ANvH",
+	"0RXPwp87gT/3eaFXEB92sls6dAL/AVOKTean2mOEZj3nKQqNJ7nXaVPyO/yu1d3eaR39ucle3UezLDxi",
+	"xjp20X50cXEWou7nVsXWQgNriFYspcEyqnMig4J4Wo+lypoHSaVSmBoYSKWtxLTQTmZlxqObI2x1fJac",
+	"XO0Ywu0LXPO03k656bxnfpijG3XT8Nfax4/qB6CJcbVjCPyXFDNqkETG4Lm8xpylM4K9jKStQxYntdtq",
+	"yovutjVCtvceQTpgiqUGlT5wDk4GUuQTYNqKRab6UmzzzBp2A0opCLRevkJTKIFZU/rehg62l8BNtvGR",
+	"FD2uhmtetMBx/fRLLZ1ynGVxa/reJjhcv3m3SNyAIXT9jWPePfcGGSwIlzf9QkHu02dH8GR37zF4qxIy",
+	"NIznlg6akLnPQ3YVMzBGYbxD4GNCXJcmZdC0cubw/GpNvSd7PRSZNaq9sRxPtcoyBNVMlzkxX1eQ89bL",
+	"D+fnJ+AGQCozbPDDrmXZ2aBuHBlucgxmYQdSGdDFcMjUpEx8XHGR2X97fDcZ7juWQUk4AawZ7xjMbvT6",
+	"9Ni5IihStC6G80PmNjuAhF3Kwuxf5kxc1bJ9/sSaTTRwCkc24arNutGWom9LrMTLDOBT7CnUg9txinKT",
+	"zwMMvtt5sqZyaiwWBFW6Ky5NKpYNuRUJpBTeBa7qbKqY1jhUmnMU5ngUtHh81j3EgmgGFJPj2vo19RiX",
+	"pzoXAiDXlOkrJ+f9BpdS5shIN7pwgD4M7yEaC6PItLXoKW/KDGoTw0COSZuw1PBrXyzQrjsfGTPYMnyI",
+	"IermCzyKckeewUaieZZAmjM+tEfjxkc39GZQzORMm0MLDDcTd6rVQKEQxzoTLB0c9v3tLKc1yiiVG8yB",
+	"WL+E6ZWHSNJT2HO+NutUMnQlYVqznZYazG6xEKTEVieMqzXhdOGrisNnpd6Pb84p8mK9eaYhOfTBNopX",
+	"7IMruYCLotPZSWtL0QcN36mmlhzujwP7nfkCkkIYnrsSiXp0zc9siM0nYX3hhc3Tdfbyc2Y2g0MDQ6lN",
+	"Y0jOe2jJFDYeQ8YmejOu2Xkj5kejUwx1jt7obsNAFkr7wK/mfdHiYjN2ZQQ0P5VD1C49fwBKujoivza+",
+	"NyQUuGlqzZ3tpXi46X7xvcumW2GTnLw6O4ctVpjBlp+eHMBYqisN0qfa57Wm3aCMqZUC3FHHzZ5wnQZn",
+	"QK6vXCedwA2HuOK1d0TWUQ+uTmodwYS3Cg4tkM3TO92Oby4SKXPoS/yhuX2U17PLBBLpYitzR9l62AgJ",
+	"4vLEBKrfP64hur7Nols8otF36qeXmFw2mLzPGZ9+NT9pgavucbLUY7fnP/GBuDtTQc4fn7fkp3VFYcvB",
+	"FQmVcs6O9uVGiSjyPAEpvPlSKzay37j8pav1uIGGCPwGJIuw9Jro6AumknW4cxlFhRD00/HLkAroPm5V",
+	"8YyyWgc4JZx6PjEBohheooINIeE4hlcgFfzn5oEvFGm6Md0fvj968e32o52dw05nd2dveyYk87jpNTyu",
+	"h2T+/vaw9cOPrZcnp62/dVpP3v3affzhDyER5muO1hXtC5MB837A+lpgRnw/Xkl65ysFOucj8+xqZvi5",
+	"nEjDgmNlhjPa6UgqmefB0WsLfGeXL6r+kmNRK0ZbV7ddc9EEPERcc/BMkDVvebuz3Q0U3AVq2eZUlz+b",
+	"x3iJTL+HA3DmEtdRbJ6Mb6XbKmJemvmgQQE6WzapEXyvEduyOf4kL+zQOs2tMofGrkJHZYFUnqPyVdyU",
+	"bm/DK4q+CqCQAQzZhHLAwIQkp92uDBuYa4Tdzg4Z2xIokUWp4/Kr7e3Nhie9Sr1hRaRLT3r8sk6YKyDl",
+	"r3boXKJ2VRpcQmsvFkuOmpTeWz9u3rjNBdLmo+xw55ZQqVy+ZGPIn+FW9tDXJVkEjp10gY2pRIihkghV",
+	"3fwV4sjF/Wh4SOgM5TUCq4woIysJ5HeoRNDvXs781cPQRPgzJYfQ/fbbRxY3xB528TZUtbAZ6BGmkDKl",
+	"uK/h8fE5KEaUppeFD0X5evlmMcMCVT/F7LffPgpqfo1pobiZnFn8OD64pPDFYeEKEtxfz8qVf3xzHoVq",
+	"fJJaMMP3NdQDKhSTTKz9HAqztOHVCBWZ3JQocHqKTS6EVXoWG0PqIHvfstN+SfYhsaSdwAYTEymQwklU",
+	"9rwZQ6Ix77WkahF9Jq5IkzQh9YYwM7gQVClFBWklHduJbkL7QpTdC2Qpu2BOhbyBMSNX6MRFTwYaZjQq",
+	"TVExM0BeeRa6fSEuxB/hx7NXLwGvUU3GA1QYUxdUfsS0r24BD5q/I9ggJtkEntkV/giUedLAFDZLqOqF",
+	"W4nr4Xqyu/d4sw0/udpi6870GM8LhRpyq/0JigsBs6kwQrWvKaM9n3PqdVIWe30uqJ3O9Zq5shrY6Fq6",
+	"7nY6MfheD9jubBISmAA5Yj8XCIlTEsk+WPfQYsfuPdu/Y2/TaoiyPbDUJwfNkVwvVC1gFSWBS2dTGSrM",
+	"4HICPItBSyBNUrUFutZDBi47QitY2JQs+gNgDlEuBGmlA3AD+oqPQCq7uMIRMmPPaBclXJ1Oa924g8IV",
+	"wboCfCpqho3d7o7DTllUNF8NZwftbbbhtbgScizsbnQ5bkmFVuxgBhu7nc6m27iqt9X77mqnzYeyEPYC",
+	"+4wLbew9UQZ0yEVhkP7pT398YqGKnY1Z8VRsNw9Msjx14C7YM+832gp81/jGNWVQkvctZZ2oklJKkvGw",
+	"abu2XSxxLWtJ7KDFzH3q2Px///t/oMfy3JIotZMaSZd+fEJ0KAtjtQ+Vpbogtp0glV2CaIyPkgNILPUf",
+	"5VJjlhCI2rc8VrB4YiByojuzHhzVObiKPoUsHViTxWIc6jKrhMJSb0m1JSdsdIOY22wDFfW6Cx0WueGj",
+	"nBOlEmnJHGHDqdhu59//ip0I69p/MSHFZCgLDZ323r//Va5EfZx6bMWP1SMTSObqmRO6yyRYnZwQRSZz",
+	"9cYJbFRNgLUewM2qoa7qc7RrB1od41IawvHT82eQKdYz32hIpvucyJynEw9A9XHiKf4AJCX+7PKuoLzW",
+	"RMo17G4/8eKoUU3OhVUj0/bcNrgquxiGaBRPdQyZTCtRbVf/8c1fzug6hDQl2zp14NU/VYu45q0Xx+e1",
+	"BH30QhqpRlLmcHhybK0GVC5HG3Xa3XbHDpUjFGzEo/1op91p71D00wxI5W61x5jnLWL1rX+Or3S7LMDt",
+	"uzK4isWsORd9j8aCGs20fG13OktKe9cr6fUVeMHS/h/f/AXO0Dgt83iv+3iz3bAlov237+LI1yZ4+2BU",
+	"XOY8hSucaJcqvkbFexOXV9auw+ObMuFqtS3ra8qRWDPknV29ZkhQ5Z/UgVTymWHKslSVeHKdzaZQwtUo",
+	"NarWu3ueK7VXVjO5MJ/lAmYuxFBqs9mGQ1+KUoY4LXFD4YR0WRhKK+UyvUIqk7fyrJIK2vrnu52ubxm+",
+	"EPSB5a0Dnxrbm6ppy2FWpLh1rSSoAHaJNve5LjerOBK1uRDkjVXNwLAR5pNNR+BNAqMaQd+ciNp8J7PJ",
+	"R6OsRv3hh6YNbj3BD3dI1dNs8bLeuZlmg99zG8muQ25oZnUJW7VWUprSvXlKoz3FTuru3DxpthuN5u2t",
+	"slmgx8FO3n5y8+TZJqkPcbS3ClKa/ZM0a4UjBnrZlklOS5JAnNiUh3FUN6soZF0ZN2U8xX/V7cTRCJV1",
+	"+0ZRHDlhEO1HXd+uUYlVWZjFcvV8rjqHHvfQTYHKdfWKBHmAQo5BEjvNiRe72xyj7wYEumNKWZj27Ynv",
+	"y6GD6uafklXCq26pIAmQNxztu0qx2ctssTyvX2joCg7zfKVbeEr+xEzdlw9IV21cX98F4WK0rHNfLrG6",
+	"yNJ7gXdp573ARV1b7hxf16VOz12L4JSBuFtwYmkltlSpo8Pi9TAfk53p3bftzva0/50MxEuZTcgvd1FV",
+	"RR7K1AS8xFyKPjULMu+X8x5wcyEyiTq29jAX/Rxb1t3Nubjy3nJpYA5kQa7UkBry7TLchOxCf0+NYvQ7",
+	"MhODBe8rmYvbHw2GqgMx5Ab57x6MxaXG4oPddxu771BfEW8yaEoQ4t3fYg3urWIMNvfcSqdNNYuNQ/+q",
+	"2LRaEs4KZxpqNNqH3kuXOec9azqKiev3JveVgnhWp1rr0oemZzSrFWwhqeS7fu5dKpXdRitJpd0w3kqk",
+	"AJl6pZH7wGf35F+hAUap0OoeSO8ycOxWdmctikb5cNFi1jiVhhnU+4FC6+nre1xDhixz8Z8xU5luw4n7",
+	"lou+BYZWycoFLoRbgQL64OuidRXtJJ5xuUV7smB597Q9xz2HJgVeiIxn+4sKr6cRNSrztvu54FjYTJiW",
+	"Mus74sSZBp/PKZB0SHj3t8y4ejARHuJJn4e8e1r1O8yIBWdsOEHI1RKJ56WAXuixPufanJWD7pAD6y1K",
+	"AR50EYucX2PYP49B5hlq4+Tf1+rlflPFl/Q6bm05Z+tXzbMPTuvl6OqgmtTwZ/r8rPKc6w97vl0SZFz2",
+	"bKK+4d3EWrXdo93F1XZ/f3vY+htr/dJpPflH692fAvXWH96tasXNPWl0azvuVjTowFo+qXo37wuOt0mB",
+	"TS5en34HlAP+pSa+ZtvWyxBMp1YO4N+JcrVamjq5D8C9XwJClm+ozAe6v0fzg9/wDkWhfz1mQRyvhJ2e",
+	"r+TXuDxX+5xfo/DP2nh0OpR5JUDvXy5G35HDiQuMerQcwF5np/Y4lRToc8BMIWRyLIKIO3U7fRK8Pa3D",
+	"X4bl2jVivuP9D40vorAUX4Ix95Zg4igwcb311Ei5/HItSvmy27V8ohde7hv3vrh/WanH6c1zd6GuOsXH",
+	"LJnxYckNe2imMIOUaWxxoVFobvg15pNNKsZycYE+wkDmmYZfUEnwMUkqqZpPHXFtqMRuXpmEUD0dslVa",
+	"zjcO9OXFduTsAxL5pApE1B6joMMueg65bE8KvOu74nNZATX08Xig6rELUOGrshZP9ujIes6RWe/F0fjB",
+	"9fko2n4FdTp9fPgLVfeWzx3R1WSV+7uh2cvHMmYjoP4fO1X22z+x1Ax5xksimk6EUYWmFbqXVPxWaITL",
+	"SaPBJoYlUm5egLmmp9cOmrsIjNS6hlcKinQ/6s6LrBAnMllVeDsjSuo/57GM96pxD8JkXpiswOXVw+oP",
+	"MZTbxlBOsc+1QeUzrWHxFBRGNyVfaP7Wr3Mu9YxtWppd/vcOSgcIjJQu6ku18K50OGXCCy+3HFWMP9mc",
+	"F0vOUa/E0ipOL7E0q8ogqu6fAU6o7ycj+74vBT4EQD8HK2DtKMHaAuULtDMc3XteDrTtLLc+Gq1GS6yQ",
+	"G4yQRaU/nh3X83PqPz1z567DMnV/j79l8Ps2BnZW5Nzq5yh+Z3LoCxQr31NiebF9sKYAeXSjG7OWiPC/",
+	"omSlw6gI/r7ZKGcp6jLY4xpzBBticuB/f6pZ0uGegaWcclJ+Rk16fX6NIp722FBbU22w/Xs6MNRbPE1Y",
+	"UUfUbmcHyPcac42btZUXGD1DOTV64LAGsHIL+uWnVScz6aILsajqxPWY37Ej5xvZ7zm7vVSyu5c9QhL+",
+	"wa77ndp1D47ialLfcevHFPzd5YK/6TU2kvPLM7KWwxdn6VftACCb+VPlPB/sjlW7Erxz47qJN2cTpfHi",
+	"sOrtDYsZwqy8qWVVI3byT1O3646zO3fpGdVf7Lkhr1IL5FQvRTxkWT4HPfwVSAtKsrBZ+ptTXHFUfRWo",
+	"qvhNMmIlwXB/QmFxyrcE1PEs1/4xpAVJ3+r5vNv+mutnIp0eRNLnJJK+VAkTECxLBMpvz+WGEq7l43Z3",
+	"46o3H7S857Rr9W5f2GEv8zIPydffg6//Zbju26tMnv/xzS9UyNUywteVmPktkm4Fr79cNpAuDvn7dfG3",
+	"Sm63eg9bPyRwHwIYnyIf+3E4ae+Wmdcpv3ymydfVlP5DCvarSMF+NQnVjyMUPnI21bPiSglVF5uldw3p",
+	"6Uz/xnJCb08nkObIFP3KERxOv3TRhGTuJeaFScl7cXY+TWryBrlXZifD8u/BbnlIUD54Ob81uXk/Pk6z",
+	"Arf5Kvnbd1bS+t1DL8a1uIirwtjYvypKtSJVAQg98ECBTR+zpWTYfAT4NdUFulc868NdaHx+fBmsjgFZ",
+	"OvCFsJeTqkmqtkSFtvlVyjY8/36pb9ui31rFOhS+e+vDuw//FwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
@@ -23,10 +24,15 @@ import (
 	"github.com/motorpool/motorpool/storage"
 )
 
+// DefaultBusyTimeout is how long a write waits for another connection's write lock when
+// Config.BusyTimeout is zero; past it the call fails with storage.ErrUnavailable.
+const DefaultBusyTimeout = 10 * time.Second
+
 // Config configures Open.
 type Config struct {
-	Path         string // the database file; its parent directory is created if missing
-	MaxOpenConns int    // max(4, GOMAXPROCS) when zero
+	Path         string        // the database file; its parent directory is created if missing
+	MaxOpenConns int           // max(4, GOMAXPROCS) when zero
+	BusyTimeout  time.Duration // DefaultBusyTimeout when zero; a call's deadline cuts it short
 }
 
 // Store is a storage.Store on SQLite. It is safe for concurrent use.
@@ -51,7 +57,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	busy := cfg.BusyTimeout
+	if busy <= 0 {
+		busy = DefaultBusyTimeout
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", max(1, busy.Milliseconds())))
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
@@ -112,7 +122,7 @@ func (s *Store) Stats() storage.PoolStats {
 // Ping implements storage.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return translate("ping", err)
 	}
 	return nil
 }
@@ -371,12 +381,21 @@ func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
 // translate maps a driver error to the storage error contract; anything unexpected is wrapped
 // with the operation's name. SQLite names the failed unique index only in the message
 // ("UNIQUE constraint failed: users.email_normalized"), so the field is read from there.
+// A database locked past the busy timeout, and a call its deadline interrupted (the driver
+// interrupts SQLite when ctx ends, also while it waits for a lock), are ErrUnavailable.
 func translate(op string, err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.ErrNotFound
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: sqlite: %s: %w", storage.ErrUnavailable, op, err)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // the primary code, for the busy and locked variants
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT:
+			return fmt.Errorf("%w: sqlite: %s: %w", storage.ErrUnavailable, op, err)
+		}
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			switch msg := se.Error(); {
