@@ -192,3 +192,17 @@ func TestDatabaseDownAnswers503(t *testing.T) {
 		})
 	}
 }
+
+// TestDatabasePartitionAnswers503WithinDeadline: with the database's packets held (or its lock
+// held longer than any busy timeout), nothing refuses the calls; the per-call deadline alone
+// turns each wait into a 503 soon after it passes, and the pool serves again once the network
+// is back, without a restart.
+func TestDatabasePartitionAnswers503WithinDeadline(t *testing.T) {
+	const queryTimeout = 500 * time.Millisecond
+	for name, open := range dbOutages(true, queryTimeout) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testDBAway(t, open(t), queryTimeout+1500*time.Millisecond)
+		})
+	}
+}

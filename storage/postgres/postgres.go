@@ -37,6 +37,9 @@ type Config struct {
 	MaxConnLifetime   time.Duration
 	MaxConnIdleTime   time.Duration
 	HealthCheckPeriod time.Duration
+	// DeadPeerTimeout is how soon a connection whose server stopped answering is dropped
+	// (TCP keepalive and user timeout); 15s when zero.
+	DeadPeerTimeout time.Duration
 }
 
 // Store is a storage.Store on PostgreSQL. It is safe for concurrent use.
@@ -73,6 +76,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.HealthCheckPeriod > 0 {
 		pc.HealthCheckPeriod = cfg.HealthCheckPeriod
 	}
+	deadPeer := cfg.DeadPeerTimeout
+	if deadPeer <= 0 {
+		deadPeer = defaultDeadPeerTimeout
+	}
+	pc.ConnConfig.DialFunc = dialer(deadPeer).DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)

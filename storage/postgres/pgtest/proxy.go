@@ -164,13 +164,8 @@ func OpenBehindProxy(tb testing.TB, cfg postgres.Config) (*postgres.Store, *Prox
 	if err != nil {
 		tb.Fatalf("pgtest: migrate: %v", err)
 	}
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := NewProxy(tb, u.Host)
-	u.Host = p.Addr()
-	cfg.URL = u.String()
+	var p *Proxy
+	cfg.URL, p = BehindProxy(tb, dbURL)
 	s, err := postgres.Open(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("pgtest: open through the proxy: %v", err)
@@ -179,4 +174,17 @@ func OpenBehindProxy(tb testing.TB, cfg postgres.Config) (*postgres.Store, *Prox
 	// Runs first: a store closing through a held proxy would wait for its goodbyes.
 	tb.Cleanup(p.Refuse)
 	return s, p
+}
+
+// BehindProxy puts a new Proxy in front of the server of the postgres:// URL dbURL and returns
+// the URL that reaches the same database through it.
+func BehindProxy(tb testing.TB, dbURL string) (string, *Proxy) {
+	tb.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := NewProxy(tb, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
 }
