@@ -226,7 +226,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	}
 	checks := ad.checks
 	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
-		impl.WithChecks(2*time.Second, checks...))
+		impl.WithChecks(2*time.Second, checks...), impl.WithLogger(log))
 	if cache != nil {
 		defer cache.Close()
 		ttl := impl.DefaultCacheTTLs()
