@@ -33,7 +33,7 @@ type dbOutage struct {
 // default busy timeout, so only the call deadline ends the wait; otherwise PostgreSQL refuses
 // connections (the server gone) and SQLite's lock outlasts a short busy timeout.
 func dbOutages(stall bool, queryTimeout time.Duration) map[string]func(t *testing.T) dbOutage {
-	return map[string]func(t *testing.T) dbOutage{
+	outages := map[string]func(t *testing.T) dbOutage{
 		"embedded": func(t *testing.T) dbOutage {
 			path := filepath.Join(t.TempDir(), "motorpool.db")
 			busy := 100 * time.Millisecond
@@ -77,6 +77,33 @@ func dbOutages(stall bool, queryTimeout time.Duration) map[string]func(t *testin
 				reads: true,
 			}
 		},
+	}
+	if !stall {
+		outages["production, server shut down"] = stoppedServer(queryTimeout)
+	}
+	return outages
+}
+
+// stoppedServer is the production pairing on a private PostgreSQL server that the outage shuts
+// down (fast shutdown: its sessions end with 57P01, then connections are refused) and starts
+// again.
+func stoppedServer(queryTimeout time.Duration) func(t *testing.T) dbOutage {
+	return func(t *testing.T) dbOutage {
+		srv := pgtest.StartServer(t)
+		s, err := postgres.Open(context.Background(), postgres.Config{URL: srv.CreateDatabase("motorpool"), ConnectTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if _, err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		vc := valkeytest.Open(t)
+		return dbOutage{
+			backend: backend{store: deadline.Wrap(s, queryTimeout), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc},
+			cut:     func() func() { srv.Stop(); return srv.Start },
+			reads:   true,
+		}
 	}
 }
 

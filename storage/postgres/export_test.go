@@ -15,3 +15,6 @@ func PoolConn(t testing.TB, s *Store) net.Conn {
 	t.Cleanup(c.Release)
 	return c.Conn().PgConn().Conn()
 }
+
+// Translate is translate, for the table test of its classification.
+var Translate = translate
