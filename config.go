@@ -28,6 +28,7 @@ type config struct {
 	DBConnTimeout   time.Duration
 	DBConnLifetime  time.Duration
 	DBConnIdleTime  time.Duration
+	DBQueryTimeout  time.Duration // bound on each database call
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string // json or text
@@ -78,6 +79,7 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 		DBConnTimeout:   5 * time.Second,
 		DBConnLifetime:  time.Hour,
 		DBConnIdleTime:  30 * time.Minute,
+		DBQueryTimeout:  5 * time.Second,
 		ShutdownTimeout: 15 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "json",
@@ -136,6 +138,7 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 	dur("DB_CONNECT_TIMEOUT", &c.DBConnTimeout)
 	dur("DB_MAX_CONN_LIFETIME", &c.DBConnLifetime)
 	dur("DB_MAX_CONN_IDLE_TIME", &c.DBConnIdleTime)
+	dur("DB_QUERY_TIMEOUT", &c.DBQueryTimeout)
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	if v := getenv("LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -427,6 +430,7 @@ func (c config) describe() []any {
 		"DB_CONNECT_TIMEOUT", c.DBConnTimeout.String(),
 		"DB_MAX_CONN_LIFETIME", c.DBConnLifetime.String(),
 		"DB_MAX_CONN_IDLE_TIME", c.DBConnIdleTime.String(),
+		"DB_QUERY_TIMEOUT", c.DBQueryTimeout.String(),
 		"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(),
 		"LOG_LEVEL", c.LogLevel.String(),
 		"LOG_FORMAT", c.LogFormat,

@@ -26,6 +26,7 @@ import (
 	"github.com/motorpool/motorpool/impl"
 	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/deadline"
 	"github.com/motorpool/motorpool/storage/memory"
 	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/sqlite"
@@ -109,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintf(stdout, "applied %d migration(s)\n", applied)
 		return nil
 	case "admin":
-		return adminCreate(ctx, store, args[2:], getenv, stdout)
+		return adminCreate(ctx, deadline.Wrap(store, cfg.DBQueryTimeout), args[2:], getenv, stdout)
 	}
 	log.Info("starting", append([]any{"version", version, "migrations_applied", applied}, cfg.describe()...)...)
 	return serve(ctx, cfg, log, store, stdout)
@@ -170,7 +171,9 @@ func openStore(ctx context.Context, cfg config) (backend, error) {
 	return s, nil
 }
 
-func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, stdout io.Writer) error {
+func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout io.Writer) error {
+	// Every call from here on is bounded by DB_QUERY_TIMEOUT (the migrations ran unbounded).
+	store := deadline.Wrap(db, cfg.DBQueryTimeout)
 	ad, err := openAuth(ctx, cfg, log, store)
 	if err != nil {
 		return err
@@ -183,14 +186,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, store backend, std
 		}
 		log.Info("admin bootstrap", "created", created)
 	}
-	metrics := api.NewMetrics(store.Stats)
+	metrics := api.NewMetrics(db.Stats)
 	cache, err := openCache(ctx, cfg, metrics)
 	if err != nil {
 		return err
 	}
 	checks := ad.checks
 	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
-		impl.WithChecks(2*time.Second, checks...))
+		impl.WithChecks(2*time.Second, checks...), impl.WithLogger(log))
 	if cache != nil {
 		defer cache.Close()
 		ttl := impl.DefaultCacheTTLs()

@@ -349,6 +349,7 @@ func TestLoadConfigBad(t *testing.T) {
 		{map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{map[string]string{"DB_MAX_CONNS": "4", "DB_MIN_CONNS": "5"}, "DB_MIN_CONNS"},
 		{map[string]string{"DB_CONNECT_TIMEOUT": "soon"}, "DB_CONNECT_TIMEOUT"},
+		{map[string]string{"DB_QUERY_TIMEOUT": "0s"}, "DB_QUERY_TIMEOUT"},
 		{map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, "SHUTDOWN_TIMEOUT"},
 		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},

@@ -281,7 +281,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS})
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, impl.WithLogger(log))
 	if b.cache != nil {
 		cached := impl.NewCached(server, b.store, b.cache, impl.DefaultCacheTTLs(), log)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -170,7 +170,12 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				}
 				level := slog.LevelInfo
 				if status >= 500 {
+					// A 503 is a dependency away, which operators watch for but which is no
+					// bug: WARN. Every other 5xx is one: ERROR.
 					level = slog.LevelError
+					if status == http.StatusServiceUnavailable {
+						level = slog.LevelWarn
+					}
 					if st.err != nil {
 						attrs = append(attrs, slog.String("error", st.err.Error()))
 					}

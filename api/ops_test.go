@@ -99,8 +99,8 @@ func TestHealth(t *testing.T) {
 		if err != nil || r.JSON503 == nil {
 			t.Fatalf("readyz with the database closed: %v %d %s", err, r.StatusCode(), r.Body)
 		}
-		if c := r.JSON503.Checks["database"]; c.Status != gen.CheckStatusUnavailable || c.Error == nil {
-			t.Errorf("readyz checks = %+v, want database unavailable with a reason", r.JSON503.Checks)
+		if c := r.JSON503.Checks["database"]; c.Status != gen.CheckStatusUnavailable {
+			t.Errorf("readyz checks = %+v, want database unavailable", r.JSON503.Checks)
 		}
 		if h, _ := s.Client.GetHealthzWithResponse(ctx); h.StatusCode() != http.StatusOK {
 			t.Errorf("healthz with the database closed: %d", h.StatusCode())

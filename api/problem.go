@@ -7,6 +7,7 @@ import (
 
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/storage"
 )
 
 // maxFieldErrors is how many field errors a problem lists; errorCount says how many there were.
@@ -26,6 +27,10 @@ func newProblem(status int, detail string, fields ...gen.FieldError) gen.Problem
 	return p
 }
 
+// retryUnavailable is the Retry-After of a 503 for a backend away: no better time is known, and
+// a client retrying sooner than the database's call deadline mostly adds to the queue.
+const retryUnavailable = "5"
+
 // writeProblem sends p as application/problem+json.
 func writeProblem(w http.ResponseWriter, p gen.Problem) {
 	body, err := json.Marshal(p)
@@ -38,11 +43,20 @@ func writeProblem(w http.ResponseWriter, p gen.Problem) {
 }
 
 // internalError answers 500 without the cause, which is kept for the access log instead; a
-// cause that is an unreachable session store gets 503, so clients retry.
+// cause that is an unreachable backend (the session store, the database) gets 503, so clients
+// retry. This is the one place a dependency's absence becomes a status.
 func internalError(w http.ResponseWriter, r *http.Request, cause error) {
 	stateOf(r).err = cause
-	if errors.Is(cause, auth.ErrUnavailable) {
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, "The session store does not answer; try again shortly."))
+	detail := ""
+	switch {
+	case errors.Is(cause, auth.ErrUnavailable):
+		detail = "The session store does not answer; try again shortly."
+	case errors.Is(cause, storage.ErrUnavailable):
+		detail = "The database does not answer; try again shortly."
+	}
+	if detail != "" {
+		w.Header().Set("Retry-After", retryUnavailable)
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, detail))
 		return
 	}
 	writeProblem(w, newProblem(http.StatusInternalServerError,

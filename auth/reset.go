@@ -30,7 +30,12 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) {
 		ctx, cancel := context.WithTimeout(WithClient(context.Background(), client), time.Minute)
 		defer cancel()
 		if err := s.sendReset(ctx, email); err != nil {
-			s.log.Error("password reset mail failed", "error", err.Error())
+			// A backend away is no bug: WARN, as the access log has it for a 503.
+			level := slog.LevelError
+			if errors.Is(err, storage.ErrUnavailable) {
+				level = slog.LevelWarn
+			}
+			s.log.Log(ctx, level, "password reset mail failed", "error", err.Error())
 		}
 	}()
 }

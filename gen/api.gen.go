@@ -99,10 +99,8 @@ type Accepted struct {
 	Message string `json:"message"`
 }
 
-// Check defines model for Check.
+// Check Whether one backend answers; why it does not is logged, never shown (it would name hosts, users and databases).
 type Check struct {
-	// Error Why the backend is unavailable.
-	Error  *string     `json:"error,omitempty"`
 	Status CheckStatus `json:"status"`
 }
 
@@ -2861,6 +2859,11 @@ type LoginResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
+type LoginResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2886,6 +2889,8 @@ type LoginResponse struct {
 	Headers401 *LoginResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LoginResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LoginResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2970,6 +2975,11 @@ type LogoutResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LogoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2985,6 +2995,8 @@ type LogoutResponse struct {
 	Headers401 *LogoutResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3049,6 +3061,11 @@ type LogoutAllResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// LogoutAllResponse503Headers the declared response headers of an HTTP 503 response for LogoutAll
+type LogoutAllResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LogoutAllResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3064,6 +3081,8 @@ type LogoutAllResponse struct {
 	Headers401 *LogoutAllResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutAllResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutAllResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3128,6 +3147,11 @@ type GetMeResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
+type GetMeResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetMeResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3145,6 +3169,8 @@ type GetMeResponse struct {
 	Headers401 *GetMeResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMeResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3216,6 +3242,11 @@ type RequestPasswordResetResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// RequestPasswordResetResponse503Headers the declared response headers of an HTTP 503 response for RequestPasswordReset
+type RequestPasswordResetResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RequestPasswordResetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3237,6 +3268,8 @@ type RequestPasswordResetResponse struct {
 	Headers202 *RequestPasswordResetResponse202Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RequestPasswordResetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RequestPasswordResetResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -3311,6 +3344,11 @@ type ConfirmPasswordResetResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ConfirmPasswordResetResponse503Headers the declared response headers of an HTTP 503 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ConfirmPasswordResetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3328,6 +3366,8 @@ type ConfirmPasswordResetResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ConfirmPasswordResetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmPasswordResetResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3410,6 +3450,11 @@ type RefreshTokensResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// RefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RefreshTokens
+type RefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3435,6 +3480,8 @@ type RefreshTokensResponse struct {
 	Headers401 *RefreshTokensResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RefreshTokensResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RefreshTokensResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3519,6 +3566,11 @@ type ListSessionsResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListSessionsResponse503Headers the declared response headers of an HTTP 503 response for ListSessions
+type ListSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3536,6 +3588,8 @@ type ListSessionsResponse struct {
 	Headers401 *ListSessionsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListSessionsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3605,6 +3659,11 @@ type DeleteSessionResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteSessionResponse503Headers the declared response headers of an HTTP 503 response for DeleteSession
+type DeleteSessionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3624,6 +3683,8 @@ type DeleteSessionResponse struct {
 	Headers401 *DeleteSessionResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteSessionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteSessionResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3795,6 +3856,11 @@ type ListUsersResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListUsersResponse503Headers the declared response headers of an HTTP 503 response for ListUsers
+type ListUsersResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListUsersResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3818,6 +3884,8 @@ type ListUsersResponse struct {
 	Headers401 *ListUsersResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListUsersResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUsersResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3900,6 +3968,11 @@ type CreateUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
+type CreateUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3923,6 +3996,8 @@ type CreateUserResponse struct {
 	Headers201 *CreateUserResponse201Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUserResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4014,6 +4089,11 @@ type DeleteUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteUserResponse503Headers the declared response headers of an HTTP 503 response for DeleteUser
+type DeleteUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4039,6 +4119,8 @@ type DeleteUserResponse struct {
 	Headers401 *DeleteUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUserResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4138,6 +4220,11 @@ type GetUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// GetUserResponse503Headers the declared response headers of an HTTP 503 response for GetUser
+type GetUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4165,6 +4252,8 @@ type GetUserResponse struct {
 	Headers401 *GetUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4256,6 +4345,11 @@ type UpdateUserResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// UpdateUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateUser
+type UpdateUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4287,6 +4381,8 @@ type UpdateUserResponse struct {
 	Headers401 *UpdateUserResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4386,6 +4482,11 @@ type DeleteUserSessionsResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for DeleteUserSessions
+type DeleteUserSessionsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteUserSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4407,6 +4508,8 @@ type DeleteUserSessionsResponse struct {
 	Headers401 *DeleteUserSessionsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteUserSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUserSessionsResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4494,6 +4597,11 @@ type ListUserVehiclesResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListUserVehiclesResponse503Headers the declared response headers of an HTTP 503 response for ListUserVehicles
+type ListUserVehiclesResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListUserVehiclesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4517,6 +4625,8 @@ type ListUserVehiclesResponse struct {
 	Headers401 *ListUserVehiclesResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListUserVehiclesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUserVehiclesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4604,6 +4714,11 @@ type ListVehiclesResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// ListVehiclesResponse503Headers the declared response headers of an HTTP 503 response for ListVehicles
+type ListVehiclesResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListVehiclesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4625,6 +4740,8 @@ type ListVehiclesResponse struct {
 	Headers401 *ListVehiclesResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListVehiclesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListVehiclesResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4707,6 +4824,11 @@ type CreateVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// CreateVehicleResponse503Headers the declared response headers of an HTTP 503 response for CreateVehicle
+type CreateVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4738,6 +4860,8 @@ type CreateVehicleResponse struct {
 	Headers401 *CreateVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateVehicleResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4844,6 +4968,11 @@ type DeleteVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// DeleteVehicleResponse503Headers the declared response headers of an HTTP 503 response for DeleteVehicle
+type DeleteVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4867,6 +4996,8 @@ type DeleteVehicleResponse struct {
 	Headers401 *DeleteVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteVehicleResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4961,6 +5092,11 @@ type GetVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// GetVehicleResponse503Headers the declared response headers of an HTTP 503 response for GetVehicle
+type GetVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4986,6 +5122,8 @@ type GetVehicleResponse struct {
 	Headers401 *GetVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetVehicleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5072,6 +5210,11 @@ type UpdateVehicleResponse429Headers struct {
 	XRateLimitReset     *int64
 }
 
+// UpdateVehicleResponse503Headers the declared response headers of an HTTP 503 response for UpdateVehicle
+type UpdateVehicleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateVehicleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5105,6 +5248,8 @@ type UpdateVehicleResponse struct {
 	Headers401 *UpdateVehicleResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateVehicleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateVehicleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5842,6 +5987,16 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LoginResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5936,6 +6091,16 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6030,6 +6195,16 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutAllResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6128,6 +6303,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6254,6 +6439,16 @@ func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordRese
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RequestPasswordResetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6352,6 +6547,16 @@ func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordRese
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ConfirmPasswordResetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6502,6 +6707,16 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6600,6 +6815,16 @@ func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6708,6 +6933,16 @@ func ParseDeleteSessionResponse(rsp *http.Response) (*DeleteSessionResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6910,6 +7145,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUsersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7050,6 +7295,16 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7196,6 +7451,16 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7373,6 +7638,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7537,6 +7812,16 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7652,6 +7937,16 @@ func ParseDeleteUserSessionsResponse(rsp *http.Response) (*DeleteUserSessionsRes
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteUserSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7795,6 +8090,16 @@ func ParseListUserVehiclesResponse(rsp *http.Response) (*ListUserVehiclesRespons
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUserVehiclesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7931,6 +8236,16 @@ func ParseListVehiclesResponse(rsp *http.Response) (*ListVehiclesResponse, error
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListVehiclesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8102,6 +8417,16 @@ func ParseCreateVehicleResponse(rsp *http.Response) (*CreateVehicleResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8241,6 +8566,16 @@ func ParseDeleteVehicleResponse(rsp *http.Response) (*DeleteVehicleResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8411,6 +8746,16 @@ func ParseGetVehicleResponse(rsp *http.Response) (*GetVehicleResponse, error) {
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8582,6 +8927,16 @@ func ParseUpdateVehicleResponse(rsp *http.Response) (*UpdateVehicleResponse, err
 			headers.XRateLimitReset = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateVehicleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -9451,7 +9806,14 @@ type NotModifiedResponse struct {
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
-type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
+type ServiceUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ServiceUnavailableResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
 	RetryAfter          *int
@@ -9657,10 +10019,13 @@ type Login503ApplicationProblemPlusJSONResponse struct {
 func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9749,10 +10114,13 @@ type Logout503ApplicationProblemPlusJSONResponse struct {
 func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9841,10 +10209,13 @@ type LogoutAll503ApplicationProblemPlusJSONResponse struct {
 func (response LogoutAll503ApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9939,10 +10310,13 @@ type GetMe503ApplicationProblemPlusJSONResponse struct {
 func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10087,10 +10461,13 @@ type RequestPasswordReset503ApplicationProblemPlusJSONResponse struct {
 func (response RequestPasswordReset503ApplicationProblemPlusJSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10211,10 +10588,13 @@ type ConfirmPasswordReset503ApplicationProblemPlusJSONResponse struct {
 func (response ConfirmPasswordReset503ApplicationProblemPlusJSONResponse) VisitConfirmPasswordResetResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10378,10 +10758,13 @@ type RefreshTokens503ApplicationProblemPlusJSONResponse struct {
 func (response RefreshTokens503ApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10476,10 +10859,13 @@ type ListSessions503ApplicationProblemPlusJSONResponse struct {
 func (response ListSessions503ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10601,10 +10987,13 @@ type DeleteSession503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteSession503ApplicationProblemPlusJSONResponse) VisitDeleteSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10810,10 +11199,13 @@ type ListUsers503ApplicationProblemPlusJSONResponse struct {
 func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10976,10 +11368,13 @@ type CreateUser503ApplicationProblemPlusJSONResponse struct {
 func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11149,10 +11544,13 @@ type DeleteUser503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUser503ApplicationProblemPlusJSONResponse) VisitDeleteUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11336,10 +11734,13 @@ type GetUser503ApplicationProblemPlusJSONResponse struct {
 func (response GetUser503ApplicationProblemPlusJSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11550,10 +11951,13 @@ type UpdateUser503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11691,10 +12095,13 @@ type DeleteUserSessions503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteUserSessions503ApplicationProblemPlusJSONResponse) VisitDeleteUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11845,10 +12252,13 @@ type ListUserVehicles503ApplicationProblemPlusJSONResponse struct {
 func (response ListUserVehicles503ApplicationProblemPlusJSONResponse) VisitListUserVehiclesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11982,10 +12392,13 @@ type ListVehicles503ApplicationProblemPlusJSONResponse struct {
 func (response ListVehicles503ApplicationProblemPlusJSONResponse) VisitListVehiclesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12197,10 +12610,13 @@ type CreateVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response CreateVehicle503ApplicationProblemPlusJSONResponse) VisitCreateVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12354,10 +12770,13 @@ type DeleteVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteVehicle503ApplicationProblemPlusJSONResponse) VisitDeleteVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12525,10 +12944,13 @@ type GetVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response GetVehicle503ApplicationProblemPlusJSONResponse) VisitGetVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12755,10 +13177,13 @@ type UpdateVehicle503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateVehicle503ApplicationProblemPlusJSONResponse) VisitUpdateVehicleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13561,99 +13986,100 @@ var swaggerSpec = []string{
 	"2LLXcsR4HgOD749fbVtQY7mVNFMw7BLFwiIcupRreC7VBc8yFPe5iFM+ECSPYrgoDO1+KaOMhEyCla9E",
 	"3rEwqATLn9kl3DeLaFRXqKDPeI7ZgZf/hSbBkcuBhbdKcJbsxN22vpLmudWf7pPkV9Iqb8OaxusIeSkz",
 	"3ue4BAEq5NaG57m7BZ5L5jX3SvW3SBGwGEJ0+2aPqE1T+1rVvGxGyzxh01yy7EzKF0wN8GMhxYXMpnT0",
-	"lggrpZmALrzkX9FGn6K64im+EeyK8Zxd5Hi/sGDNLWt51ZlRIGbaaquWl7XmUgDZENsz1CtlubIGBOTM",
-	"oKLlnEn5kolpqbjd71oUMwgkoe1+4/WQFdrYK+ioZNbMgaRm8ySlzjfHmXNm0SqOqzddpl+v5tj5DqvU",
-	"43VHmnVapgivP5LtQNv9RrDCDKXiP+F9AxRBCLA0Re2NZdhymm8MI5ZbZQKzGPB6bLWNGBReyUv7D6mA",
-	"G12xsVUz0Zqn2wcgVUxqcy4HVqJMyE2RKsysNcryeZ4I2aqrNnGhvd/DsZJ2FfamPxOGm+nHwiWuYYJ5",
-	"Dm7zSKIq7KMiU1/LEZohFwNnA1X3Hq+5NjfoBm+ELsZjqQxmLzHj7Iy0uY8Lvpb2pD6rnS1pk67rh7Qz",
-	"HqYpjo1jb5Zl3DZl+YmSY1SGW92zz3KNcTSuffRzNLIH6iTMor0x04F/qBrObHN58Q9M6dIfDTG9tEM0",
-	"x8ZShZl3zkxp20v85hqKmQxpRwuWTxxpw0yh694CeRnFUa1b2GdQX4AfI0i/zEOEvpJOMZa5Ne6sfmxZ",
-	"bOvNHzqdTuc///x/9h/d5zHY/z957j94+pz8M3jNRmMrEaOLvEBnTpXm3U5n3lAdM2O1vmg/+tsPfzs/",
-	"v+50Wufn193n5+fXT57bfz59/u73vwvtzDOrCt8V6Sxj/8f/1U7lKKpZiaSCN5fV29v9JSt5bm9hpfU2",
-	"OYluaFibo69iqDwTFjcdkAEzQAZuDNgetCEhmpMYEp7Z/5K4TZorLpe1QF3tnsxajwp7TxFKkwRYlinU",
-	"OrqJF9164pWX6htkuRku7kVqL5tefs1Xg4+7qgvA851AQGFVjTGq8maW+1b67ZLa3ZzR+QHvZlwuLrQf",
-	"377906lTAJr7cYlT+j83ONKLX7N8EAC3OLrkWfhzJ9YWPi/0GiBpO7uhQyvwHzCl2HSxq11GqNcLnqLQ",
-	"eJIHvcyvpIGLnInLA/K9//I7f/hVq9vbaR39sXm5u49vhVm1b3qd+jcbgsMLq+nU/CYbSDgsEXLVtXAw",
-	"Sh5OrSdSZc2LnkqlMDUwlEpbwWVXPp1Hv8c3ux/rB15CTTVj6PBf4oar9eriTes99c0cY6ubmr/R3rlW",
-	"XwB1jKsZQ+S/Iofa3fNsxuCFvMKcpXOitvRdfiy+PamxU3MTuj2rrPb2HtcWfuCM1QykyKfAtBUsTA2k",
-	"6PHMGgBDCggJvEJlDcNCCcyaO3EbRu2toJtsqCMp+lyNNuREgZP66ldqxGU7C5LWRLqNa7/Omm6QuEFD",
-	"iD8by7x7eAkiQJAubyKEQhQUT93dewLe+oAMDeO55YMmZe7zkP7NDExQGG84eo8e16XpEVTBSZk/koUI",
-	"BCC+kRMYMTF16pZueGSGTB+UEc16JFSTNrHKde7n1IvzNbUVmnQWm6dpKSpGWhZIlaE6qIWYep0q5KkQ",
-	"mEIYSYWwlcyWmIBmUw1Dvy6Cm0q/WHXQNSX2Pd26Y9er15kX/3XFaVGr/ebs7ARcA0hlho1bvtvphHbL",
-	"cJNjMI9hKJUBXYxGTE3LjbrkIrP/9lzUhJGvWAbldQjwgvFm8fxEb14fO0McRYrWwHZW+MJkB5CwC1mY",
-	"fZICtQi0XzFtPicX+ZxBMut1o45N35a7Eq8y/15jX6Ee3u7+K9f5LABbu52nG+oEjcGCpEp3xKWqzbIR",
-	"t0BHsvhd4KhOZ/rABotKc47CHI+DmrDPWwkBC9o75bCEOxgo3Vee65wDjBwzTF866eUnuJAyR0YqiXOG",
-	"6cPwHKIxMIpMW0uPYvnM0N0fygnJSJYafuXTbdp16zVjBluGjzDE3XyJpVnOyDPYSjTPEkhzxkd2adyU",
-	"iTDbQfDMmTaHlhhupm5V65FCDr5NOlg+OBz401nNaxTlLCdYILF+CLMjD7Gk57AXfOOrUyHqWtBaU1lX",
-	"GlJusBCldK1OGFcb0umct9UNn0e9b9+ekd8RRWZ1tuTQu5rJW7cPLg0IzotOZyetDUUfNGzqmrB1e38c",
-	"mO/UJzUVwvDcpe3Ufcu+ZwM2n4blhQebZ5vM5fvMTQaHBkZSm0aTnPfRsilsPYGMTfV2XNNex8y3RicY",
-	"6jd6q9uDoSyU9mEPzQeixcW2zzGj/qkcoXby/ACUdJl4fmy8NgQK3DSl5k5v5T7cdL547TI8LNgkJ9+d",
-	"nsEjVpjhI989OYCJVJcapE//WJSadoLSo1wCuOOOmz0kdR6cI7k+cp11AiccuhVvvP23iXhwmYabAFOl",
-	"Jm/kXVyCzbMz7cU3Jy6VeR0/L7cYF+ZRXs6uAiSSxRZzx9lmuxEC4nLFRKqfP65tdH2aZad4RK3v1D1S",
-	"7uSqxmT0z7lS1rP+lnhI/J6sdJTY9Z94B+2diSDnBlnU5Ge5bmHNwSWulThnW/sUuEQUeZ6AFF59qSXA",
-	"2W9cTN3lH93AQ0R+g5Jlu/SG+OgT5pJNbucqjgpt0PfHr0IioPukVXlpygwy4BRu7fuwHIhidIEKtoSE",
-	"4xi+A6ng/24f+OSlphnT/ebro5df9h7v7Bx2Ors7e705p9WTptXwpOm0Omx9823r1cnr1l87rafvfu4+",
-	"eR90Pfk8uE2hvQyFLQSwFu2AzaXAHHw/WQu98zkHeNhXvRixYZdzzc/kVBoWbCsznJNOR1LJPA+23hjw",
-	"nV6+LCNRTkQtQXJT2XbFRZPwEHMt0DNF1jzlXqfXDSSBBvIrF0SXX5vf8XIz/RyOwLlD3ESweTa+lWyr",
-	"mHllRIwaBfhsVadGUKbGbKv6+JW8tE3rPLdOH2q7Dh+VSXt5jspXFlCySRu+I5+yAHIZUH2GRUFgQpLR",
-	"bkeGLcw1wm5nh5RtCRTgpMSJ8qteb7thSa+TA1sx6cqVHr+qM+Yam/IX23QhTWFdHlzBay/9Yd5x1KKC",
-	"oxr0733ccEWD3e5+B2YY+6vbgjvXJUvx/Cmrk34Nt9IoPy9sFjhx+AxbM0yNocLUqhrmEnHsPKfUPATb",
-	"I3mFwCo11MgKw/0MFYj/5pH6L56G5oY/V3IE3S+/fGz3hq6HHbwNVYZ7BnqMKaRMKe5zAL2HE4oxJcDI",
-	"wjvzfBVMM01oibI029kvv3wc1J00poXiZnpq98fdgwtyAB0WLtXH/fW8HPnbt2dRKEcwqbmDfLVS3SVF",
-	"Xt3EWiAhR1UbvhujIqOFQi1O0rPpubBqg92NEVWxXrdst5+SfUgsayewxcRUCiSHHBUzbMeQaMz7Lala",
-	"xJ+JS70mXYIqvpgZngvKtKSE1pKPbUfXoX0uypoksjWcO6zavKExY5coyUVfBsrgtJU7zGWB88o20+1z",
-	"cS5+D9+efvcK8ArVdDJEhTHVNuZHTPu8MfCk+TOCLbok28AzO8LvgSJ5mmKEybLEz8SXuO7uPdluw/eu",
-	"YsAahH3G80KhhtzqT0TFuQCQ/T6KjIuBJ8FudZmTygXYDfaFmFvMu1V7nTJvNRydhEM7MDEXZiDL0/Xj",
-	"aNjtdMviVyamsNvpAEXS6Iy4GBfGrdaSCF8/OwsMkXzz7PCPCRgpXT1r2ftCZlPq/IJT4aWyhz7ggiqR",
-	"XbjX5dnBVtdex26nE4MvPINeZ5vOjgmQY/ZjgZA42Zbsw5hpupl2ZfPFhHaPrGArK6tLMXjQbMn1UokI",
-	"Vr4TuXQkKkO7cxdT4FkMWgIJwKqi2lVtM3BhMRrB0qZkMRgCc+frfM8W1IAb0Jd8DFLZwRWOkRm7Rjso",
-	"7dXrWYovd1S43H9XDUQVFrC1291xu1NmGS4mAdtGe9sx7YdldTudq5KinbdSwfKZc6Nz04Y34lLIiY+M",
-	"u4kVWkzFDLZ2O51tR15VjKD3Hd/O6qUt/2lXP6qNPU0KwY+4KAzSP/0eHZ9Y2mNnglSAEVsKA50sYBw4",
-	"NvCM94W20szV6nJNAbbkuqWsjV3yU8lYnjZtx7aDJa7KNokdtZi5Tx2G/eef/x/6LM/tvlC9vpHEGscn",
-	"FVszn7PvYhy2g1R2COJEPk4OILFX+yiXGrOESNS+SruixbMMMR2drDXwKbnHpTsrZOnQ6mN2x6EOyCUV",
-	"9kxL3i7vy1Y3uHPbbXhNRNTXe3xCWGxHH+TyguW07x4pIRmj2gc+9uRvEyuYIWr0fixNBQbu8J01eeBX",
-	"WpvEDk5YT0kURW74OOfuHimZI2w5paXb+fe/Ytew++9/+TgQq4zU4LY7RrMTkDwqGc7ygWUtA5323r//",
-	"1YYX/t6UOGVl+hSShdqUhFgvCVaaJERQslA7ksBWVWZdq7LerkqWq0pyT+d8MXlc7ffxs7PnkCnWN19o",
-	"SGbznMicp1NPQPVx4i/oAUgKY9vhXXFQrUyfa9jtPfUY26gM4sKK9NkDCG1wucQxjNAonuoYMplWYtOO",
-	"/u3bP53SKQppSixyotmrYpTR5cpjXx6f1dJNopfSSDWWMofDk2OrwaFyGQdRp91td2xTOUbBxjzaj3ba",
-	"nfYO+fLNkNSfR+0J5nmLYOnRPyaXul0WUwxcsm+FCFa1jr5GY0mN5opqe53OijKNzcozfJ5xsEzr27d/",
-	"glM0TuI/2es+2W439Lpo/4d3ceQzbbyuNi4ucp7CJU61S3y4QsX7U5cloV0N3Rdl+oDVfNhAU8TPqoTv",
-	"7Og1pY7ym6UOJEacGqYsMldhVPd2hCmUcHmEjQqk7p4HEe0l8Fxk18dsgZlzYVUQq2P4dLHSYW+ZGwov",
-	"UHz6O42Uy/QSqeTJ3uEKxDQbIWki7lGGc0Ef2Lt14CXU3kxlsjfMIqAb12JIRbALG7vPdTlZdSNRm3NB",
-	"lnH13AJshe/JtmPwJoNRorEv/0ZtvpLZ9INxViOJ+X3THrJW+fs75OpZ7sOq6uS5wjGqSG0dOUfPTVVj",
-	"5fMxv/FSwl13KKGe1eE9qhX5U5fuzV0aJYq2U3fn5k7zdcLUb2+dyQJ1brZz7+nNnecLZd/H0d46m9Ks",
-	"bKdeaywxUGW8CnEtKwPd4CaOxlFde6TATaXDlT4x/1W3E0djVNZ0H0dx5EAk2o+6vmSvgmNZmOV4fLaQ",
-	"o0aPROkmEHNdve9DVryQE5CiDUdWN/IGFCulxLmgTrEDt9oAVDFaqurlIz1+YEqkrI8dBj27lgX42Q2I",
-	"GQcVsjDt27P2p8NlFV89I12JV/W4QQYjf0m077Ix51mlxfK8zi6hIzjM87VOwVnqc7mVXp+uCoU/vwPC",
-	"5duyyXm55IVl+udLvEvt8yUuqwt26/i8DnW27pqPr3TV3uImlrprS5UaQBi8D/MJab/eqOx1erN3T0ht",
-	"vZDZlJwbzu+uyG6aKaYXmEsxoHJ05p0bvA/cnItMoo4tpHMxyLFVaISci0tv+5Zq71AWZOCN6CEWOww3",
-	"IeD259QoY7kj5TVYKrOWEtv7YDRUNe4h48x/N6fCPqiiTVX0Qau8jVZ5qC/pbjJoIgjd3V+ia+6to2o2",
-	"53yUzsrxlque/jXJWUYynBZO8dToK7RmhnzO+1YxFVP3oggZ1eSSszLV6q4+eDEnWS2whVDJ1wveOyqV",
-	"dYprodJueN/KTQFS9Uol9+Ge3ZP1hgYYBcurc/AmkLtuZV3nMh+Zd2ItvxqvpWEG9X6gmGH26irXkCHL",
-	"nFdqwlSm23DivqVwiis4oJd2aQBvlzknNfjaA135YOnOuOizXVmwhGJWAudqFKXAc5HxbH9ZccPMz0el",
-	"FHY+57ILqwmzcgF9Rzdxroju1+TeOqR996fMuHrwcj14uT5tnHxW1SLNwYlTUhyAcrUCKT166KWW7guu",
-	"zWnZ6A5vbr18MHB3nacj51cYtutjkHmG2jjc/Fyt4y8qv5TexBwu+zz6WfPsvZOWOboMuyY3/JE+P60s",
-	"7vpD0D+scH2uemZX3/DObi0n9PHuqpzQw9ZfWeunTuvp31vv/hBI6nz/bl3tb+GxvVvrf7fiQUfW6k7V",
-	"O6ufsJ9OCmze4s35d0gR7Z9q8DX/UEbpuunUcjH8C4YuC1DTKwsH4N6cAiHLd6/aCwrU12i+8RPeIRT6",
-	"F7+W+P9K2um5Y36FqyPPL/gVCv8Umd9Ot2VeCNB7ycu378jtiXOo+m05gL3OTu3ZRCnQR7SZQsjkRAQ3",
-	"7rWb6aPs27M6/aU7r11j5jue/9D4lBDL8SUZCy/RJo4DfVofFTmvPly7pXzV6dp7opce7lv3Cot/Da/P",
-	"6Tcy3IG6LB3v62TGuzO37KKZwgxSprHFhUahueFXmE+3KV/O+RMG6H8U5CdUErwvk7LeFkNOXBtK3lwU",
-	"JqGtnjV5VGrONzb0ieu25fzzMfm0cmDUnr+hxS57Pr8sHQy8A7/sLcSbxdCHuwNV/WuAC78r0yVln5as",
-	"F3ykm71Q/WD6fBhpv4Y4nT1W/4mKe3vPHdPVsMr93ZDs5UM2855T/4+dKibvX51rukrjFZ5QB2GURGtB",
-	"94JS+QqNcDFtFL/FsALlFgHMFSS+cdTchUOlVtG/ljOl+0FnXqaFOMhkVW70HJTUf6xq1d2r2j2AySKY",
-	"rHHLqx/iePCh3NaH8hoHXBtUPkIbhqcgGN0UtKH+j35eMKnndNNS7fK/j1MaQGCkdN5iKldwKdQpEx68",
-	"3HCUrv90exGWnKFewdI6Rq/L4K7SJ6q6siFOqaIsI/1+IAU+xFZ/DVrAxl6CjQHlE9QzHN/7uxwoCFut",
-	"fTSK2FZoITcoIctShvx13MzOqf9U2Z2bDqvE/T3+9s1vWxnYWfPmVj9f9BvDoU8QVr6mgPRy/WBDAHl8",
-	"oxmzEUT4X92z6DAugr+HOc5Zirp09rgyI8FGmBz43ytspoK4h6cpFp2Un1Ed5YBfoYhnFUNU3lVrbP+e",
-	"NQxVrc8CVlQZttvZAbK9Jlzjdm3kJUrPSM6UHjisEazcgH74WbbKXLjoXCzLVnGvF9yxIeefSLjnqPhK",
-	"ZHev7oQQ/kGv+43qdQ+G4nqo727rhwT+7mrgb1qNjeD86oisveHLo/TrVg6QzvyxYp4Pese61QzeuHFV",
-	"1dvzgdJ4uVv19orFHGNW1tSqrBHb+fuZ2XXH0Z27tIzqb0HdEFepOXKqN0geoiy/Bjn8GaAFBVnYPP8t",
-	"CK44qr4KZFX8IoxYCxjuDxSWh3xLQt2d5do/s7Uk6Fs9bXnbX//+laDTAyT9miDpU0WYALCsAJRfHssN",
-	"BVzLZxPvxlRvPjZ7z2HX6kXIsMFexmUegq+/BVv/0zDde+t0XvxZ6E8U5GoR4asKZn4J0q1h9ZfDBsLF",
-	"IXu/Dn/rxHart+r1QwD3wYHxMeKxH+Ym7d0y8jq7L7/S4Ot6Qv8hBPtZhGA/m4DqhwGFDxxN9VdxrYCq",
-	"883SK430bql/vTuhV80TSHNkin6BDA5nXzpvQrLwxvfSoOS9GDsfJzR5A+6V0ckw/j3oLQ8Bygcr55cG",
-	"N+/Hxmlm4Dbfu//hnUVaP3vopbkWF3GVGBv7N1IpV6RKAKGHIcix6X22FAxb9AC/obxA9yZpvblzjS+2",
-	"L53VMSBLhz4R9mJaFUnVhqi2bXGUsgzPv8bqy7bod5CxToWv3nr/7v3/BAAA//8=",
+	"lggrpZmALrzkX9FGn6K64im+EeyK8Zxd5Hi/sGDNLWt51ZlRIGbaaqszbTOmBhq15lIAWRTbMwwsJbuy",
+	"5gQwa05AUrMtklK3muOAOfNj1cnWm9JCzqR8ycS0VBHvd9cUMwikC9iTxeshK7Sxl/2+dmCJJr/6bsx3",
+	"WKWIrzvSrNMylXv9kWwH2u43ghVmKBX/Ce8bCgmsgKUpam+Ww5bTsWMYsdyqLZjFgNdjq9fEoPBKXtp/",
+	"SAXc6OqKWIUWrSG8fQBSxaSg53JgZdeEHCKpwszavSyf54mQVbxqExfa+z0cK2lXYTHlmTDcTD8WAnIN",
+	"E8xzcJtHslthHxU5FbQcoRlyMXDWVoUpeM21uUELeSN0MR5LZTB7iRlnZ6Q3flyYt7Qn9VntbEmbtGo/",
+	"pJ3xME1xbBx7syzjtinLT5QcozLcarl9lmuMo3Hto5+jkT1QJ8sWLZuZtv1D1XDmBZAX/8CULv3RENPL",
+	"kL8HzRAVSIGVWHDIrg9gMpwCrx1PpcvEINCqO3ooJwK2uIGJLPKMzguGUhsdk/GiyQ9TyhNN/pfm2rRh",
+	"ptB1b4a8jOKoqInGoE+jvmw/RnDVMg/Z2a+kU9xlbo1Pq79bWrfe/KHT6XT+88//Z//RfR6D/f+T5/6D",
+	"p8+Jfrxmo7GV2NFFXqAz90rzc6czb0iPmbFaabQf/e2Hv52fX3c6rfPz6+7z8/PrJ8/tP58+f/f730UL",
+	"S4yjZ1ZVvyvSWcb+j/+rncpRVLNiyURoLqu3t/tLVvLc3t1KK2+eP93rsLZJX8VQeU4s2jr4A2aADPAY",
+	"sD1oQ0I0JzEkPLP/JSGdNFdcLmuButrtmrUeFfZ2I5QmE7AsU6h1dBMvuvXEK6/iN8hyM1zci9ReUb0c",
+	"HFZDlrvgC3D1nUBAYRWUMaryipf7Vt5M2qsFOj/g3YzLxYX249u3fzp1akNzPy5xSv/nBkd68WuWDwKQ",
+	"GEeXPAt/7oThwueFXgNabWc3dGgF/gOmFJsudrXLCPV6wVMUGk/yoBf8lTRwkTNxeUCxgV9+5w+/anV7",
+	"O62jPzYvd/fxrTCr9k2vU/9mQ3B4YfWjml9nA7mIJUKuuhYORskDq/VEqqx50VOpFKYGhlJpKwHtyqfz",
+	"6Pf4Zvdo/cBLqKlmDB3+S9xwtV7JvGm9p76ZY2x1U/M32jv/6gugjnE1Y4j8V+Twu3uezRi8kFeYs3RO",
+	"1Ja+1Y/Ftyc1dmpuQrdnVdze3uPawg+c+ZyBFPkUmNWLgKmBFD2eWbNhSIqSU6oUmkIJzJo7cRtG7a2g",
+	"myyvIyn6XI025ESBk/rqV+rRZTsLktawuk3ooc6abpC4QUOIPxvLvHt4CSJAkC5vWIRCKBTv3d17At5m",
+	"gQwN4/mi0uw+DynzzMAEhfHmpvc4cl0aLO0QJ5OxdSQLEQiQfCMnMGJi6tQt3fAYDZk+KCOu9UitJm1i",
+	"lWvfz6kX52tqKzTpLHeApqWoHWlZIFWG6qAWAut1qpCsQmAKYSQVwlYyW2ICmk01DP26CG4q/WLVQdeU",
+	"2Pd0645dr15nXvzXFadFrfabs7MTcA0glRk2bvlupxPaLcNNjsE8i6FUBnQxGjE1LTfqkovM/ttzURNG",
+	"vmIZlNchwAvGG9PzE715fezMdxQpWjPP2e4Lkx1Awi5kYfZJCtQi5H7FtPmcXPhzBsms1406Nn1b7kq8",
+	"yvx7jX2Feni7+69c57MAbO12nm6oEzQGC5Iq3RGXqjbLRtwCHcnid4GjOp3pAxssKs05CnM8DmrCPq9m",
+	"uZfA5TLohl/Yc51zm5E7h+lLJ738BBdS5shIJXEuNH0YnkM0BkaRaWvpUa4BM3T3h3JCMpKlhl/5dKB2",
+	"3XrNmMGW4SMMcTdfYmmWM/IMthLNswTSnPGRXRo3ZaLOdhA8c6bNoSWGm6lb1XqkkFtwkw6WDw4H/nRW",
+	"8xpFYcsJFkisH8LsyEMs6TnsBd/46lSIuha01lTWlYaUGyxEKV2rE8bVhnQ6l291w+dR79u3Z+StJKeY",
+	"huTQO6jJx7cPLk0JzotOZyetDUUfNGzqmrB1e38cmO/UJ10VwvDcpRXVPdK+ZwM2n4blhQebZ5vM5fvM",
+	"TQaHBkZSm0aTnPfRsilsPYGMTfV2XNNex8y3RicY6jd6q9uDoSyU9sESzQeixcW2z4Gj/qkcoXby/ACU",
+	"dJmCfmy8NgQK3DSl5k5v5T7cdL547TJQLNgkJ9+dnsEjVpjhI989OYCJVJcapE9PWZSadoLSD10CuOOO",
+	"mz0kdR6cI7k+cp11AiccuhVvvP23iXhwmZCbAFOlJm/kXVyCzbMz7cU3J1aVeSc/L7cYF+ZRXs6uAiSS",
+	"xRZzx9lmuxEC4nLFRKqfP65tdH2aZad4RK3v1D1S7uSqxmT0z7lS1rP+lnhI/J6sdJTY9Z94B+2diSDn",
+	"BlnU5Ge5eGHNwSXWlThnW/sUvUQUeZ6AFF59qSXo2W9czN/lR93AQ0R+g5Jlu/SG+OgT5pJNbucqjgpt",
+	"0PfHr0IioPukVXlpygw34BSk7ftgHohidIEKtoSE4xi+A6ng/24f+OSqphnT/ebro5df9h7v7Bx2Ors7",
+	"e705p9WTptXwpOm0Omx9823r1cnr1l87rafvfu4+eR90Pfk8vU2hvQyFLQSwFu2AzaXAHHw/WQu98zkH",
+	"eNhXvRixYZdzzc/kVBoWbCsznJNOR1LJPA+23hjwnV6+LGNSTkQtgXNT2XbFRZPwEHMt0DNF1jzlXqfX",
+	"DSSpBvI/F0SXX5vf8XIz/RyOwLlD3ESweTa+lWyrmHllRIwaBfhsVadGUKbGbKv6+JW8tE3rPLdOH2q7",
+	"Dh+VSYV5jspXPlCKShu+I5+yAHIZUP0IxeGZkGS025FhC3ONsNvZIWVbAgU4Kd2i/KrX225Y0uvk6FZM",
+	"unKlx6/qjLnGpvzFNl1IbliXB1fw2kt/mHcctajgqAb9ex83XNFgt7vfgRnG/uq24M51yVI8f8rqpF/D",
+	"rTTKzwubBU4cPsPWDFNjqDC1qta5RBw7zyk1D8H2SF4hsEoNNbLCcD9DBeK/eaT+i6ehueHPlRxB98sv",
+	"H9u9oethB29DlYGfgR5jCilTivvMQe/hhGJMCTCy8M48X6XTTBNaoizNdvbLLx8HdSeNaaG4mZ7a/XH3",
+	"4IIcQIeFS/Vxfz0vR/727VkUyixMau4gX01Vd0mRVzexFkjIUdWG78aoyGihUIuT9Gx6LqzaYHdjRFW2",
+	"1y3b7adkHxLL2glsMTGVAskhR8UW2zEkGvN+S6oW8WfiUsNJl6CKNGaG54LyMykNtuRj29F1aJ+LsmaK",
+	"bA3nDqs2b2jM2KVXctGXgTK9Kn3QDJFXtplun4tz8Xv49vS7V4BXqKaTISqMqfYyP2La542BJ82fEWzR",
+	"JdkGntkRfg8UydMUI0yWpYsmvgR3d+/Jdhu+dxUN1iDsM54XCjXkVn8iKs4FgOz3UWRcDDwJdqvLTFYu",
+	"KMXSF4puMe9W7XXKbNdwdBIO7cDEXJiBLE+3TNGE3U63LM5lYgq7nQ5QJI3OiItxYdxqLYnw9bOzwBDJ",
+	"N88O/5iAkdLV25a9L2Q2pc4vOBWGKnvoAy6oUtqFe12eHWx17XXsdjox+MI46HW26eyYADlmPxYIiZNt",
+	"yT6MmaabaVc2X+xo98gKtrLyuxSDB82WXC+ViGDlO5FLR6IytDt3MQWexaAlkACsKr5dVTkDFxajESxt",
+	"ShaDITB3vs73bEENuAF9yccglR1c4RiZsWu0g9JevZ4lBnNHhasYcNVKVAECW7vdHbc7ZZbhYuqwbbS3",
+	"HdN+WFa307kqLtp5KxUsnzk3OjdteCMuhZz4yLibWKHFVMxga7fT2XbkVSUMet/x7aye2/KfdvWt2tjT",
+	"pBD8iIvCIP3T79HxiaU9diZIBRixpTDQyQLGgWMDz3hfaCvNXC0x1xRgS65bytrYJT+VjOVp03ZsO1ji",
+	"qoCT2FGLmfvUYdh//vn/oc/y3O4LvSdgJLHG8UnF1sxn+rsYh+0glR2COJGPkwNI7NU+yqXGLCESta8i",
+	"r2jxLENMRydrDXxK7rGrKYRClg6tPmZ3HOqAXFJhz7Tk7fK+bHWDO7fdhtdERH29xyeExXb0QS4vWE77",
+	"7pESkjGqfeBjT/42sYIZokbvx9JUluAO31mTB36ltUns4IT1lERR5IaPc+7ukZI5wpZTWrqdf//LZXpD",
+	"99//8nEgVhmpwW13jGYnIHlUMpzlA8taBjrtvX//qw0v/L0pccrK9CkkCxUtCbFeEqxPSYigZKHiJIGt",
+	"qgy8VgW+XZVUV5Xuns75Yve42u/jZ2fPIVOsb77QkMzmOZE5T6eegOrjxF/QA5AUxrbDu5Ki2jMCXMNu",
+	"76nH2EY9ERdWpM8eaGiDyyWOYYRG8VTHkMm0Ept29G/f/umUTlFIU2KRE81eFaOMLle++/L4rJZuEr2U",
+	"RqqxlDkcnhxbDQ6VyziIOu1uu2ObyjEKNubRfrTT7rR3yJdvhqT+PGpPMM9bBEuP/jG51O2yBGPgkn0r",
+	"RLCqdfQ1GktqNFf02+t0VhR3bFbU4fOMg8Vd3779E5yicRL/yV73yXa7oddF+z+8iyOfaeN1tXFxkfMU",
+	"LnGqXeLDFSren7osCe1q/L4o0wes5sMGmiJ+ViV8Z0evKXWU3yx1IDHi1DBlkbkKo7q3LUyhhMsjbNQt",
+	"dfc8iGgvgeciuz5mC8ycC6uCWB3Dp4uVDnvL3FB4geLT32mkXKaXSIVS9g5XIKbZCEkTcY9GnAv6wN6t",
+	"Ay+h9mYqk71hFgHduBZDKoJd2Nh9rsvJqhuJ2pwLsoyr5yBgK3xPth2DNxmMEo19eTpq85XMph+MsxpJ",
+	"zO+b9pC1yt/fIVfPch9WVU/PlZtRxWzryDl6bqo1K5+3+Y0XIO66Qwn1rA7vUe0RAurSvblLo7DRduru",
+	"3Nxpvo6Z+u2tM1mgOs527j29ufN8ee37ONpbZ1OalffUa40lBqqgVyGuZWWgG9zE0Tiqa48UuKl0uNIn",
+	"5r/qduJojMqa7uMojhyIRPtR1xf6VXAsC7Mcj88WctToESvdBGKuq/eHyIoXcgJStOHI6kbegGKllDgX",
+	"1Cl24FYbgOpMS1W9fETID0yJlPWxw6Bn17IAP7sBMeOgQhamfXvW/nS4rOKrZ6Qr8aqKN8hg5C+J9l02",
+	"5jyrtFie19kldASHeb7WKThLfS630uvTVXnx53dAuHxbNjkvl7ywTP98iXepfb7EZdXEbh2f16HO1l3z",
+	"8ZWu2lvcxFJ3balSAwiD92E+Ie3XG5W9Tm/2LguprRcym5Jzw/ndFdlNM8X0AnMpBlTEzrxzg/eBm3OR",
+	"SdSxhXQuBjm2Co2Qc3Hpbd9S7R3Kggy8ET0UY4fhJgTc/pwaZSx3pLwGS2XWUmJ7H4yGqjI+ZJz57+ZU",
+	"2AdVtKmKPmiVt9EqD/Ul3U0GTQShu/tLdM29dVTN5pyP0lk53nLV0792OctIhtPCKZ4afYXWzJDPed8q",
+	"pmLq3iEho5pcclamWt3VBy/mJKsFthAq+XrBe0elsk5xLVTaDe9buSlAql6p5D7cs3uy3tAAo2B5dQ7e",
+	"BHLXrazrXOYj806s5VfjtTTMoN4PFDPMXoXlGjJkmfNKTZjKdBtO3LcUTnEFB/QSMA3g7TLnpAZfe6Ar",
+	"HyzdGRd9tisLllDMSuBcjaIUeC4ynu0vK26Y+fmolMLO51x2YTVhVi6g7+gmzhXR/ZrcW4e07/6UGVcP",
+	"Xq4HL9enjZPPqlqkOThxSooDUK5WIKVHD73U0n3BtTktG93hza2XDwburvN05PwKw3Z9DDLPUBuHm5+r",
+	"dfxF5ZfSm5jDZZ9HP2uevXfSMkeXYdfkhj/S56eVxV1/qPqHFa7PVc8A6xveAa7lhD7eXZUTetj6K2v9",
+	"1Gk9/Xvr3R8CSZ3v362r/S080Xdr/e9WPOjIWt2pegf2E/bTSYHNW7w5/w4pov1TDb7mH8ooXTedWi6G",
+	"f/fQZQFqemXhANybUyBk+e5Ve0GB+hrNN37CO4RC/+LXEv9fSTs9x8yvcHXk+QW/QuGfIvPb6bbMCwF6",
+	"z3n59h25PXEOVb8tB7DX2ak9tigF+og2UwiZnIjgxr12M32UfXtWp79057VrzHzH8x8anxJSfzhx4W3c",
+	"xHGgT+ujIufVh2u3lK86XXpVcenhvnWvsPjX8PqcfsPDHajL0vG+Tma8O3PLLpopzCBlGltcaBSaG36F",
+	"+XSb8uWcP2GA/kdLfkIlwfsyKettMeTEtaHkzUVhEtrqWZNHpeZ8Y0OfuG5bzj8fk08rB0bt+Rta7LLn",
+	"/cvSwcA79cveQrxZDH24O1DVvwa48LsyXVL23XubCz7SzV7QfjB9Poy0X0Oczh7T/0TFvb3njulqWOX+",
+	"bkj28iGbec+p/8dOFZP3r841XaXxCk+ogzBKorWge0GpfIVGuJg2it9iWIFyiwDmChLfOGruwqFSq+hf",
+	"y5nS/aAzL9NCHGSyKjd6DkrqP6a16u5V7R7AZBFM1rjl1Q+FPPhQbutDeY0Drg0qH6ENw1MQjG4K2lD/",
+	"Rz8vmNRzummpdvnf7ykNIDBSOm8xlSu4FOqUCQ9ebjhK13+6vQhLzlCvYGkdo9dlcFfpE1Vd2RCnVFGW",
+	"kX4/kAIfYqu/Bi1gYy/BxoDyCeoZju/9XQ4UhK3WPhpFbCu0kBuUkGUpQ/46bmbn1H9K7c5Nh1Xi/h5/",
+	"m+e3rQzsrHlzq59X+o3h0CcIK19TQHq5frAhgDy+0YzZCCL8rwJadBgXwd/rHOcsRV06e1yZkWAjTA78",
+	"7yk2U0Hcw9MUi07Kz6iOcsCvUMSziiEq76o1tn/PGoaq1mcBK6oM2+3sANleE65xuzbyEqVnJGdKDxzW",
+	"CFZuQD/8LFtlLlx0LpZlq7jXC+7YkPNPJNxzVHwlsrtXd0II/6DX/Ub1ugdDcT3Ud7f1QwJ/dzXwN63G",
+	"RnB+dUTW3vDlUfp1KwdIZ/5YMc8HvWPdagZv3Liq6u35QGm83K16e8VijjEra2pV1ojt/P3M7Lrj6M5d",
+	"Wkb1t6BuiKvUHDnVGyQPUZZfgxz+DNCCgixsnv8WBFccVV8Fsip+EUasBQz3BwrLQ74loe7Ocu2f2VoS",
+	"9K2etrztr5P/StDpAZJ+TZD0qSJMAFhWAMovj+WGAq7ls4l3Y6o3H5u957Br9SJk2GAv4zIPwdffgq3/",
+	"aZjuvXU6L/6Y9CcKcrWI8FUFM78E6daw+sthA+HikL1fh791YrvVW/X6IYD74MD4GPHYD3OT9m4ZeZ3d",
+	"l19p8HU9of8Qgv0sQrCfTUD1w4DCB46m+qu4VkDV+WbplUZ6t9S/3p3Qq+YJpDkyRb9ABoezL503IVl4",
+	"43tpUPJejJ2PE5q8AffK6GQY/x70locA5YOV80uDm/dj4zQzcJvv3f/wziKtnz300lyLi7hKjI39G6mU",
+	"K1IlgNDDEOTY9D5bCoYteoDfUF6ge5O03ty5xhfbl87qGJClQ58IezGtiqRqQ1TbtjhKWYbnX2P1ZVv0",
+	"O8hYp8JXb71/9/5/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -467,6 +467,10 @@ func (c *Cached) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject
 	keys := []string{userKey(req.Id), userEmailKey(string(req.Body.Email))}
 	if old, err := c.store.GetUser(ctx, req.Id); err == nil {
 		keys = append(keys, userEmailKey(old.Email))
+	} else if errors.Is(err, storage.ErrUnavailable) {
+		// The write would wait on the same database: nothing is changed yet, so answer now
+		// rather than after a second call deadline.
+		return nil, fmt.Errorf("update user: %w", err)
 	}
 	resp, err := c.StrictServerInterface.UpdateUser(ctx, req)
 	if _, ok := resp.(gen.UpdateUser200JSONResponse); ok || err != nil {
@@ -481,8 +485,13 @@ func (c *Cached) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject
 	keys := []string{userKey(req.Id)}
 	if old, err := c.store.GetUser(ctx, req.Id); err == nil {
 		keys = append(keys, userEmailKey(old.Email))
+	} else if errors.Is(err, storage.ErrUnavailable) {
+		return nil, fmt.Errorf("delete user: %w", err) // as in UpdateUser
 	}
-	ids, _ := c.vehicleIDs(ctx, req.Id)
+	ids, err := c.vehicleIDs(ctx, req.Id)
+	if errors.Is(err, storage.ErrUnavailable) {
+		return nil, fmt.Errorf("delete user: %w", err)
+	}
 	for _, id := range ids {
 		keys = append(keys, vehicleKey(id))
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -33,6 +34,7 @@ type Server struct {
 	jwks         func() ([]byte, error)
 	checks       []Check
 	checkTimeout time.Duration
+	log          *slog.Logger
 	now          func() time.Time
 }
 
@@ -54,6 +56,12 @@ func WithChecks(timeout time.Duration, checks ...Check) Option {
 	return func(s *Server) { s.checks, s.checkTimeout = checks, timeout }
 }
 
+// WithLogger sets where the server logs what it does not tell clients (why a readiness
+// check failed); discarded by default.
+func WithLogger(log *slog.Logger) Option {
+	return func(s *Server) { s.log = log }
+}
+
 // New returns a Server. Readiness checks the store unless WithChecks says otherwise.
 func New(d Deps, opts ...Option) *Server {
 	s := &Server{
@@ -63,6 +71,7 @@ func New(d Deps, opts ...Option) *Server {
 		jwks:         d.JWKS,
 		checks:       []Check{{Name: "database", Ping: d.Store.Ping}},
 		checkTimeout: 2 * time.Second,
+		log:          slog.New(slog.DiscardHandler),
 		now:          time.Now,
 	}
 	for _, o := range opts {

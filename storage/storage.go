@@ -26,6 +26,10 @@ var (
 	ErrLastAdmin = errors.New("the last admin cannot be demoted or deleted")
 	// ErrStale: the record changed since the caller read the version it names.
 	ErrStale = errors.New("record changed since")
+	// ErrUnavailable: the backend did not answer (connection refused or lost, the call's
+	// deadline passed, the server shutting down, SQLite locked past its busy timeout). The call
+	// may or may not have taken effect; the caller should retry later. It is never a bug.
+	ErrUnavailable = errors.New("backend unavailable")
 )
 
 // FieldError ties ErrConflict or ErrReference to the field at fault, so the API can name it.
@@ -127,7 +131,9 @@ type VehicleFilter struct {
 }
 
 // Store is the durable home of users and vehicles. Implementations are safe for concurrent use.
-// Timestamps are UTC with microsecond precision; ids are never reused.
+// Timestamps are UTC with microsecond precision; ids are never reused. Every method returns an
+// error wrapping ErrUnavailable when the backend cannot answer, whatever the driver's cause, and
+// honours ctx's deadline.
 type Store interface {
 	// CreateUser stores a new user. A user whose email equals another's under NormalizeEmail
 	// gets a *FieldError{ErrConflict, "email"}.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -34,6 +33,9 @@ type Config struct {
 	MaxConnLifetime   time.Duration
 	MaxConnIdleTime   time.Duration
 	HealthCheckPeriod time.Duration
+	// DeadPeerTimeout is how soon a connection whose server stopped answering is dropped
+	// (TCP keepalive and user timeout); 15s when zero.
+	DeadPeerTimeout time.Duration
 }
 
 // Store is a storage.Store on PostgreSQL. It is safe for concurrent use.
@@ -70,6 +72,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.HealthCheckPeriod > 0 {
 		pc.HealthCheckPeriod = cfg.HealthCheckPeriod
 	}
+	deadPeer := cfg.DeadPeerTimeout
+	if deadPeer <= 0 {
+		deadPeer = defaultDeadPeerTimeout
+	}
+	pc.ConnConfig.DialFunc = dialer(deadPeer).DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)
@@ -137,7 +144,7 @@ func (s *Store) Stats() storage.PoolStats {
 // Ping implements storage.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
+		return translate("ping", err)
 	}
 	return nil
 }
@@ -390,31 +397,6 @@ func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
 		return translate("delete vehicle", err)
 	}
 	return nil
-}
-
-// translate maps a driver error to the storage error contract; anything unexpected is wrapped
-// with the operation's name.
-func translate(op string, err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return storage.ErrNotFound
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "23505": // unique_violation
-			switch pe.ConstraintName {
-			case "users_email_normalized_key":
-				return &storage.FieldError{Err: storage.ErrConflict, Field: "email"}
-			case "vehicles_vin_key":
-				return &storage.FieldError{Err: storage.ErrConflict, Field: "vin"}
-			}
-		case "23503": // foreign_key_violation
-			if pe.ConstraintName == "vehicles_user_id_fkey" {
-				return &storage.FieldError{Err: storage.ErrReference, Field: "userId"}
-			}
-		}
-	}
-	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 
 // limit converts a page size to the int32 that LIMIT takes.

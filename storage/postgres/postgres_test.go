@@ -107,3 +107,22 @@ func TestOpenConfig(t *testing.T) {
 		t.Errorf("Stats = %+v, want MaxConns 3, OpenConns >= 1, InUse 0", st)
 	}
 }
+
+// TestOutage takes the server away behind a proxy of the test's own (never the shared server):
+// refused connections for Down, held packets for Stall.
+func TestOutage(t *testing.T) {
+	outage := func(cut func(p *pgtest.Proxy)) func(t *testing.T) storagetest.Outage {
+		return func(t *testing.T) storagetest.Outage {
+			s, p := pgtest.OpenBehindProxy(t, postgres.Config{ConnectTimeout: time.Second})
+			return storagetest.Outage{Store: s, Bound: 2 * time.Second, Cut: func(t *testing.T) func() {
+				cut(p)
+				return func() {
+					if err := p.Restore(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}}
+		}
+	}
+	storagetest.RunOutage(t, outage((*pgtest.Proxy).Refuse), outage((*pgtest.Proxy).Hold))
+}

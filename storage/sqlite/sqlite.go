@@ -13,20 +13,24 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/motorpool/motorpool/db"
 	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
 	"github.com/motorpool/motorpool/storage"
 )
 
+// DefaultBusyTimeout is how long a write waits for another connection's write lock when
+// Config.BusyTimeout is zero; past it the call fails with storage.ErrUnavailable.
+const DefaultBusyTimeout = 10 * time.Second
+
 // Config configures Open.
 type Config struct {
-	Path         string // the database file; its parent directory is created if missing
-	MaxOpenConns int    // max(4, GOMAXPROCS) when zero
+	Path         string        // the database file; its parent directory is created if missing
+	MaxOpenConns int           // max(4, GOMAXPROCS) when zero
+	BusyTimeout  time.Duration // DefaultBusyTimeout when zero; a call's deadline cuts it short
 }
 
 // Store is a storage.Store on SQLite. It is safe for concurrent use.
@@ -54,7 +58,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	busy := cfg.BusyTimeout
+	if busy <= 0 {
+		busy = DefaultBusyTimeout
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", max(1, busy.Milliseconds())))
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
@@ -144,7 +152,7 @@ func (s *Store) Stats() storage.PoolStats {
 // Ping implements storage.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return translate("ping", err)
 	}
 	return nil
 }
@@ -398,31 +406,6 @@ func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
 		return translate("delete vehicle", err)
 	}
 	return nil
-}
-
-// translate maps a driver error to the storage error contract; anything unexpected is wrapped
-// with the operation's name. SQLite names the failed unique index only in the message
-// ("UNIQUE constraint failed: users.email_normalized"), so the field is read from there.
-func translate(op string, err error) error {
-	if errors.Is(err, sql.ErrNoRows) {
-		return storage.ErrNotFound
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			switch msg := se.Error(); {
-			case strings.Contains(msg, "users.email_normalized"):
-				return &storage.FieldError{Err: storage.ErrConflict, Field: "email"}
-			case strings.Contains(msg, "vehicles.vin"):
-				return &storage.FieldError{Err: storage.ErrConflict, Field: "vin"}
-			}
-		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			// SQLite does not say which key failed; vehicles.user_id is the only one.
-			return &storage.FieldError{Err: storage.ErrReference, Field: "userId"}
-		}
-	}
-	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
 
 func toUser(r sqlitedb.User) storage.User {

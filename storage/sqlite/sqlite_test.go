@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/sqlite"
+	"github.com/motorpool/motorpool/storage/sqlite/sqlitetest"
 	"github.com/motorpool/motorpool/storage/storagetest"
 )
 
@@ -176,4 +178,25 @@ func TestStats(t *testing.T) {
 	if st.MaxConns != 3 || st.OpenConns < 1 || st.InUse != 0 {
 		t.Errorf("Stats = %+v, want MaxConns 3, OpenConns >= 1, InUse 0", st)
 	}
+}
+
+// TestOutage holds the write lock from another connection: past a short busy timeout for Down,
+// and with the default (10s) busy timeout for Stall, where the call's deadline must cut in.
+func TestOutage(t *testing.T) {
+	outage := func(busy time.Duration) func(t *testing.T) storagetest.Outage {
+		return func(t *testing.T) storagetest.Outage {
+			path := filepath.Join(t.TempDir(), "motorpool.db")
+			s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, BusyTimeout: busy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			if _, err := s.Migrate(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			return storagetest.Outage{Store: s, Bound: time.Second,
+				Cut: func(t *testing.T) func() { return sqlitetest.HoldWriteLock(t, path) }}
+		}
+	}
+	storagetest.RunOutage(t, outage(100*time.Millisecond), outage(0))
 }

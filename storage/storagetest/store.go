@@ -51,6 +51,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"ConcurrentDemoteLastAdmins", testConcurrentDemoteLastAdmins},
 		{"ConcurrentDeleteLastAdmins", testConcurrentDeleteLastAdmins},
 		{"ConcurrentDemoteDeleteLastAdmins", testConcurrentDemoteDeleteLastAdmins},
+		{"DeadlinePassed", testDeadlinePassed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
