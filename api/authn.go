@@ -198,7 +198,11 @@ func writeAuthzError(w http.ResponseWriter, r *http.Request, e *authzError) {
 			v += `, error="invalid_token", error_description="the access token is invalid, expired or revoked"`
 		}
 		w.Header().Set("WWW-Authenticate", v)
-	case http.StatusServiceUnavailable, http.StatusInternalServerError:
+	case http.StatusServiceUnavailable:
+		stateOf(r).err = e.cause
+		writeUnavailable(w, e.detail)
+		return
+	case http.StatusInternalServerError:
 		stateOf(r).err = e.cause
 	}
 	writeProblem(w, newProblem(e.status, e.detail))

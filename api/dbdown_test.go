@@ -260,3 +260,38 @@ func TestDatabasePartitionAnswers503WithinDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInDuringOutageDoesNotLockOut: a sign-in the database could not decide is no guess.
+// A user retrying through an outage more often than the lockout allows gets 503 each time
+// (never the lockout's 429), and signs in at once when the database is back. (On the embedded
+// pairing a sign-in only reads, and SQLite's readers do not wait for the held write lock: it
+// is decided, so there is no outage to sign in through.)
+func TestSignInDuringOutageDoesNotLockOut(t *testing.T) {
+	outages := dbOutages(false, 5*time.Second)
+	for _, name := range []string{"production", "production, server shut down"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := outages[name](t)
+			s := newTestServer(t, o.backend)
+			user := mustUser(t, s, "retrying@example.com")
+			guest := s.clientWith(t, "")
+			login := func() *gen.LoginResponse {
+				t.Helper()
+				r, err := guest.LoginWithResponse(context.Background(), gen.LoginJSONRequestBody{Email: user.Email, Password: testPassword})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			restore := o.cut()
+			for i := range 8 { // the lockout comes after 5 failures
+				r := login()
+				unavailable(t, "sign-in "+strconv.Itoa(i+1)+" with the database away", r.HTTPResponse, r.Body)
+			}
+			restore()
+			if r := login(); r.StatusCode() != http.StatusOK {
+				t.Errorf("sign-in once the database is back: %d %s, want 200", r.StatusCode(), r.Body)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -415,6 +416,20 @@ func (s *testServer) do(t testing.TB, method, path, contentType string, body io.
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+// unavailable fails unless resp is the 503 of a backend away: problem+json with a Retry-After
+// of whole seconds, so that clients back off.
+func unavailable(t testing.TB, what string, resp *http.Response, body []byte) {
+	t.Helper()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("%s: %d %s, want 503", what, resp.StatusCode, body)
+		return
+	}
+	decodeProblem(t, resp, body)
+	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("%s: 503 with Retry-After %q, want whole seconds", what, resp.Header.Get("Retry-After"))
+	}
 }
 
 func decodeProblem(t testing.TB, resp *http.Response, body []byte) gen.Problem {

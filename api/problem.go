@@ -31,6 +31,13 @@ func newProblem(status int, detail string, fields ...gen.FieldError) gen.Problem
 // a client retrying sooner than the database's call deadline mostly adds to the queue.
 const retryUnavailable = "5"
 
+// writeUnavailable answers 503 for a backend away (the database, the session store, the
+// limiter's store), always with Retry-After, so that every client backs off alike.
+func writeUnavailable(w http.ResponseWriter, detail string) {
+	w.Header().Set("Retry-After", retryUnavailable)
+	writeProblem(w, newProblem(http.StatusServiceUnavailable, detail))
+}
+
 // writeProblem sends p as application/problem+json.
 func writeProblem(w http.ResponseWriter, p gen.Problem) {
 	body, err := json.Marshal(p)
@@ -55,8 +62,7 @@ func internalError(w http.ResponseWriter, r *http.Request, cause error) {
 		detail = "The database does not answer; try again shortly."
 	}
 	if detail != "" {
-		w.Header().Set("Retry-After", retryUnavailable)
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, detail))
+		writeUnavailable(w, detail)
 		return
 	}
 	writeProblem(w, newProblem(http.StatusInternalServerError,

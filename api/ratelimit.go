@@ -289,7 +289,7 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 		}
 		if err != nil {
 			st.err = err
-			writeProblem(w, newProblem(http.StatusServiceUnavailable, "The rate limiter cannot decide now; try again shortly."))
+			writeUnavailable(w, "The rate limiter cannot decide now; try again shortly.")
 			return
 		}
 		l.headers(w, checks, results)

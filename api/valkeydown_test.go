@@ -112,6 +112,9 @@ func TestValkeyDownFailsClosed(t *testing.T) {
 		if code != http.StatusServiceUnavailable || h.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s with Valkey down: %d %s, want 503 problem+json", name, code, body)
 		}
+		if ra, err := strconv.Atoi(h.Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("%s with Valkey down: Retry-After %q, want whole seconds", name, h.Get("Retry-After"))
+		}
 		if took > 3*time.Second {
 			t.Errorf("%s took %v with Valkey down; want a prompt answer", name, took)
 		}

@@ -202,7 +202,7 @@ func (s *Service) event(ctx context.Context, level slog.Level, event string, att
 
 // Login checks the credentials and starts a session. Every attempt counts against the email
 // before the password is checked, so concurrent guesses cannot slip past the limit; a
-// success clears the count.
+// success clears the count, and an attempt that could not be decided is taken back.
 func (s *Service) Login(ctx context.Context, email, password string) (TokenPair, error) {
 	key := storage.NormalizeEmail(email)
 	sctx, cancel := s.stateCtx(ctx)
@@ -225,7 +225,22 @@ func (s *Service) Login(ctx context.Context, email, password string) (TokenPair,
 		s.event(ctx, slog.LevelWarn, "login_locked", "email_hash", hashToken(key)[:16], "retry_after", retry.String())
 		return TokenPair{}, &LockedError{RetryAfter: retry}
 	}
+	pair, err := s.login(ctx, email, key, password, n)
+	if err != nil && !errors.Is(err, ErrInvalidCredentials) {
+		// Undecided (the database or the session store away, the client gone): no guess was
+		// judged, so the attempt must not count toward a lockout; retries during an outage
+		// would lock the user out.
+		sctx, cancel := s.stateCtx(context.WithoutCancel(ctx))
+		if ferr := s.state.ForgiveLoginFailure(sctx, key); ferr != nil {
+			s.log.Warn("login failure not forgiven", "error", ferr.Error())
+		}
+		cancel()
+	}
+	return pair, err
+}
 
+// login decides a sign-in already counted as the n-th attempt for the email normalized as key.
+func (s *Service) login(ctx context.Context, email, key, password string, n int) (TokenPair, error) {
 	u, err := s.store.GetUserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -242,7 +257,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (TokenPair,
 	if err != nil {
 		return TokenPair{}, err
 	}
-	sctx, cancel = s.stateCtx(ctx)
+	sctx, cancel := s.stateCtx(ctx)
 	err = s.state.ClearLoginFailures(sctx, key)
 	cancel()
 	if err != nil {

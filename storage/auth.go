@@ -121,6 +121,11 @@ type AuthState interface {
 	// ClearLoginFailures forgets the count for email.
 	ClearLoginFailures(ctx context.Context, email string) error
 
+	// ForgiveLoginFailure takes back one failure counted for email, by an attempt that could
+	// not be decided (a backend was away): the count goes down by one, never below zero, and
+	// the window keeps its end.
+	ForgiveLoginFailure(ctx context.Context, email string) error
+
 	// SaveResetToken stores a reset grant under the token's hash for ttl.
 	SaveResetToken(ctx context.Context, tokenHash string, r ResetToken, ttl time.Duration) error
 

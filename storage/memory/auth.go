@@ -333,6 +333,19 @@ func (a *AuthState) ClearLoginFailures(_ context.Context, email string) error {
 	return nil
 }
 
+// ForgiveLoginFailure implements storage.AuthState.
+func (a *AuthState) ForgiveLoginFailure(_ context.Context, email string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wrote()
+	if e := live(a.attempts, email, a.clock()); e != nil {
+		if e.n--; e.n <= 0 {
+			delete(a.attempts, email)
+		}
+	}
+	return nil
+}
+
 // SaveResetToken implements storage.AuthState.
 func (a *AuthState) SaveResetToken(_ context.Context, tokenHash string, r storage.ResetToken, ttl time.Duration) error {
 	if ttl <= 0 {

@@ -43,6 +43,7 @@ func RunAuthState(t *testing.T, newState func(t *testing.T) storage.AuthState) {
 		{"ListSessionsPrunesExpired", testListSessionsPrunesExpired},
 		{"LoginFailures", testLoginFailures},
 		{"LoginFailuresFixedWindow", testLoginFailuresFixedWindow},
+		{"ForgiveLoginFailure", testForgiveLoginFailure},
 		{"ResetToken", testResetToken},
 		{"ResetTokenConcurrent", testResetTokenConcurrent},
 		{"ResetTokenExpires", testResetTokenExpires},
@@ -597,6 +598,47 @@ func testLoginFailures(t *testing.T, a storage.AuthState) {
 	}
 	if n, err := a.RecordLoginFailure(ctx, email, window); err != nil || n != 1 {
 		t.Errorf("RecordLoginFailure after clear = %d, %v; want 1, nil", n, err)
+	}
+}
+
+func testForgiveLoginFailure(t *testing.T, a storage.AuthState) {
+	ctx := t.Context()
+	const email, window = "ada@example.com", time.Minute
+	if err := a.ForgiveLoginFailure(ctx, email); err != nil {
+		t.Fatalf("ForgiveLoginFailure without a count: %v", err)
+	}
+	if n, ttl, err := a.LoginFailures(ctx, email); err != nil || n != 0 || ttl != 0 {
+		t.Errorf("LoginFailures after forgiving nothing = %d, %v, %v; want 0, 0, nil", n, ttl, err)
+	}
+	for range 3 {
+		if _, err := a.RecordLoginFailure(ctx, email, window); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, before, _ := a.LoginFailures(ctx, email)
+	if err := a.ForgiveLoginFailure(ctx, email); err != nil {
+		t.Fatalf("ForgiveLoginFailure: %v", err)
+	}
+	n, ttl, err := a.LoginFailures(ctx, email)
+	if err != nil || n != 2 {
+		t.Errorf("LoginFailures after forgiving one of 3 = %d, %v; want 2, nil", n, err)
+	}
+	if ttl <= 0 || ttl > before {
+		t.Errorf("forgiving moved the window: %v left before, %v after", before, ttl)
+	}
+	if n, err := a.RecordLoginFailure(ctx, email, window); err != nil || n != 3 {
+		t.Errorf("RecordLoginFailure after forgiving = %d, %v; want 3, nil", n, err)
+	}
+	for range 5 {
+		if err := a.ForgiveLoginFailure(ctx, email); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, ttl, err := a.LoginFailures(ctx, email); err != nil || n != 0 || ttl != 0 {
+		t.Errorf("LoginFailures after forgiving more than was counted = %d, %v, %v; want 0, 0, nil", n, ttl, err)
+	}
+	if n, err := a.RecordLoginFailure(ctx, email, window); err != nil || n != 1 {
+		t.Errorf("RecordLoginFailure after the count reached zero = %d, %v; want 1, nil", n, err)
 	}
 }
 

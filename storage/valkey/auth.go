@@ -49,6 +49,8 @@ var (
 	listLua string
 	//go:embed lua/login_failure.lua
 	loginFailureLua string
+	//go:embed lua/login_forgive.lua
+	loginForgiveLua string
 )
 
 // script is a Lua script that can also be sent inside a pipeline (DoMulti), which
@@ -133,6 +135,7 @@ var (
 	endAllScript       = newScript(endAllLua)
 	listScript         = newScript(listLua)
 	loginFailureScript = newScript(loginFailureLua)
+	loginForgiveScript = newScript(loginForgiveLua)
 )
 
 // AuthState is storage.AuthState on Valkey. It uses the Client's pool and does not own it.
@@ -487,6 +490,17 @@ func (a *AuthState) ClearLoginFailures(ctx context.Context, email string) error 
 	defer cancel()
 	if err := a.vk().Do(ctx, a.vk().B().Del().Key(a.attemptsKey(email)).Build()).Error(); err != nil {
 		return fmt.Errorf("valkey: clear login failures: %w", err)
+	}
+	return nil
+}
+
+// ForgiveLoginFailure implements storage.AuthState, in one script so that a concurrent failure
+// is never lost between reading and lowering the count.
+func (a *AuthState) ForgiveLoginFailure(ctx context.Context, email string) error {
+	ctx, cancel := a.c.withTimeout(ctx)
+	defer cancel()
+	if err := loginForgiveScript.Exec(ctx, a.vk(), []string{a.attemptsKey(email)}, nil).Error(); err != nil {
+		return fmt.Errorf("valkey: forgive login failure: %w", err)
 	}
 	return nil
 }
