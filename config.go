@@ -288,8 +288,13 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 	str("ADMIN_EMAIL", &c.AdminEmail)
 	str("ADMIN_NAME", &c.AdminName)
 	c.AdminPassword = getenv("ADMIN_PASSWORD")
-	if c.AdminEmail != "" && api.ValidateEmail(c.AdminEmail) != nil {
-		*errs = append(*errs, &configError{"ADMIN_EMAIL", c.AdminEmail, "must be an email address"})
+	if c.AdminEmail != "" {
+		if err := api.ValidateAs("Email", c.AdminEmail); err != nil {
+			*errs = append(*errs, &configError{"ADMIN_EMAIL", c.AdminEmail, err.Error()})
+		}
+	}
+	if err := api.ValidateAs("Name", c.AdminName); err != nil {
+		*errs = append(*errs, &configError{"ADMIN_NAME", c.AdminName, err.Error()})
 	}
 	if c.AdminEmail != "" && c.AdminPassword == "" {
 		*errs = append(*errs, &configError{"ADMIN_PASSWORD", "", "must be set when ADMIN_EMAIL is"})

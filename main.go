@@ -127,8 +127,11 @@ func adminCreate(ctx context.Context, store storage.Store, args []string, getenv
 	if n := utf8.RuneCountInString(pw); n < 12 || n > 256 {
 		return fmt.Errorf("ADMIN_PASSWORD: must be set to 12 to 256 characters")
 	}
-	if err := api.ValidateEmail(email); err != nil {
+	if err := api.ValidateAs("Email", email); err != nil {
 		return fmt.Errorf("admin create: %q %v", email, err)
+	}
+	if err := api.ValidateAs("Name", name); err != nil {
+		return fmt.Errorf("admin create: name %q %v", name, err)
 	}
 	created, err := auth.EnsureAdmin(ctx, store, password.NewHasher(password.OWASP, 0), email, name, pw)
 	if err != nil {

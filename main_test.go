@@ -322,7 +322,8 @@ func TestRunAdminCreate(t *testing.T) {
 		t.Errorf("short password: %v", err)
 	}
 	env["ADMIN_PASSWORD"] = "a long admin password"
-	for _, args := range [][]string{{"admin"}, {"admin", "create"}, {"admin", "delete", "x@example.com"}, {"admin", "create", "not-an-email"}} {
+	for _, args := range [][]string{{"admin"}, {"admin", "create"}, {"admin", "delete", "x@example.com"}, {"admin", "create", "not-an-email"},
+		{"admin", "create", "x@example.com", "Nul\x00Name"}, {"admin", "create", "x@example.com", "  "}} {
 		if err := run(context.Background(), args, getenv, io.Discard); err == nil {
 			t.Errorf("%v: no error", args)
 		}
@@ -365,6 +366,10 @@ func TestLoadConfigBad(t *testing.T) {
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
 		{map[string]string{"ADMIN_EMAIL": "a@example.com"}, "ADMIN_PASSWORD"},
 		{map[string]string{"ADMIN_EMAIL": "a@example.com", "ADMIN_PASSWORD": "hunter2"}, "ADMIN_PASSWORD"},
+		// What the API refuses is refused here too: it would reach the store unchecked.
+		{map[string]string{"ADMIN_EMAIL": "a@example.com", "ADMIN_PASSWORD": "a long admin password", "ADMIN_NAME": "Ada\x00"}, "ADMIN_NAME"},
+		{map[string]string{"ADMIN_NAME": "Ada\u0085Lovelace"}, "ADMIN_NAME"},
+		{map[string]string{"ADMIN_EMAIL": "a\u0085@example.com", "ADMIN_PASSWORD": "a long admin password"}, "ADMIN_EMAIL"},
 		{map[string]string{"SMTP_HOST": "smtp.example.com"}, "SMTP_FROM"},
 		{map[string]string{"SMTP_HOST": "smtp.example.com", "SMTP_FROM": "a@example.com", "SMTP_PORT": "0"}, "SMTP_PORT"},
 	}

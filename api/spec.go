@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
@@ -39,6 +40,28 @@ func ValidateEmail(s string) error {
 		return fmt.Errorf("must be an email address such as name@example.com")
 	}
 	return nil
+}
+
+// loadedSpec is the contract, loaded once for ValidateAs.
+var loadedSpec = sync.OnceValues(LoadSpec)
+
+// ValidateAs checks v against the contract's schema component named schema ("Email", "Name"),
+// for values that reach the store without passing the API (ADMIN_EMAIL, ADMIN_NAME, admin
+// create), so that they obey the same rules as what the API accepts.
+func ValidateAs(schema string, v any) error {
+	spec, err := loadedSpec()
+	if err != nil {
+		return err
+	}
+	ref := spec.Components.Schemas[schema]
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("the contract has no schema %q", schema)
+	}
+	err = ref.Value.VisitJSON(v)
+	if se, ok := errors.AsType[*openapi3.SchemaError](err); ok {
+		return errors.New(schemaField(se, "").Message) // in the words a 400 would use
+	}
+	return err
 }
 
 // LoadSpec returns the contract embedded in the generated code, validated.
