@@ -36,12 +36,17 @@ import (
 
 // ---- helpers shared by auth_test.go and authz_test.go ----
 
+// rawBody is a request body sent byte for byte as application/json, valid JSON or not.
+type rawBody string
+
 // request sends one request through the contract-checking client. authz is the whole
-// Authorization header ("" for none); body is sent as JSON unless nil; hdr are extra header
-// name/value pairs. It does not fail the test, so goroutines may call it.
+// Authorization header ("" for none); body is sent as JSON unless nil (a rawBody as it is);
+// hdr are extra header name/value pairs. It does not fail the test, so goroutines may call it.
 func request(s *testServer, method, path, authz string, body any, hdr ...string) (*http.Response, []byte, error) {
 	var rd io.Reader
-	if body != nil {
+	if raw, ok := body.(rawBody); ok {
+		rd = strings.NewReader(string(raw))
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, nil, err

@@ -11,7 +11,6 @@ import (
 
 	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/storage/deadline"
-	"github.com/motorpool/motorpool/storage/memory"
 	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/sqlite"
@@ -40,20 +39,10 @@ func dbOutages(stall bool, queryTimeout time.Duration) map[string]func(t *testin
 			if stall {
 				busy = 0 // the default, 10s
 			}
-			s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path, BusyTimeout: busy})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			if _, err := s.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			state := memory.NewAuthState(nil)
-			t.Cleanup(func() { _ = state.Close() })
-			cache := memory.NewCache(memory.CacheConfig{})
-			t.Cleanup(func() { _ = cache.Close() })
+			b := openEmbedded(t, sqlite.Config{Path: path, BusyTimeout: busy})
+			b.store = deadline.Wrap(b.store, queryTimeout)
 			return dbOutage{
-				backend: backend{store: deadline.Wrap(s, queryTimeout), state: state, cache: cache},
+				backend: b,
 				cut:     func() func() { return sqlitetest.HoldWriteLock(t, path) },
 			}
 		},

@@ -46,21 +46,26 @@ type backend struct {
 	valkey *valkey.Client // nil for the embedded pairing
 }
 
+// openEmbedded is the embedded pairing on a migrated SQLite file opened with cfg.
+func openEmbedded(t testing.TB, cfg sqlite.Config) backend {
+	s, err := sqlite.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if _, err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	state := memory.NewAuthState(nil)
+	t.Cleanup(func() { _ = state.Close() })
+	cache := memory.NewCache(memory.CacheConfig{})
+	t.Cleanup(func() { _ = cache.Close() })
+	return backend{store: s, state: state, cache: cache}
+}
+
 var backends = map[string]func(t testing.TB) backend{
 	"embedded": func(t testing.TB) backend {
-		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "motorpool.db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		if _, err := s.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		state := memory.NewAuthState(nil)
-		t.Cleanup(func() { _ = state.Close() })
-		cache := memory.NewCache(memory.CacheConfig{})
-		t.Cleanup(func() { _ = cache.Close() })
-		return backend{store: s, state: state, cache: cache}
+		return openEmbedded(t, sqlite.Config{Path: filepath.Join(t.TempDir(), "motorpool.db")})
 	},
 	"production": func(t testing.TB) backend {
 		vc := valkeytest.Open(t)

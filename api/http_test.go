@@ -2,9 +2,7 @@ package api_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/motorpool/motorpool/gen"
@@ -13,34 +11,23 @@ import (
 // doAs sends a raw request with tok as its bearer token ("" for none, "-" for a malformed one).
 func doAs(t *testing.T, s *testServer, tok, method, path, body string) (*http.Response, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, s.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	authz := ""
 	switch tok {
 	case "":
 	case "-":
-		req.Header.Set("Authorization", "Bearer not-a-token")
+		authz = "Bearer not-a-token"
 	default:
-		req.Header.Set("Authorization", "Bearer "+tok)
+		authz = "Bearer " + tok
 	}
-	resp, err := s.HTTP.Do(req)
+	var b any
+	if body != "" {
+		b = rawBody(body)
+	}
+	resp, out, err := request(s, method, path, authz, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return resp, out
 }
 
 // A caller without a valid token learns that first: 401 before any 400 about what it sent,
