@@ -138,8 +138,14 @@ func (e *authzError) Error() string { return e.detail }
 // authorize is the validator's AuthenticationFunc: it runs for operations that require
 // bearerAuth and checks the caller the identify middleware established against the
 // operation's x-authz rule.
-func authorize(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
-	r := in.RequestValidationInput.Request
+func authorize(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	rule, _ := in.RequestValidationInput.Route.Operation.Extensions["x-authz"].(string)
+	return authorizeRule(in.RequestValidationInput.Request, rule)
+}
+
+// authorizeRule checks the caller the identify middleware established against an x-authz
+// rule; self-or-admin reads the path's id, which the mux has set.
+func authorizeRule(r *http.Request, rule string) error {
 	c, ok := auth.CallerFrom(r.Context())
 	if !ok {
 		if err := stateOf(r).authErr; errors.Is(err, auth.ErrUnavailable) {
@@ -149,7 +155,6 @@ func authorize(ctx context.Context, in *openapi3filter.AuthenticationInput) erro
 		}
 		return &authzError{status: http.StatusUnauthorized, detail: "This operation needs an access token: send Authorization: Bearer <accessToken>."}
 	}
-	rule, _ := in.RequestValidationInput.Route.Operation.Extensions["x-authz"].(string)
 	switch rule {
 	case authzUser:
 		return nil
@@ -159,7 +164,7 @@ func authorize(ctx context.Context, in *openapi3filter.AuthenticationInput) erro
 		}
 		return &authzError{status: http.StatusForbidden, detail: "Only an admin may do this."}
 	case authzSelfOrAdmin:
-		id, err := strconv.ParseInt(in.RequestValidationInput.PathParams["id"], 10, 64)
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 		if c.IsAdmin() || err == nil && id == c.UserID {
 			return nil
 		}

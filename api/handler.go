@@ -10,9 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/motorpool/motorpool/gen"
@@ -61,7 +59,23 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 		m = newMetrics(cfg.PoolStats)
 	}
 
-	mux := http.NewServeMux()
+	ops := operations(spec)
+	limit := func(h http.Handler) http.Handler { return h }
+	var rl *rateLimiter
+	if cfg.RateLimit != nil {
+		rl, err = newRateLimiter(*cfg.RateLimit, spec, m.reg, log)
+		if err != nil {
+			return nil, err
+		}
+		limit = rl.middleware
+	}
+	idf, body := identify(cfg.Auth, cfg.TrustedProxies, rl), limitBody(MaxBodyBytes)
+	// Every route gets the whole stack, built for it here: the route is known from the one
+	// match the mux makes, before anything may refuse the request, so the access log and the
+	// metrics name it whichever layer answers (the limiter's 429, the body limit's 413).
+	mux := newRouteMux(ops, func(pattern string, op *operation, h http.Handler) http.Handler {
+		return onRoute(pattern, op, idf(limit(body(validate(op, h)))))
+	})
 	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  bodyError,
 		ResponseErrorHandlerFunc: internalError,
@@ -76,45 +90,8 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	mux.Handle("GET /docs/", docsHandler())
 	mux.Handle("GET /metrics", m.handler)
 	mux.Handle("/", unmatched(router))
-
-	limit := func(h http.Handler) http.Handler { return h }
-	var rl *rateLimiter
-	if cfg.RateLimit != nil {
-		rl, err = newRateLimiter(*cfg.RateLimit, spec, m.reg, log)
-		if err != nil {
-			return nil, err
-		}
-		limit = rl.middleware
+	if err := mux.complete(); err != nil {
+		return nil, err
 	}
-	return observe(log, m)(routed(mux, router)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(validate(mux)))))), nil
-}
-
-// unmatched answers requests no route takes: 405 with Allow when the path exists under other
-// methods, else 404.
-func unmatched(router routers.Router) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, _, err := router.FindRoute(r); err == routers.ErrMethodNotAllowed {
-			if allow := allowed(router, r); allow != "" {
-				w.Header().Set("Allow", allow)
-			}
-			writeProblem(w, newProblem(http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on this path.", r.Method)))
-			return
-		}
-		writeProblem(w, newProblem(http.StatusNotFound, "No resource lives at this path."))
-	})
-}
-
-func allowed(router routers.Router, r *http.Request) string {
-	var ms []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, _, err := router.FindRoute(probe); err == nil {
-			ms = append(ms, m)
-			if m == http.MethodGet { // answered like GET, without the body
-				ms = append(ms, http.MethodHead)
-			}
-		}
-	}
-	return strings.Join(ms, ", ")
+	return observe(log, m)(mux), nil
 }

@@ -14,8 +14,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/getkin/kin-openapi/routers"
-
 	"github.com/motorpool/motorpool/storage"
 )
 
@@ -23,15 +21,13 @@ import (
 // the metrics which route matched and why a request failed, without logging twice.
 type requestState struct {
 	id string
-	// pattern is the mux pattern the request will take ("/" for none); route is the same for
-	// logs and metrics, empty when nothing matched.
+	// pattern is the mux pattern the request took ("/" for none); route is the same for
+	// logs and metrics, empty when nothing matched. Both are set by onRoute.
 	pattern string
 	route   string
-	// op and params are the contract's operation the request is for, nil for none (HEAD is
-	// taken as GET), and its path parameters.
-	op     *routers.Route
-	params map[string]string
-	err    error // the cause of a 5xx
+	// op is the contract's operation the request is for, nil for none (HEAD takes GET's).
+	op  *operation
+	err error // the cause of a 5xx
 	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
 	authErr error
 	// charged and charge are the buckets authentication charged for the rate limiter, and the
@@ -95,31 +91,6 @@ func newRequestID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// routed finds the route the request will take, once, before anything may refuse it: the
-// access log and the metrics name it whichever layer answers (the limiter's 429, the body
-// limit's 413), the rate limiter picks its rule by it, and the validator checks the request
-// against its operation. HEAD is routed as GET (RFC 9110 §9.3.2), as the mux does.
-func routed(mux *http.ServeMux, router routers.Router) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			st := stateOf(r)
-			_, st.pattern = mux.Handler(r)
-			if st.pattern != "/" { // the catch-all that answers 404 and 405
-				st.route = st.pattern
-				probe := r
-				if r.Method == http.MethodHead {
-					probe = r.WithContext(r.Context()) // a shallow copy
-					probe.Method = http.MethodGet
-				}
-				if op, params, err := router.FindRoute(probe); err == nil {
-					st.op, st.params = op, params
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
 }
 
 // observe is the outermost layer: it assigns the request id, recovers panics into a 500,
