@@ -59,3 +59,35 @@ func BenchmarkHotPath(b *testing.B) {
 		})
 	}
 }
+
+// hotPathAllocBudget is the most allocations the embedded pairing's hot path may make per
+// request: 331 measured (339 with -race; Go 1.26), about 290 of them verifying the token's
+// signature and claims, plus a margin for the runtime's and the libraries' drift. Lower it
+// when the path gets cheaper; raising it needs a reason in the commit.
+const hotPathAllocBudget = 331 + 20
+
+// TestHotPathAllocBudget holds the hot path to its allocation budget (allocations are what a
+// request costs the garbage collector, and unlike time they do not vary with the machine).
+func TestHotPathAllocBudget(t *testing.T) {
+	h, newReq := hotPath(t, "embedded")
+	const runs = 200
+	reqs := make([]*http.Request, runs+1) // AllocsPerRun runs once more to warm up
+	recs := make([]*httptest.ResponseRecorder, runs+1)
+	for i := range reqs {
+		reqs[i], recs[i] = newReq(), httptest.NewRecorder()
+	}
+	i := 0
+	got := testing.AllocsPerRun(runs, func() {
+		h.ServeHTTP(recs[i], reqs[i])
+		i++
+	})
+	for _, rec := range recs {
+		if rec.Code != http.StatusOK {
+			t.Fatalf("hot path answered %d %s", rec.Code, rec.Body)
+		}
+	}
+	t.Logf("%.0f allocations per request (budget %d)", got, hotPathAllocBudget)
+	if got > hotPathAllocBudget {
+		t.Errorf("the hot path makes %.0f allocations per request, over its budget of %d", got, hotPathAllocBudget)
+	}
+}

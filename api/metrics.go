@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,11 @@ type metrics struct {
 	reg      *prometheus.Registry
 
 	hits, lookups atomic.Int64 // for the hit ratio
+
+	// series caches the request series by route and status (both few: the routes of the
+	// table and the statuses the service answers).
+	seriesMu sync.RWMutex
+	series   map[routeStatus]requestSeries
 }
 
 // NewMetrics registers the HTTP metrics, the cache's, the Go runtime's and the database pool's
@@ -34,7 +40,8 @@ func NewMetrics(pool func() storage.PoolStats) *Metrics { return newMetrics(pool
 func newMetrics(pool func() storage.PoolStats) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
-		reg: reg,
+		reg:    reg,
+		series: map[routeStatus]requestSeries{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "motorpool_http_requests_total",
 			Help: "HTTP requests served, by route and status.",
@@ -103,9 +110,38 @@ func cacheFamily(key string) string {
 }
 
 func (m *metrics) observe(route string, status int, d time.Duration) {
+	o := m.observers(route, status)
+	o.requests.Inc()
+	o.latency.Observe(d.Seconds())
+}
+
+// routeStatus names one pair of request series.
+type routeStatus struct {
+	route  string
+	status int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// observers returns the series of a route and status, resolved once: WithLabelValues on
+// every request formats the status, hashes the labels and allocates their slice.
+func (m *metrics) observers(route string, status int) requestSeries {
+	k := routeStatus{route, status}
+	m.seriesMu.RLock()
+	o, ok := m.series[k]
+	m.seriesMu.RUnlock()
+	if ok {
+		return o
+	}
 	s := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, s).Inc()
-	m.latency.WithLabelValues(route, s).Observe(d.Seconds())
+	o = requestSeries{m.requests.WithLabelValues(route, s), m.latency.WithLabelValues(route, s)}
+	m.seriesMu.Lock()
+	m.series[k] = o
+	m.seriesMu.Unlock()
+	return o
 }
 
 var (
