@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -177,5 +179,68 @@ func TestRouteTableComplete(t *testing.T) {
 	err = m.complete()
 	if err == nil || !strings.Contains(err.Error(), "no handler is registered") {
 		t.Fatalf("complete() = %v, want an error naming a missing pattern", err)
+	}
+}
+
+// TestDirectAuthzAgreesWithKin: deciding authorization from the x-authz rule directly gives,
+// for every operation and every kind of caller, the answer kin-openapi's security pass gives.
+func TestDirectAuthzAgreesWithKin(t *testing.T) {
+	spec, err := LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	callers := map[string]func(context.Context) context.Context{
+		"no token":    func(ctx context.Context) context.Context { return ctx },
+		"refused":     withAuthErr(auth.ErrInvalidToken),
+		"undecidable": withAuthErr(auth.ErrUnavailable),
+		"user 2": func(ctx context.Context) context.Context {
+			return auth.WithCaller(ctx, auth.Caller{UserID: 2, Role: storage.RoleUser})
+		},
+		"admin": func(ctx context.Context) context.Context {
+			return auth.WithCaller(ctx, auth.Caller{UserID: 1, Role: storage.RoleAdmin})
+		},
+	}
+	decision := func(err error) string {
+		if err == nil {
+			return "allowed"
+		}
+		if ae, ok := errors.AsType[*authzError](err); ok {
+			return fmt.Sprintf("%d %q badInput=%v cause=%v", ae.status, ae.detail, ae.badInput, ae.cause)
+		}
+		return "error " + err.Error()
+	}
+	direct := 0
+	for pattern, op := range operations(spec) {
+		if !op.direct {
+			continue
+		}
+		direct++
+		viaKin := *op
+		viaKin.direct = false
+		path := op.route.Path
+		for _, id := range []string{"1", "2", "abc", "0"} {
+			for who, with := range callers {
+				var got, want string
+				mux := http.NewServeMux()
+				mux.HandleFunc(op.pattern, func(_ http.ResponseWriter, r *http.Request) {
+					got, want = decision(op.authorize(r)), decision(viaKin.authorize(r))
+				})
+				r := httptest.NewRequest(op.route.Method, strings.ReplaceAll(path, "{id}", id), nil)
+				r = r.WithContext(with(r.Context()))
+				mux.ServeHTTP(httptest.NewRecorder(), r)
+				if got != want {
+					t.Errorf("%s id %s, %s: direct %s; kin-openapi %s", pattern, id, who, got, want)
+				}
+			}
+		}
+	}
+	if direct == 0 {
+		t.Error("no operation is authorized directly")
+	}
+}
+
+func withAuthErr(err error) func(context.Context) context.Context {
+	return func(ctx context.Context) context.Context {
+		return &requestState{Context: ctx, authErr: err}
 	}
 }
