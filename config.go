@@ -245,6 +245,7 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 	dur("JWT_CLOCK_SKEW", &c.Auth.Skew)
 	dur("SESSION_IDLE_TTL", &c.Auth.SessionIdleTTL)
 	dur("SESSION_MAX_AGE", &c.Auth.SessionMaxAge)
+	dur("SESSION_TOUCH_INTERVAL", &c.Auth.SessionTouchInterval)
 	// 0 turns the grace off (RFC 9700's strict reuse detection): any replay ends the session.
 	if v := getenv("REFRESH_REUSE_GRACE"); v != "" {
 		if d, err := time.ParseDuration(v); err != nil || d < 0 {
@@ -427,6 +428,7 @@ func (c config) describe() []any {
 		"JWT_REFRESH_TTL", c.Auth.RefreshTTL.String(),
 		"SESSION_IDLE_TTL", c.Auth.SessionIdleTTL.String(),
 		"SESSION_MAX_AGE", c.Auth.SessionMaxAge.String(),
+		"SESSION_TOUCH_INTERVAL", c.Auth.SessionTouchInterval.String(),
 		"PUBLIC_BASE_URL", c.Auth.PublicBaseURL,
 		"TRUSTED_PROXIES", fmt.Sprint(c.TrustedProxies),
 		"store", store,

@@ -268,6 +268,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	if err := ad.service.WaitMail(sctx); err != nil {
 		log.Warn("reset mails still in flight at shutdown", "error", err.Error())
 	}
+	if err := ad.service.WaitTouches(sctx); err != nil {
+		log.Warn("session touches still in flight at shutdown", "error", err.Error())
+	}
 	log.Info("stopped")
 	return nil
 }

@@ -18,7 +18,7 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Caller,
 // chargingState is an AuthState that can charge rate-limit buckets in the round trip that
 // checks a session (the Valkey backend, whose limiter lives on the same server).
 type chargingState interface {
-	AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, idle time.Duration, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error)
+	AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error)
 }
 
 // AuthenticateCharging is Authenticate that also charges the rate-limit buckets that
@@ -59,14 +59,15 @@ func (s *Service) AuthenticateCharging(ctx context.Context, accessToken string, 
 	defer cancel()
 	var sess storage.Session
 	var charge *storage.LimitCharge
+	now := s.now().UTC()
 	if len(reqs) > 0 {
 		var lc storage.LimitCharge
-		sess, lc, err = cs.AuthenticateAllow(sctx, claims.UserID, claims.SessionID, claims.ID, claims.Role, s.now().UTC(), s.cfg.SessionIdleTTL, reqs)
+		sess, lc, err = cs.AuthenticateAllow(sctx, claims.UserID, claims.SessionID, claims.ID, claims.Role, now, reqs)
 		if lc.Results != nil || lc.Err != nil {
 			charge = &lc
 		}
 	} else {
-		sess, err = s.state.Authenticate(sctx, claims.UserID, claims.SessionID, claims.ID, s.now().UTC(), s.cfg.SessionIdleTTL)
+		sess, err = s.state.Authenticate(sctx, claims.UserID, claims.SessionID, claims.ID, now)
 	}
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrTokenDenied) {
 		return Caller{}, charge, ErrInvalidToken
@@ -77,5 +78,6 @@ func (s *Service) AuthenticateCharging(ctx context.Context, accessToken string, 
 	// The session's role is the one that counts; a token claiming another (never issued so:
 	// a role change ends the user's sessions) gets the session's, and no charge stands.
 	c.Role = sess.Role
+	s.maybeTouch(ctx, sess, now)
 	return c, charge, nil
 }

@@ -45,12 +45,12 @@ type chargingState struct {
 	fail   error
 }
 
-func (c *chargingState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, idle time.Duration, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
+func (c *chargingState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
 	c.asked, c.role = reqs, role
 	if c.fail != nil {
 		return storage.Session{}, storage.LimitCharge{Err: c.fail}, c.fail
 	}
-	s, err := c.Authenticate(ctx, userID, sid, jti, now, idle)
+	s, err := c.Authenticate(ctx, userID, sid, jti, now)
 	if err != nil || s.Role != role {
 		return s, storage.LimitCharge{}, err
 	}

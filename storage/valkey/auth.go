@@ -228,42 +228,78 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 	return nil
 }
 
-// Authenticate implements storage.AuthState: the denylist check and the touch script go out in
-// one pipeline, so the request pays one round trip although the keys are in different slots.
-func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time, idle time.Duration) (storage.Session, error) {
+// Authenticate implements storage.AuthState: the denylist entry and the session hash are read
+// in one pipeline, so the request pays one round trip although the keys are in different
+// slots. It writes nothing unless the session has passed its ExpiresAt by now.
+func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time) (storage.Session, error) {
+	ctx, cancel := a.c.withTimeout(ctx)
+	defer cancel()
+	cmds, finish := a.authenticate(userID, sid, jti)
+	sess, err := finish(a.vk().DoMulti(ctx, cmds...))
+	if err != nil {
+		return sess, err
+	}
+	return a.checkExpires(ctx, userID, sess, now)
+}
+
+// checkExpires ends a session whose ExpiresAt is at or before now (by the caller's clock; the
+// server's TTL already ends it by the server's).
+func (a *AuthState) checkExpires(ctx context.Context, userID int64, sess storage.Session, now time.Time) (storage.Session, error) {
+	if sess.ExpiresAt.After(now) {
+		return sess, nil
+	}
+	if err := a.end(ctx, userID, sess.ID, "", 0); err != nil {
+		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
+	}
+	return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrNotFound)
+}
+
+// authenticate builds Authenticate's two reads (GET of the denylist entry, HGETALL of the
+// session) and the function that reads their replies.
+func (a *AuthState) authenticate(userID int64, sid, jti string) (valkeygo.Commands, func([]valkeygo.ValkeyResult) (storage.Session, error)) {
+	cmds := valkeygo.Commands{
+		a.vk().B().Get().Key(a.denyKey(jti)).Build(),
+		a.vk().B().Hgetall().Key(a.userKeys(userID, sid)[0]).Build(),
+	}
+	return cmds, func(res []valkeygo.ValkeyResult) (storage.Session, error) {
+		return decodeAuthenticate(sid, res)
+	}
+}
+
+// decodeAuthenticate reads the replies of the denylist GET and the session HGETALL.
+func decodeAuthenticate(sid string, res []valkeygo.ValkeyResult) (storage.Session, error) {
+	if err := res[0].Error(); err == nil {
+		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
+	} else if !valkeygo.IsValkeyNil(err) {
+		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
+	}
+	fields, err := res[1].AsStrMap()
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
+	}
+	if _, ok := fields["user_id"]; !ok { // HGETALL of no key: an empty hash
+		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrNotFound)
+	}
+	return decodeSession(sid, fields)
+}
+
+// TouchSession implements storage.AuthState, in one script on the session's slot.
+func (a *AuthState) TouchSession(ctx context.Context, userID int64, sid string, now time.Time, idle time.Duration) error {
 	if idle <= 0 {
-		return storage.Session{}, errors.New("valkey: authenticate: idle must be positive")
+		return errors.New("valkey: touch session: idle must be positive")
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	cmds, touch, finish := a.authenticate(userID, sid, jti, now, idle)
-	res := a.vk().DoMulti(ctx, cmds...)
-	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return touch.eval(a.vk()) })
-	return finish(res)
-}
-
-// authenticate builds Authenticate's two commands (EXISTS, then the touch script's EVALSHA),
-// the touch call for rescue, and the function that reads their rescued replies.
-func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, idle time.Duration) (valkeygo.Commands, scriptCall, func([]valkeygo.ValkeyResult) (storage.Session, error)) {
 	touch := scriptCall{s: touchScript, keys: a.userKeys(userID, sid), args: []string{ms(now), msDur(idle), sid}}
-	cmds := valkeygo.Commands{
-		a.vk().B().Exists().Key(a.denyKey(jti)).Build(),
-		touch.evalsha(a.vk()),
+	res := execScripts(ctx, a.vk(), []scriptCall{touch})
+	n, err := res[0].AsInt64()
+	if err != nil {
+		return fmt.Errorf("valkey: touch session: %w", err)
 	}
-	return cmds, touch, func(res []valkeygo.ValkeyResult) (storage.Session, error) {
-		denied, err := res[0].AsInt64()
-		if err != nil {
-			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
-		}
-		if denied > 0 {
-			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
-		}
-		fields, err := res[1].AsStrMap()
-		if err != nil {
-			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
-		}
-		return decodeSession(sid, fields)
+	if n == 0 {
+		return fmt.Errorf("valkey: touch session: %w", storage.ErrNotFound)
 	}
+	return nil
 }
 
 // AuthenticateAllow is Authenticate and, in the same round trip, a Limiter's Allow(reqs) on
@@ -277,33 +313,27 @@ func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, i
 //
 // The error is Authenticate's; the limiter's own outcome is in the LimitCharge. Both share
 // the Client's command timeout (or ctx's deadline).
-func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, idle time.Duration, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
-	if idle <= 0 {
-		return storage.Session{}, storage.LimitCharge{}, errors.New("valkey: authenticate: idle must be positive")
-	}
+func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
 	if len(reqs) == 0 {
-		s, err := a.Authenticate(ctx, userID, sid, jti, now, idle)
+		s, err := a.Authenticate(ctx, userID, sid, jti, now)
 		return s, storage.LimitCharge{}, err
 	}
 	l := &Limiter{c: a.c}
 	call, err := l.prepare(reqs)
 	if err != nil {
-		s, aerr := a.Authenticate(ctx, userID, sid, jti, now, idle)
+		s, aerr := a.Authenticate(ctx, userID, sid, jti, now)
 		return s, storage.LimitCharge{Err: err}, aerr
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	cmds, touch, finish := a.authenticate(userID, sid, jti, now, idle)
+	cmds, finish := a.authenticate(userID, sid, jti)
 	n := len(cmds)
 	res := a.vk().DoMulti(ctx, append(cmds, call.cmds...)...)
-	// Both halves' scripts in one resend after NOSCRIPT, not one round trip each.
-	rescue(ctx, a.vk(), res, func(i int) valkeygo.Completed {
-		if i < n {
-			return touch.eval(a.vk())
-		}
-		return call.eval(i - n)
-	})
+	rescue(ctx, a.vk(), res, func(i int) valkeygo.Completed { return call.eval(i - n) })
 	sess, err := finish(res[:n])
+	if err == nil {
+		sess, err = a.checkExpires(ctx, userID, sess, now)
+	}
 	results, lerr := call.finish(ctx, res[n:])
 	if lerr != nil {
 		return sess, storage.LimitCharge{Err: lerr}, err
@@ -374,6 +404,14 @@ func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presen
 func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
+	if err := a.end(ctx, userID, sid, denyJTI, denyTTL); err != nil {
+		return fmt.Errorf("valkey: end session: %w", err)
+	}
+	return nil
+}
+
+// end is EndSession's pipeline.
+func (a *AuthState) end(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error {
 	end := scriptCall{s: endScript, keys: a.userKeys(userID, sid), args: []string{sid}}
 	cmds := valkeygo.Commands{end.evalsha(a.vk())}
 	if denyJTI != "" && denyTTL > 0 {
@@ -383,7 +421,7 @@ func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI s
 	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return end.eval(a.vk()) })
 	for _, r := range res {
 		if err := r.Error(); err != nil {
-			return fmt.Errorf("valkey: end session: %w", err)
+			return err
 		}
 	}
 	return nil

@@ -54,7 +54,7 @@ func TestAuthenticateAllow(t *testing.T) {
 			authAllow := func(sid, jti string, role storage.Role) (storage.Session, storage.LimitCharge, error) {
 				t.Helper()
 				cnt.reset()
-				sess, ch, err := a.AuthenticateAllow(ctx, 7, sid, jti, role, time.Now(), time.Hour, reqs)
+				sess, ch, err := a.AuthenticateAllow(ctx, 7, sid, jti, role, time.Now(), reqs)
 				return sess, ch, err
 			}
 
@@ -63,7 +63,7 @@ func TestAuthenticateAllow(t *testing.T) {
 			if _, err := l.Allow(ctx, []storage.LimitRequest{{Key: "warm", Limit: 1, Window: time.Second, Algorithm: alg}}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.Authenticate(ctx, 7, "s1", "jti-0", time.Now(), time.Hour); err != nil {
+			if _, err := a.Authenticate(ctx, 7, "s1", "jti-0", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 
@@ -78,10 +78,10 @@ func TestAuthenticateAllow(t *testing.T) {
 			if do, multi := cnt.do.Load(), cnt.multi.Load(); do != 0 || multi != 1 {
 				t.Errorf("AuthenticateAllow: %d Do and %d DoMulti calls, want 0 and 1", do, multi)
 			}
-			// The denylist's EXISTS is a read valkey-go could retry, but it retries a pipeline only
-			// when every command in it may be retried, and the scripts may not.
-			if r := cnt.retryable.Load(); r != 1 {
-				t.Errorf("AuthenticateAllow sent %d retryable commands, want 1 (EXISTS)", r)
+			// The denylist's GET and the session's HGETALL are reads valkey-go could retry, but it
+			// retries a pipeline only when every command in it may be retried, and the scripts may not.
+			if r := cnt.retryable.Load(); r != 2 {
+				t.Errorf("AuthenticateAllow sent %d retryable commands, want 2 (GET, HGETALL)", r)
 			}
 			want := []int{9, 9, 2}
 			if len(ch.Results) != 3 {
@@ -168,7 +168,7 @@ func TestAuthenticateAllowScriptsFlushed(t *testing.T) {
 		if err := vk.Do(ctx, vk.B().ScriptFlush().Build()).Error(); err != nil {
 			t.Fatalf("SCRIPT FLUSH: %v", err)
 		}
-		_, ch, err := a.AuthenticateAllow(ctx, 1, "s", "jti", storage.RoleAdmin, time.Now(), time.Hour, reqs)
+		_, ch, err := a.AuthenticateAllow(ctx, 1, "s", "jti", storage.RoleAdmin, time.Now(), reqs)
 		if err != nil || ch.Err != nil {
 			t.Fatalf("after SCRIPT FLUSH: %v, %v", err, ch.Err)
 		}
@@ -184,12 +184,12 @@ func TestAuthenticateAllowUnavailable(t *testing.T) {
 	p := newProxy(t, testAddr())
 	a := valkey.NewAuthState(openAlso(t, c, p.addr(), valkey.Config{CommandTimeout: 200 * time.Millisecond}))
 	reqs := []storage.LimitRequest{{Key: "rate_limit:user:{1}:global", Limit: 5, Window: time.Minute}}
-	if _, _, err := a.AuthenticateAllow(t.Context(), 1, "s", "jti", storage.RoleUser, time.Now(), time.Hour, reqs); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.AuthenticateAllow(t.Context(), 1, "s", "jti", storage.RoleUser, time.Now(), reqs); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("through the proxy: %v, want ErrNotFound (no session)", err)
 	}
 	p.stopAnswering()
 	start := time.Now()
-	_, ch, err := a.AuthenticateAllow(t.Context(), 1, "s", "jti", storage.RoleUser, time.Now(), time.Hour, reqs)
+	_, ch, err := a.AuthenticateAllow(t.Context(), 1, "s", "jti", storage.RoleUser, time.Now(), reqs)
 	if err == nil || errors.Is(err, storage.ErrNotFound) || ch.Err == nil || ch.Results != nil {
 		t.Errorf("server not answering: error %v, charge %+v; want both to fail", err, ch)
 	}
