@@ -15,6 +15,7 @@ import (
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/mail"
 	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/valkey"
 )
 
 // config is the service's whole configuration, read from the environment with the plan's
@@ -57,6 +58,10 @@ type config struct {
 	CacheTTL     time.Duration // REDIS_CACHE_TTL: the TTL of keys without one of their own in the plan: the list pages (5m)
 	CacheMax     int           // REDIS_CACHE_MAX: entries of the in-process cache
 	CacheWarm    bool          // CACHE_WARM
+
+	// AuthStateCacheTTL (AUTH_STATE_CACHE_TTL): cap on a session or denylist entry served from
+	// the Valkey client-side cache (5s); 0 reads Valkey on every request.
+	AuthStateCacheTTL time.Duration
 
 	RateLimitEnabled bool
 	RateLimit        api.RateLimitConfig // stores are set in main
@@ -167,6 +172,14 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 	boolean("CACHE_ENABLED", &c.CacheEnabled)
 	boolean("CACHE_WARM", &c.CacheWarm)
 	dur("REDIS_CACHE_TTL", &c.CacheTTL)
+	c.AuthStateCacheTTL = valkey.DefaultLocalTTL
+	if v := getenv("AUTH_STATE_CACHE_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			errs = append(errs, &configError{"AUTH_STATE_CACHE_TTL", v, "must be 0 (no client-side cache) or a positive duration such as 5s"})
+		} else {
+			c.AuthStateCacheTTL = d
+		}
+	}
 	loadRateLimitConfig(&c, getenv, boolean, dur, &errs)
 	if v := getenv("REDIS_CACHE_MAX"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -419,6 +432,7 @@ func (c config) describe() []any {
 		"rate_limit", limits,
 		"cache", cache,
 		"REDIS_CACHE_TTL", c.CacheTTL.String(),
+		"AUTH_STATE_CACHE_TTL", c.AuthStateCacheTTL.String(),
 		"CACHE_WARM", c.CacheWarm,
 		"auth_state", state,
 		"mailer", mailer,

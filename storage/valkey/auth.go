@@ -139,14 +139,32 @@ var (
 )
 
 // AuthState is storage.AuthState on Valkey. It uses the Client's pool and does not own it.
+// Authenticate reads through the client-side cache (see identity.go).
 type AuthState struct {
-	c *Client
+	c        *Client
+	localTTL time.Duration // cap on a locally cached identity read; 0: no local cache
 }
 
 var _ storage.AuthState = (*AuthState)(nil)
 
+// AuthOption configures NewAuthState.
+type AuthOption func(*AuthState)
+
+// WithLocalTTL caps how long Authenticate may answer from the client-side cache
+// (DefaultLocalTTL by default); 0 or less turns the local cache off, so that every
+// Authenticate is a round trip.
+func WithLocalTTL(d time.Duration) AuthOption {
+	return func(a *AuthState) { a.localTTL = max(d, 0) }
+}
+
 // NewAuthState returns the auth state kept on c's server under c's key prefix.
-func NewAuthState(c *Client) *AuthState { return &AuthState{c: c} }
+func NewAuthState(c *Client, opts ...AuthOption) *AuthState {
+	a := &AuthState{c: c, localTTL: DefaultLocalTTL}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
 
 func (a *AuthState) vk() valkeygo.Client { return a.c.vk }
 
@@ -166,6 +184,10 @@ func (a *AuthState) userKeys(userID int64, sid string) []string {
 func (a *AuthState) sessionKeyHeads(userID int64) []string {
 	u := strconv.FormatInt(userID, 10)
 	return []string{a.c.prefix + "session:{" + u + "}:{", a.c.prefix + "refresh_token:{" + u + "}:{"}
+}
+
+func (a *AuthState) sessionKey(userID int64, sid string) string {
+	return a.c.prefix + "session:{" + strconv.FormatInt(userID, 10) + "}:{" + sid + "}"
 }
 
 func (a *AuthState) setKey(userID int64) string {
@@ -228,124 +250,23 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 	return nil
 }
 
-// Authenticate implements storage.AuthState: the denylist entry and the session hash are read
-// in one pipeline, so the request pays one round trip although the keys are in different
-// slots. It writes nothing unless the session has passed its ExpiresAt by now.
-func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time) (storage.Session, error) {
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	cmds, finish := a.authenticate(userID, sid, jti)
-	sess, err := finish(a.vk().DoMulti(ctx, cmds...))
-	if err != nil {
-		return sess, err
-	}
-	return a.checkExpires(ctx, userID, sess, now)
-}
-
-// checkExpires ends a session whose ExpiresAt is at or before now (by the caller's clock; the
-// server's TTL already ends it by the server's).
-func (a *AuthState) checkExpires(ctx context.Context, userID int64, sess storage.Session, now time.Time) (storage.Session, error) {
-	if sess.ExpiresAt.After(now) {
-		return sess, nil
-	}
-	if err := a.end(ctx, userID, sess.ID, "", 0); err != nil {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
-	}
-	return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrNotFound)
-}
-
-// authenticate builds Authenticate's two reads (GET of the denylist entry, HGETALL of the
-// session) and the function that reads their replies.
-func (a *AuthState) authenticate(userID int64, sid, jti string) (valkeygo.Commands, func([]valkeygo.ValkeyResult) (storage.Session, error)) {
-	cmds := valkeygo.Commands{
-		a.vk().B().Get().Key(a.denyKey(jti)).Build(),
-		a.vk().B().Hgetall().Key(a.userKeys(userID, sid)[0]).Build(),
-	}
-	return cmds, func(res []valkeygo.ValkeyResult) (storage.Session, error) {
-		return decodeAuthenticate(sid, res)
-	}
-}
-
-// decodeAuthenticate reads the replies of the denylist GET and the session HGETALL.
-func decodeAuthenticate(sid string, res []valkeygo.ValkeyResult) (storage.Session, error) {
-	if err := res[0].Error(); err == nil {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
-	} else if !valkeygo.IsValkeyNil(err) {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
-	}
-	fields, err := res[1].AsStrMap()
-	if err != nil {
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
-	}
-	if _, ok := fields["user_id"]; !ok { // HGETALL of no key: an empty hash
-		return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrNotFound)
-	}
-	return decodeSession(sid, fields)
-}
-
-// TouchSession implements storage.AuthState, in one script on the session's slot.
-func (a *AuthState) TouchSession(ctx context.Context, userID int64, sid string, now time.Time, idle time.Duration) error {
-	if idle <= 0 {
-		return errors.New("valkey: touch session: idle must be positive")
-	}
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	touch := scriptCall{s: touchScript, keys: a.userKeys(userID, sid), args: []string{ms(now), msDur(idle), sid}}
-	res := execScripts(ctx, a.vk(), []scriptCall{touch})
-	n, err := res[0].AsInt64()
-	if err != nil {
-		return fmt.Errorf("valkey: touch session: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("valkey: touch session: %w", storage.ErrNotFound)
-	}
-	return nil
-}
-
-// AuthenticateAllow is Authenticate and, in the same round trip, a Limiter's Allow(reqs) on
-// this server (what NewLimiter on the same Client would charge): the rate limiter's buckets
-// for the caller an access token claims to be, checked alongside the token's session, so that
-// limiting costs no round trip of its own. The buckets stay charged only for a live session of
-// role; otherwise (the session is gone, denied, or has another role) what was taken is given
-// back, in a second round trip on that path only, and the LimitCharge has no Results: the
-// caller is not who the token says, and is limited as whoever it turns out to be. Empty reqs
-// charge nothing.
+// AuthenticateAllow is Authenticate and then a Limiter's Allow(reqs) on this server (what
+// NewLimiter on the same Client would charge), for the caller an access token claims to be:
+// with identity served from the local cache, the limiter's round trip is the only one. The
+// buckets are charged only for a live session of role; otherwise the LimitCharge has no
+// Results: the caller is not who the token says, and is limited as whoever it turns out to
+// be. Empty reqs charge nothing.
 //
 // The error is Authenticate's; the limiter's own outcome is in the LimitCharge. Both share
 // the Client's command timeout (or ctx's deadline).
 func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
-	if len(reqs) == 0 {
-		s, err := a.Authenticate(ctx, userID, sid, jti, now)
-		return s, storage.LimitCharge{}, err
-	}
-	l := &Limiter{c: a.c}
-	call, err := l.prepare(reqs)
-	if err != nil {
-		s, aerr := a.Authenticate(ctx, userID, sid, jti, now)
-		return s, storage.LimitCharge{Err: err}, aerr
-	}
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	cmds, finish := a.authenticate(userID, sid, jti)
-	n := len(cmds)
-	res := a.vk().DoMulti(ctx, append(cmds, call.cmds...)...)
-	rescue(ctx, a.vk(), res, func(i int) valkeygo.Completed { return call.eval(i - n) })
-	sess, err := finish(res[:n])
-	if err == nil {
-		sess, err = a.checkExpires(ctx, userID, sess, now)
-	}
-	results, lerr := call.finish(ctx, res[n:])
-	if lerr != nil {
-		return sess, storage.LimitCharge{Err: lerr}, err
-	}
-	if err != nil || sess.Role != role {
-		// Every bucket allowed, or none was charged (all-or-nothing).
-		if allowed(results) {
-			if rerr := l.refund(ctx, reqs, results); rerr != nil {
-				return sess, storage.LimitCharge{Err: fmt.Errorf("valkey: allow: refund: %w", rerr)}, err
-			}
-		}
+	sess, err := a.Authenticate(ctx, userID, sid, jti, now)
+	if err != nil || sess.Role != role || len(reqs) == 0 {
 		return sess, storage.LimitCharge{}, err
+	}
+	results, lerr := (&Limiter{c: a.c}).Allow(ctx, reqs)
+	if lerr != nil {
+		return sess, storage.LimitCharge{Err: lerr}, nil
 	}
 	return sess, storage.LimitCharge{Results: results}, nil
 }
@@ -366,8 +287,9 @@ func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presen
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	args := []string{ms(now), msDur(idle), sid, presented, next, msDur(grace)}
-	reply, err := rotateScript.Exec(ctx, a.vk(), a.userKeys(userID, sid), args).ToArray()
+	rotate := scriptCall{s: rotateScript, keys: a.userKeys(userID, sid), args: []string{ms(now), msDur(idle), sid, presented, next, msDur(grace)}}
+	res := a.doSettled(ctx, valkeygo.Commands{rotate.evalsha(a.vk())}, func(int) valkeygo.Completed { return rotate.eval(a.vk()) }, rotate.keys[0])
+	reply, err := res[0].ToArray()
 	if err != nil {
 		return storage.Session{}, fmt.Errorf("valkey: rotate refresh: %w", err)
 	}
@@ -399,7 +321,8 @@ func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presen
 }
 
 // EndSession implements storage.AuthState. The denylist entry is in another slot than the
-// session, so it is a separate command, sent in the same pipeline. A denyTTL that is not
+// session, so it is a separate command, sent in the same pipeline. Settled (doSettled): the
+// next Authenticate on this AuthState sees the session gone. A denyTTL that is not
 // positive denies nothing: such a token has already expired.
 func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error {
 	ctx, cancel := a.c.withTimeout(ctx)
@@ -417,8 +340,11 @@ func (a *AuthState) end(ctx context.Context, userID int64, sid, denyJTI string, 
 	if denyJTI != "" && denyTTL > 0 {
 		cmds = append(cmds, a.vk().B().Set().Key(a.denyKey(denyJTI)).Value("1").PxMilliseconds(msInt(denyTTL)).Build())
 	}
-	res := a.vk().DoMulti(ctx, cmds...)
-	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return end.eval(a.vk()) })
+	settle := []string{end.keys[0]}
+	if len(cmds) > 1 {
+		settle = append(settle, a.denyKey(denyJTI))
+	}
+	res := a.doSettled(ctx, cmds, func(int) valkeygo.Completed { return end.eval(a.vk()) }, settle...)
 	for _, r := range res {
 		if err := r.Error(); err != nil {
 			return err
@@ -431,8 +357,11 @@ func (a *AuthState) end(ctx context.Context, userID int64, sid, denyJTI string, 
 func (a *AuthState) EndAllSessions(ctx context.Context, userID int64) (int, error) {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	args := append(a.sessionKeyHeads(userID), msDur(storage.SessionEpochRetention))
-	n, err := endAllScript.Exec(ctx, a.vk(), []string{a.setKey(userID), a.epochKey(userID)}, args).AsInt64()
+	endAll := scriptCall{s: endAllScript, keys: []string{a.setKey(userID), a.epochKey(userID)},
+		args: append(a.sessionKeyHeads(userID), msDur(storage.SessionEpochRetention))}
+	// Every session key of the user is in the set's slot: one EXISTS there settles them all.
+	res := a.doSettled(ctx, valkeygo.Commands{endAll.evalsha(a.vk())}, func(int) valkeygo.Completed { return endAll.eval(a.vk()) }, endAll.keys[0])
+	n, err := res[0].AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("valkey: end all sessions: %w", err)
 	}

@@ -63,7 +63,7 @@ func TestAuthenticateAllow(t *testing.T) {
 			if _, err := l.Allow(ctx, []storage.LimitRequest{{Key: "warm", Limit: 1, Window: time.Second, Algorithm: alg}}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.Authenticate(ctx, 7, "s1", "jti-0", time.Now()); err != nil {
+			if _, err := a.Authenticate(ctx, 7, "s1", "jti-1", time.Now()); err != nil { // warms the local cache
 				t.Fatal(err)
 			}
 
@@ -78,10 +78,10 @@ func TestAuthenticateAllow(t *testing.T) {
 			if do, multi := cnt.do.Load(), cnt.multi.Load(); do != 0 || multi != 1 {
 				t.Errorf("AuthenticateAllow: %d Do and %d DoMulti calls, want 0 and 1", do, multi)
 			}
-			// The denylist's GET and the session's HGETALL are reads valkey-go could retry, but it
-			// retries a pipeline only when every command in it may be retried, and the scripts may not.
-			if r := cnt.retryable.Load(); r != 2 {
-				t.Errorf("AuthenticateAllow sent %d retryable commands, want 2 (GET, HGETALL)", r)
+			// Identity from the local cache (warmed by the Authenticate above), the buckets in one
+			// script call that valkey-go may not retry.
+			if n, r := cnt.missed.Load(), cnt.retryable.Load(); n != 0 || r != 0 {
+				t.Errorf("AuthenticateAllow: %d identity reads went to the server, %d retryable commands sent; want 0 and 0", n, r)
 			}
 			want := []int{9, 9, 2}
 			if len(ch.Results) != 3 {
@@ -189,9 +189,11 @@ func TestAuthenticateAllowUnavailable(t *testing.T) {
 	}
 	p.stopAnswering()
 	start := time.Now()
-	_, ch, err := a.AuthenticateAllow(t.Context(), 1, "s", "jti", storage.RoleUser, time.Now(), reqs)
-	if err == nil || errors.Is(err, storage.ErrNotFound) || ch.Err == nil || ch.Results != nil {
-		t.Errorf("server not answering: error %v, charge %+v; want both to fail", err, ch)
+	// Another session: "s" is known absent locally (a negative answer the local cache may keep
+	// for its TTL while the server is silent, which refuses nothing it should not).
+	_, ch, err := a.AuthenticateAllow(t.Context(), 1, "s2", "jti2", storage.RoleUser, time.Now(), reqs)
+	if err == nil || errors.Is(err, storage.ErrNotFound) || ch.Results != nil {
+		t.Errorf("server not answering: error %v, charge %+v; want the session check to fail, nothing charged", err, ch)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("took %v to fail, want about the 200ms command timeout", d)
