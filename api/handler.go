@@ -77,16 +77,14 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	mux.Handle("GET /metrics", m.handler)
 	mux.Handle("/", unmatched(router))
 
-	limit := func(h http.Handler) http.Handler { return h }
 	var rl *rateLimiter
 	if cfg.RateLimit != nil {
 		rl, err = newRateLimiter(*cfg.RateLimit, spec, m.reg, log)
 		if err != nil {
 			return nil, err
 		}
-		limit = rl.middleware
 	}
-	return observe(log, m)(routed(mux, router)(identify(cfg.Auth, cfg.TrustedProxies, rl)(limit(limitBody(MaxBodyBytes)(validate(mux)))))), nil
+	return observe(log, m)(routed(mux, router)(admit(cfg.Auth, cfg.TrustedProxies, rl)(limitBody(MaxBodyBytes)(validate(mux))))), nil
 }
 
 // unmatched answers requests no route takes: 405 with Allow when the path exists under other

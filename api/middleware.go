@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/routers"
-
-	"github.com/motorpool/motorpool/storage"
 )
 
 // requestState travels with each request so that inner layers can tell the access log and
@@ -32,12 +30,6 @@ type requestState struct {
 	op     *routers.Route
 	params map[string]string
 	err    error // the cause of a 5xx
-	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
-	authErr error
-	// charged and charge are the buckets authentication charged for the rate limiter, and the
-	// outcome.
-	charged []check
-	charge  *storage.LimitCharge
 }
 
 type stateKey struct{}

@@ -250,36 +250,6 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 	return nil
 }
 
-// AuthenticateAllow is Authenticate and then a Limiter's Allow(reqs) on this server (what
-// NewLimiter on the same Client would charge), for the caller an access token claims to be:
-// with identity served from the local cache, the limiter's round trip is the only one. The
-// buckets are charged only for a live session of role; otherwise the LimitCharge has no
-// Results: the caller is not who the token says, and is limited as whoever it turns out to
-// be. Empty reqs charge nothing.
-//
-// The error is Authenticate's; the limiter's own outcome is in the LimitCharge. Both share
-// the Client's command timeout (or ctx's deadline).
-func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
-	sess, err := a.Authenticate(ctx, userID, sid, jti, now)
-	if err != nil || sess.Role != role || len(reqs) == 0 {
-		return sess, storage.LimitCharge{}, err
-	}
-	results, lerr := (&Limiter{c: a.c}).Allow(ctx, reqs)
-	if lerr != nil {
-		return sess, storage.LimitCharge{Err: lerr}, nil
-	}
-	return sess, storage.LimitCharge{Results: results}, nil
-}
-
-func allowed(results []storage.LimitResult) bool {
-	for _, r := range results {
-		if !r.Allowed {
-			return false
-		}
-	}
-	return true
-}
-
 // RotateRefresh implements storage.AuthState.
 func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presented, next string, now time.Time, idle, grace time.Duration) (storage.Session, error) {
 	if idle <= 0 {
