@@ -15,6 +15,7 @@ import (
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/mail"
 	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/storage/valkey"
 )
 
 // config is the service's whole configuration, read from the environment with the plan's
@@ -57,6 +58,10 @@ type config struct {
 	CacheTTL     time.Duration // REDIS_CACHE_TTL: the TTL of keys without one of their own in the plan: the list pages (5m)
 	CacheMax     int           // REDIS_CACHE_MAX: entries of the in-process cache
 	CacheWarm    bool          // CACHE_WARM
+
+	// AuthStateCacheTTL (AUTH_STATE_CACHE_TTL): cap on a session or denylist entry served from
+	// the Valkey client-side cache (5s); 0 reads Valkey on every request.
+	AuthStateCacheTTL time.Duration
 
 	RateLimitEnabled bool
 	RateLimit        api.RateLimitConfig // stores are set in main
@@ -167,6 +172,14 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 	boolean("CACHE_ENABLED", &c.CacheEnabled)
 	boolean("CACHE_WARM", &c.CacheWarm)
 	dur("REDIS_CACHE_TTL", &c.CacheTTL)
+	c.AuthStateCacheTTL = valkey.DefaultLocalTTL
+	if v := getenv("AUTH_STATE_CACHE_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			errs = append(errs, &configError{"AUTH_STATE_CACHE_TTL", v, "must be 0 (no client-side cache) or a positive duration such as 5s"})
+		} else {
+			c.AuthStateCacheTTL = d
+		}
+	}
 	loadRateLimitConfig(&c, getenv, boolean, dur, &errs)
 	if v := getenv("REDIS_CACHE_MAX"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -245,6 +258,7 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 	dur("JWT_CLOCK_SKEW", &c.Auth.Skew)
 	dur("SESSION_IDLE_TTL", &c.Auth.SessionIdleTTL)
 	dur("SESSION_MAX_AGE", &c.Auth.SessionMaxAge)
+	dur("SESSION_TOUCH_INTERVAL", &c.Auth.SessionTouchInterval)
 	// 0 turns the grace off (RFC 9700's strict reuse detection): any replay ends the session.
 	if v := getenv("REFRESH_REUSE_GRACE"); v != "" {
 		if d, err := time.ParseDuration(v); err != nil || d < 0 {
@@ -418,6 +432,7 @@ func (c config) describe() []any {
 		"rate_limit", limits,
 		"cache", cache,
 		"REDIS_CACHE_TTL", c.CacheTTL.String(),
+		"AUTH_STATE_CACHE_TTL", c.AuthStateCacheTTL.String(),
 		"CACHE_WARM", c.CacheWarm,
 		"auth_state", state,
 		"mailer", mailer,
@@ -427,6 +442,7 @@ func (c config) describe() []any {
 		"JWT_REFRESH_TTL", c.Auth.RefreshTTL.String(),
 		"SESSION_IDLE_TTL", c.Auth.SessionIdleTTL.String(),
 		"SESSION_MAX_AGE", c.Auth.SessionMaxAge.String(),
+		"SESSION_TOUCH_INTERVAL", c.Auth.SessionTouchInterval.String(),
 		"PUBLIC_BASE_URL", c.Auth.PublicBaseURL,
 		"TRUSTED_PROXIES", fmt.Sprint(c.TrustedProxies),
 		"store", store,

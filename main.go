@@ -219,8 +219,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 		rl.Store = rl.Fallback // embedded mode: the in-process limiter is the store
 		if ad.valkey != nil {
 			rl.Store = valkey.NewLimiter(ad.valkey, rl.Timeout)
-			// The auth state is on the same Client: its session check carries the buckets.
-			rl.ChargeWithSession = true
 		}
 		limits = &rl
 	}
@@ -267,6 +265,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	}
 	if err := ad.service.WaitMail(sctx); err != nil {
 		log.Warn("reset mails still in flight at shutdown", "error", err.Error())
+	}
+	if err := ad.service.WaitTouches(sctx); err != nil {
+		log.Warn("session touches still in flight at shutdown", "error", err.Error())
 	}
 	log.Info("stopped")
 	return nil

@@ -45,7 +45,7 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 		d.close = func() { _ = client.Close() }
 		d.valkey = client
 		d.checks = append(d.checks, impl.Check{Name: "valkey", Ping: client.Ping})
-		state = valkey.NewAuthState(client)
+		state = valkey.NewAuthState(client, valkey.WithLocalTTL(cfg.AuthStateCacheTTL))
 	} else {
 		// Embedded mode: one process, state in memory, saved at shutdown so that a restart
 		// keeps sessions (a crash loses them: everyone signs in again).

@@ -14,7 +14,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/motorpool/motorpool/auth"
-	"github.com/motorpool/motorpool/storage"
 )
 
 // Authenticator turns a bearer token into the caller it stands for.
@@ -22,13 +21,6 @@ type Authenticator interface {
 	// Authenticate returns auth.ErrInvalidToken for a token that must be refused, and an
 	// error wrapping auth.ErrUnavailable when that cannot be decided now.
 	Authenticate(ctx context.Context, token string) (auth.Caller, error)
-}
-
-// chargingAuthenticator can also charge a request's rate-limit buckets in the round trip that
-// checks its session (auth.Service on the Valkey auth state), so limiting costs no round trip
-// of its own. See auth.Service.AuthenticateCharging.
-type chargingAuthenticator interface {
-	AuthenticateCharging(ctx context.Context, token string, buckets func(claimed auth.Caller) []storage.LimitRequest) (auth.Caller, *storage.LimitCharge, error)
 }
 
 // clientIP is the peer's address, or, when the peer is a trusted proxy, the address left of
@@ -73,48 +65,6 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	return ip.String()
 }
 
-// identify records the client and, when the request carries a bearer token, the caller it
-// stands for. A refused or undecidable token leaves no caller; operations that need one then
-// answer 401 or 503, and public ones proceed anonymously. When rl charges its buckets with
-// the session (RateLimitConfig.ChargeWithSession), the caller's buckets go out in the same
-// round trip as the session check, and rl's middleware uses the outcome.
-func identify(authn Authenticator, trusted []netip.Prefix, rl *rateLimiter) func(http.Handler) http.Handler {
-	charger, _ := authn.(chargingAuthenticator)
-	if rl == nil || !rl.cfg.ChargeWithSession {
-		charger = nil
-	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			client := auth.Client{IP: clientIP(r, trusted), UserAgent: r.UserAgent()}
-			ctx := auth.WithClient(r.Context(), client)
-			if h := r.Header.Get("Authorization"); h != "" {
-				st := stateOf(r)
-				scheme, token, ok := strings.Cut(h, " ")
-				token = strings.TrimSpace(token)
-				if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-					st.authErr = fmt.Errorf("%w: the Authorization header is not a bearer token", auth.ErrInvalidToken)
-				} else {
-					var c auth.Caller
-					var err error
-					if charger != nil {
-						c, st.charge, err = charger.AuthenticateCharging(ctx, token, func(claimed auth.Caller) []storage.LimitRequest {
-							return rl.precharge(r, client.IP, claimed)
-						})
-					} else {
-						c, err = authn.Authenticate(ctx, token)
-					}
-					if err != nil {
-						st.authErr = err
-					} else {
-						ctx = auth.WithCaller(ctx, c)
-					}
-				}
-			}
-			next.ServeHTTP(w, r.WithContext(ctx))
-		})
-	}
-}
-
 // Authorization rules an operation declares with x-authz in openapi.yaml.
 const (
 	authzUser        = "user"
@@ -136,19 +86,19 @@ type authzError struct {
 func (e *authzError) Error() string { return e.detail }
 
 // authorize is the validator's AuthenticationFunc: it runs for operations that require
-// bearerAuth and checks the caller the identify middleware established against the
-// operation's x-authz rule.
+// bearerAuth and checks the caller the admission step established (see admission.go) against
+// the operation's x-authz rule.
 func authorize(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 	rule, _ := in.RequestValidationInput.Route.Operation.Extensions["x-authz"].(string)
 	return authorizeRule(in.RequestValidationInput.Request, rule)
 }
 
-// authorizeRule checks the caller the identify middleware established against an x-authz
-// rule; self-or-admin reads the path's id, which the mux has set.
+// authorizeRule checks the caller the admission step established against an x-authz rule;
+// self-or-admin reads the path's id, which the mux has set.
 func authorizeRule(r *http.Request, rule string) error {
 	c, ok := auth.CallerFrom(r.Context())
 	if !ok {
-		if err := stateOf(r).authErr; errors.Is(err, auth.ErrUnavailable) {
+		if err := admissionOf(r).authErr; errors.Is(err, auth.ErrUnavailable) {
 			return &authzError{status: http.StatusServiceUnavailable, detail: "The session store does not answer; try again shortly.", cause: err}
 		} else if err != nil {
 			return &authzError{status: http.StatusUnauthorized, detail: "The access token is invalid, expired or revoked.", cause: err}

@@ -60,21 +60,19 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	}
 
 	ops := operations(spec)
-	limit := func(h http.Handler) http.Handler { return h }
 	var rl *rateLimiter
 	if cfg.RateLimit != nil {
 		rl, err = newRateLimiter(*cfg.RateLimit, spec, m.reg, log)
 		if err != nil {
 			return nil, err
 		}
-		limit = rl.middleware
 	}
-	idf, body := identify(cfg.Auth, cfg.TrustedProxies, rl), limitBody(MaxBodyBytes)
+	adm, body := admit(cfg.Auth, cfg.TrustedProxies, rl), limitBody(MaxBodyBytes)
 	// Every route gets the whole stack, built for it here: the route is known from the one
 	// match the mux makes, before anything may refuse the request, so the access log and the
 	// metrics name it whichever layer answers (the limiter's 429, the body limit's 413).
 	mux := newRouteMux(ops, func(pattern string, op *operation, h http.Handler) http.Handler {
-		return onRoute(pattern, op, idf(limit(body(validate(op, h)))))
+		return onRoute(pattern, op, adm(body(validate(op, h))))
 	})
 	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  bodyError,

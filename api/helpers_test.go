@@ -267,7 +267,6 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 			rl.Store = rl.Fallback
 			if b.valkey != nil {
 				rl.Store = valkey.NewLimiter(b.valkey, rl.Timeout)
-				rl.ChargeWithSession = true // as main wires it
 			}
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/motorpool/motorpool/storage"
 )
 
 // requestState travels with each request so that inner layers can tell the access log and
@@ -36,12 +35,6 @@ type requestState struct {
 	// op is the contract's operation the request is for, nil for none (HEAD takes GET's).
 	op  *operation
 	err error // the cause of a 5xx
-	// authErr is why a presented bearer token gave no caller (refused, or undecidable).
-	authErr error
-	// charged and charge are the buckets authentication charged for the rate limiter, and the
-	// outcome.
-	charged []check
-	charge  *storage.LimitCharge
 }
 
 type stateKey struct{}

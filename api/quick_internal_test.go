@@ -241,6 +241,6 @@ func TestDirectAuthzAgreesWithKin(t *testing.T) {
 
 func withAuthErr(err error) func(context.Context) context.Context {
 	return func(ctx context.Context) context.Context {
-		return &requestState{Context: ctx, authErr: err}
+		return context.WithValue(ctx, admissionKey{}, admission{authErr: err})
 	}
 }

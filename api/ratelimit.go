@@ -34,13 +34,8 @@ type RateLimitConfig struct {
 	Multipliers map[storage.Role]float64 // scale the rules counted per user; per-IP rules never
 	GuestMult   float64                  // per-user rules of callers without a valid token (by address)
 	FailClosed  bool                     // RATE_LIMIT_FAIL_MODE=closed: refuse while the store is away
-	// Timeout bounds a call to Store. A charge made with the session check is bounded by the
-	// auth state's timeout instead: the request waits for that round trip anyway.
+	// Timeout bounds a call to Store.
 	Timeout time.Duration
-	// ChargeWithSession: Store keeps its buckets where the Authenticator's session store
-	// charges them (the Valkey limiter and auth state on one Client), so a signed-in caller's
-	// buckets are charged in the round trip that checks the session, not one of their own.
-	ChargeWithSession bool
 	// AlertThreshold limits of one subject within AlertWindow log one WARN and count a
 	// suspicious-activity event.
 	AlertThreshold int
@@ -240,75 +235,45 @@ func limitRequests(checks []check) []storage.LimitRequest {
 	return reqs
 }
 
-// precharge names the buckets of the caller a token claims to be, for authentication to charge
-// with the session check (ChargeWithSession); none when the route is not limited or the store
-// is away (the middleware then uses the fallback).
-func (l *rateLimiter) precharge(r *http.Request, ip string, claimed auth.Caller) []storage.LimitRequest {
-	st := stateOf(r)
-	if l.exempt[st.pattern] || claimed.Role == auth.RoleService || !l.breaker.Allow() {
-		return nil
+// decide is the admission's limit step: the buckets the request counts against, as the caller
+// identification decided (signed in with the session's role, or a guest by address), charged
+// in one call to the store, or to the fallback while the store is away.
+func (l *rateLimiter) decide(ctx context.Context, a admission, pattern string) limitDecision {
+	if l.exempt[pattern] || a.signedIn && a.caller.Role == auth.RoleService {
+		return limitDecision{exempt: true}
 	}
-	st.charged = l.checks(ip, claimed, true, st.pattern)
-	return limitRequests(st.charged)
+	d := limitDecision{checks: l.checks(a.client.IP, a.caller, a.signedIn, pattern)}
+	d.results, d.err = l.allow(ctx, d.checks)
+	return d
 }
 
-// middleware counts the request against its buckets in one round trip and answers 429 when
-// one is empty. It runs after the caller is identified and before validation.
-func (l *rateLimiter) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := stateOf(r)
-		c, signedIn := auth.CallerFrom(r.Context())
-		if l.exempt[st.pattern] || signedIn && c.Role == auth.RoleService {
-			next.ServeHTTP(w, r)
-			return
+// apply acts on the limit step's decision: the rate-limit headers, and 429 or 503 when it
+// refuses or could not decide. It reports whether the request goes on.
+func (l *rateLimiter) apply(w http.ResponseWriter, r *http.Request, d limitDecision) bool {
+	if d.exempt {
+		return true
+	}
+	if d.err != nil {
+		stateOf(r).err = d.err
+		writeUnavailable(w, "The rate limiter cannot decide now; try again shortly.")
+		return false
+	}
+	l.headers(w, d.checks, d.results)
+	// When several rules refuse, the longest wait is the one that makes all of them allow.
+	denied := -1
+	for i, res := range d.results {
+		if !res.Allowed && (denied < 0 || res.RetryAfter > d.results[denied].RetryAfter) {
+			denied = i
 		}
-		var checks []check
-		var results []storage.LimitResult
-		var err error
-		if ch := st.charge; ch != nil && ch.Err == nil {
-			// Charged with the session check, which holds only when the session is the one the
-			// token claimed: the caller's buckets are the ones charged.
-			l.breaker.Record(nil)
-			checks, results = st.charged, ch.Results
-		} else if ch != nil {
-			// The session check's round trip failed, so the charge did too: the store is away.
-			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, st.pattern)
-			if r.Context().Err() == nil {
-				l.breaker.Record(ch.Err)
-			}
-			l.storeFailed(checks, ch.Err)
-			results, err = l.fallbackAllow(r.Context(), checks)
-		} else {
-			checks = l.checks(auth.ClientFrom(r.Context()).IP, c, signedIn, st.pattern)
-			if st.charged != nil {
-				// The store answered, but no charge stands (the session was not the one
-				// claimed, and what was taken has been given back): charge the caller's.
-				l.breaker.Record(nil)
-			}
-			results, err = l.allow(r.Context(), checks)
-		}
-		if err != nil {
-			st.err = err
-			writeUnavailable(w, "The rate limiter cannot decide now; try again shortly.")
-			return
-		}
-		l.headers(w, checks, results)
-		// When several rules refuse, the longest wait is the one that makes all of them allow.
-		denied := -1
-		for i, res := range results {
-			if !res.Allowed && (denied < 0 || res.RetryAfter > results[denied].RetryAfter) {
-				denied = i
-			}
-		}
-		if denied >= 0 {
-			l.deny(w, r, checks[denied], results[denied])
-			return
-		}
-		for _, c := range checks {
-			c.rule.allowed.Inc()
-		}
-		next.ServeHTTP(w, r)
-	})
+	}
+	if denied >= 0 {
+		l.deny(w, r, d.checks[denied], d.results[denied])
+		return false
+	}
+	for _, c := range d.checks {
+		c.rule.allowed.Inc()
+	}
+	return true
 }
 
 // errLimiterDown: the store is unreachable and the policy (or a fail-closed rule) refuses.

@@ -1027,11 +1027,13 @@ func TestRateLimitSuspiciousActivity(t *testing.T) {
 	})
 }
 
-// TestRateLimitChargedWithSession: on the production pairing an authenticated, limited request
-// costs one Valkey round trip in all (the buckets ride with the session check) on the client
-// the auth state and the limiter share; and on both pairings a token whose session has ended
-// is limited as the guest it now is: the requests it makes count against the address's
-// buckets, never against the buckets of the user it names.
+// TestRateLimitChargedWithSession: on the production pairing a warm, signed-in, limited request
+// costs exactly one Valkey round trip in all, on the client the auth state and the limiter
+// share: identity none (the session and the denylist entry come from the client-side cache,
+// TestIdentityWarmNoRoundTrip), the limiter's Allow one. And on both pairings a token whose
+// session has ended is limited as the guest it now is (identity is decided before any
+// bucket is charged): the requests it makes count against the address's buckets, never
+// against the buckets of the user it names.
 func TestRateLimitChargedWithSession(t *testing.T) {
 	t.Parallel()
 	t.Run("one round trip", func(t *testing.T) {
@@ -1048,7 +1050,7 @@ func TestRateLimitChargedWithSession(t *testing.T) {
 			t.Fatalf("GET %s: %d %s", self, resp.StatusCode, body)
 		}
 		if n := rtt.Load() - before; n != 1 {
-			t.Errorf("an authenticated GET %s took %d round trips to Valkey, want 1", self, n)
+			t.Errorf("a warm authenticated, limited GET %s took %d round trips to Valkey, want 1 (the limiter's)", self, n)
 		}
 		if _, named := rlHeaders(t, resp); named.name != "getUser" || named.remain != 58 {
 			t.Errorf("RateLimit names %q with %d remaining, want getUser with 58", named.name, named.remain)
@@ -1095,7 +1097,7 @@ func TestRateLimitChargedWithSession(t *testing.T) {
 	})
 }
 
-// TestRateLimitChargedWithSessionOutage: with the buckets riding the session check, Valkey
+// TestRateLimitChargedWithSessionOutage: with identity and the limiter on one Valkey, Valkey
 // going away still never yields a 500 or a hang: the signed-in caller's secured requests get
 // the session store's 503, a public request carrying the now undecidable token is limited by
 // the fallback as a guest, and once Valkey is back the store counts again.
@@ -1154,7 +1156,7 @@ func TestRateLimitChargedWithSessionOutage(t *testing.T) {
 		t.Errorf("fallback_total{createUser} = %v, want ≥ 4", v)
 	}
 	if v, _ := metricValue(t, s, `motorpool_ratelimit_store_errors_total{rule="getUser"}`); v < 1 {
-		t.Errorf("store_errors_total{getUser} = %v, want ≥ 1 (the failed charges with the session check)", v)
+		t.Errorf("store_errors_total{getUser} = %v, want ≥ 1 (the limiter's failed calls)", v)
 	}
 	if strings.Contains(s.Logs.String(), `"status":500`) {
 		t.Errorf("a 500 was logged:\n%s", s.Logs.String())
@@ -1186,6 +1188,6 @@ func TestRateLimitChargedWithSessionOutage(t *testing.T) {
 		t.Errorf("after Valkey's return the fallback decided getUser (%v → %v), want the store", fellBack, v)
 	}
 	if !valkeyHas(t, vc, fmt.Sprintf("rate_limit:user:{%d}:getUser", id)) {
-		t.Error("after Valkey's return the session check wrote no bucket there")
+		t.Error("after Valkey's return the limiter wrote no bucket there")
 	}
 }

@@ -76,33 +76,37 @@ type Mailer interface {
 
 // Config holds the durations and limits of the auth rules.
 type Config struct {
-	AccessTTL        time.Duration // access token lifetime (15m)
-	RefreshTTL       time.Duration // refresh token lifetime, an absolute cap (7d)
-	SessionIdleTTL   time.Duration // sliding session expiry (30m)
-	SessionMaxAge    time.Duration // absolute session cap (12h)
-	RefreshGrace     time.Duration // a just-rotated refresh token presented again within this is refused without ending the session (10s)
-	MaxLoginFailures int           // failures before lockout (5)
-	LockoutWindow    time.Duration // how long failures count and the lockout lasts (15m)
-	ResetTTL         time.Duration // reset token lifetime (1h)
-	Skew             time.Duration // clock skew allowed on token times, added to denylist TTLs
-	PublicBaseURL    string        // where reset links point; never taken from a request
-	StateTimeout     time.Duration // bound on every call to the auth state store (1s)
+	AccessTTL      time.Duration // access token lifetime (15m)
+	RefreshTTL     time.Duration // refresh token lifetime, an absolute cap (7d)
+	SessionIdleTTL time.Duration // sliding session expiry (30m)
+	SessionMaxAge  time.Duration // absolute session cap (12h)
+	// SessionTouchInterval: a session's idle expiry is extended at most this often (1m), in
+	// the background of a request; capped at a tenth of SessionIdleTTL. See storage.TouchDue.
+	SessionTouchInterval time.Duration
+	RefreshGrace         time.Duration // a just-rotated refresh token presented again within this is refused without ending the session (10s)
+	MaxLoginFailures     int           // failures before lockout (5)
+	LockoutWindow        time.Duration // how long failures count and the lockout lasts (15m)
+	ResetTTL             time.Duration // reset token lifetime (1h)
+	Skew                 time.Duration // clock skew allowed on token times, added to denylist TTLs
+	PublicBaseURL        string        // where reset links point; never taken from a request
+	StateTimeout         time.Duration // bound on every call to the auth state store (1s)
 }
 
 // DefaultConfig returns the plan's values.
 func DefaultConfig() Config {
 	return Config{
-		AccessTTL:        15 * time.Minute,
-		RefreshTTL:       7 * 24 * time.Hour,
-		SessionIdleTTL:   30 * time.Minute,
-		SessionMaxAge:    12 * time.Hour,
-		RefreshGrace:     10 * time.Second,
-		MaxLoginFailures: 5,
-		LockoutWindow:    15 * time.Minute,
-		ResetTTL:         time.Hour,
-		Skew:             30 * time.Second,
-		PublicBaseURL:    "http://localhost:8080",
-		StateTimeout:     time.Second,
+		AccessTTL:            15 * time.Minute,
+		RefreshTTL:           7 * 24 * time.Hour,
+		SessionIdleTTL:       30 * time.Minute,
+		SessionMaxAge:        12 * time.Hour,
+		SessionTouchInterval: time.Minute,
+		RefreshGrace:         10 * time.Second,
+		MaxLoginFailures:     5,
+		LockoutWindow:        15 * time.Minute,
+		ResetTTL:             time.Hour,
+		Skew:                 30 * time.Second,
+		PublicBaseURL:        "http://localhost:8080",
+		StateTimeout:         time.Second,
 	}
 }
 
@@ -125,6 +129,8 @@ type Service struct {
 
 	mailWG    sync.WaitGroup
 	mailSlots chan struct{} // bounds reset mails in flight, so a flood cannot pile up goroutines
+
+	touches *toucher // sessions' idle expiry, extended in the background
 }
 
 // Option configures a Service.
@@ -144,13 +150,16 @@ func WithBeforeSessionWrite(f func(ctx context.Context, userID int64)) Option {
 	return func(s *Service) { s.beforeSessionWrite = f }
 }
 
+// WithClock sets the service's clock (time.Now by default), for tests.
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
 // WithLogger sets the security event log.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // NewService returns a Service. It hashes a throwaway password once, for login timing.
 func NewService(ctx context.Context, store storage.Store, state storage.AuthState, tokens Tokens, hasher PasswordHasher, mailer Mailer, cfg Config, opts ...Option) (*Service, error) {
 	s := &Service{store: store, state: state, tokens: tokens, hasher: hasher, mailer: mailer, cfg: cfg,
-		log: slog.New(slog.DiscardHandler), now: time.Now, mailSlots: make(chan struct{}, 64)}
+		log: slog.New(slog.DiscardHandler), now: time.Now, mailSlots: make(chan struct{}, 64), touches: newToucher()}
 	for _, o := range opts {
 		o(s)
 	}

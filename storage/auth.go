@@ -41,6 +41,19 @@ type RefreshToken struct {
 	ExpiresAt time.Time // absolute; rotation never extends it
 }
 
+// TouchDue reports whether a session last touched at s.LastActivityAt is due for TouchSession
+// at now, with touches at most every interval apart (0: every time).
+//
+// What this means for the idle limit: the session's expiry moves only with a touch, to
+// touch+idle, and a request that finds the session live at now touches it when
+// now-LastActivityAt >= every. So the session ends between idle-every and idle after the last
+// request that reached it (never later than idle after it; up to every earlier), and never
+// after ExpiresAt. LastActivityAt, as ListSessions reports it, lags the last request by less
+// than every.
+func TouchDue(s Session, now time.Time, every time.Duration) bool {
+	return now.Sub(s.LastActivityAt) >= every
+}
+
 // SessionEpochRetention is how long a user's session epoch is kept after it last moved: a
 // caller must not hold an epoch read longer ago than this before passing it to CreateSession
 // (a lost epoch reads as 0 again, which a holder of 0 could not tell from no change).
@@ -76,13 +89,24 @@ type AuthState interface {
 	// the check and the write are one atomic step.
 	CreateSession(ctx context.Context, s Session, rt RefreshToken, idle time.Duration) error
 
-	// Authenticate checks, in one round trip, that jti is not denied (ErrTokenDenied) and that
-	// the session exists (ErrNotFound). It records now as the last activity, extends the idle
-	// expiry to now+idle (never past ExpiresAt) and returns the session.
-	Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time, idle time.Duration) (Session, error)
+	// Authenticate checks that jti is not denied (ErrTokenDenied) and that the session exists
+	// (ErrNotFound), and returns it. It writes nothing on a live session: the idle expiry is
+	// extended by TouchSession, which callers run at most once per touch interval (see
+	// TouchDue), so a warm request costs no write. A session whose ExpiresAt is at or before
+	// now (the caller's clock) is ended here and is ErrNotFound. A backend may answer from a
+	// local copy that its server keeps current (the Valkey backend's client-side cache): such
+	// a copy never outlives the server's key, and a change made through this AuthState is
+	// visible to the next call on it.
+	Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time) (Session, error)
+
+	// TouchSession records now as the session's last activity and moves its idle expiry to
+	// now+idle, never past ExpiresAt, unless its last activity is already at or after now (a
+	// touch from another instance got there first). It never revives a session: none, or one
+	// whose ExpiresAt is at or before now (which it ends), is ErrNotFound.
+	TouchSession(ctx context.Context, userID int64, sid string, now time.Time, idle time.Duration) error
 
 	// RotateRefresh replaces the session's current refresh-token hash with next, if presented is
-	// the current one, and touches the session as Authenticate does; it returns the session.
+	// the current one, and touches the session as TouchSession does; it returns the session.
 	// If presented is the hash rotated out less than grace ago: ErrRefreshRaced, nothing changes.
 	// Any other presented hash for a live session is reuse: the session ends (as EndSession)
 	// and the error is ErrRefreshReused. No session or no refresh record: ErrNotFound.

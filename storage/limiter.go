@@ -148,14 +148,3 @@ type Limiter interface {
 	// Close releases the backend.
 	Close() error
 }
-
-// LimitCharge is the rate-limit half of a call that authenticates a session and charges the
-// caller's buckets in one round trip (the Valkey backend's AuthenticateAllow).
-type LimitCharge struct {
-	// Results are Allow's, one per request in order; nil when nothing stays charged (the
-	// session was not the one claimed, and what was taken has been given back) or on Err.
-	Results []LimitResult
-	// Err is what Allow would have returned (the store failed or is too slow); some buckets
-	// may have been charged, as with Allow.
-	Err error
-}

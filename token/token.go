@@ -86,15 +86,19 @@ type Config struct {
 	Skew time.Duration
 	// Now is the clock, injectable for tests; nil means time.Now.
 	Now func() time.Time
+	// VerifiedCacheSize bounds the tokens Verify remembers as verified (see verifiedCache);
+	// zero means DefaultVerifiedCacheSize, negative turns the cache off.
+	VerifiedCacheSize int
 }
 
 // Issuer signs tokens with one key and verifies them with that key and any verification-only
 // keys (older keys kept during rotation). It is immutable and safe for concurrent use.
 type Issuer struct {
-	cfg     Config
-	signing Key
-	keys    map[string]Key // by kid; includes the signing key
-	order   []string       // kids in JWKS order: signing key first
+	cfg      Config
+	signing  Key
+	keys     map[string]Key // by kid; includes the signing key
+	order    []string       // kids in JWKS order: signing key first
+	verified *verifiedCache // nil when off; its keys and clock rule keep the Issuer's checks
 }
 
 // Claims are the verified contents of a token.
@@ -137,6 +141,12 @@ func NewIssuer(cfg Config, signing Key, verifyOnly ...Key) (*Issuer, error) {
 	}
 
 	iss := &Issuer{cfg: cfg, signing: signing, keys: map[string]Key{signing.id: signing.Public()}, order: []string{signing.id}}
+	switch {
+	case cfg.VerifiedCacheSize == 0:
+		iss.verified = newVerifiedCache(DefaultVerifiedCacheSize)
+	case cfg.VerifiedCacheSize > 0:
+		iss.verified = newVerifiedCache(cfg.VerifiedCacheSize)
+	}
 	for _, k := range verifyOnly {
 		if k.public == nil {
 			return nil, errors.New("token: zero verification key")
@@ -254,7 +264,26 @@ type joseHeader struct {
 // want; a good signature; iss and aud exactly as configured; exp present and not past, nbf and
 // iat not in the future, each within the skew; and the typ claim equal to want. Any failure
 // returns an error wrapping ErrInvalid. It never panics, whatever the input.
+//
+// A token that passed is remembered (by the hash of the whole compact token) and, presented
+// again before its exp, answered without the signature check: see verifiedCache. This only
+// replaces the cryptography; whoever calls Verify still checks the session and the denylist.
 func (i *Issuer) Verify(token string, want Type) (Claims, error) {
+	if i.verified == nil || len(token) > maxTokenLen {
+		return i.verifyFull(token, want)
+	}
+	k, now := tokenKey(token), i.cfg.Now()
+	if c, ok := i.verified.get(k, want, now); ok {
+		return c, nil
+	}
+	c, err := i.verifyFull(token, want)
+	if err == nil {
+		i.verified.put(k, want, c, now)
+	}
+	return c, err
+}
+
+func (i *Issuer) verifyFull(token string, want Type) (Claims, error) {
 	c, err := i.verify(token, want)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -140,26 +140,43 @@ func (a *AuthState) CreateSession(_ context.Context, s storage.Session, rt stora
 	return nil
 }
 
-// Authenticate implements storage.AuthState.
-func (a *AuthState) Authenticate(_ context.Context, userID int64, sid, jti string, now time.Time, idle time.Duration) (storage.Session, error) {
-	if idle <= 0 {
-		return storage.Session{}, errors.New("memory: authenticate: idle must be positive")
-	}
+// Authenticate implements storage.AuthState. It writes nothing on a live session.
+func (a *AuthState) Authenticate(_ context.Context, userID int64, sid, jti string, now time.Time) (storage.Session, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.wrote()
 	t := a.clock()
-	if d, ok := a.denied[jti]; ok {
-		if t.Before(d) {
-			return storage.Session{}, fmt.Errorf("memory: authenticate: %w", storage.ErrTokenDenied)
-		}
-		delete(a.denied, jti)
+	if d, ok := a.denied[jti]; ok && t.Before(d) {
+		return storage.Session{}, fmt.Errorf("memory: authenticate: %w", storage.ErrTokenDenied)
 	}
-	e := a.touch(sessionKey{userID, sid}, msTime(now), idle, t)
+	k := sessionKey{userID, sid}
+	e := a.liveSession(k, t)
 	if e == nil {
 		return storage.Session{}, fmt.Errorf("memory: authenticate: %w", storage.ErrNotFound)
 	}
+	if !e.s.ExpiresAt.After(msTime(now)) {
+		a.end(k)
+		return storage.Session{}, fmt.Errorf("memory: authenticate: %w", storage.ErrNotFound)
+	}
 	return e.s, nil
+}
+
+// TouchSession implements storage.AuthState.
+func (a *AuthState) TouchSession(_ context.Context, userID int64, sid string, now time.Time, idle time.Duration) error {
+	if idle <= 0 {
+		return errors.New("memory: touch session: idle must be positive")
+	}
+	now = msTime(now)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wrote()
+	k := sessionKey{userID, sid}
+	if e := a.liveSession(k, a.clock()); e != nil && !e.s.LastActivityAt.Before(now) && e.s.ExpiresAt.After(now) {
+		return nil // touched as late already
+	}
+	if a.touch(k, now, idle, a.clock()) == nil {
+		return fmt.Errorf("memory: touch session: %w", storage.ErrNotFound)
+	}
+	return nil
 }
 
 // touch records now as the session's last activity and moves its deadline to now+idle, never

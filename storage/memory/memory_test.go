@@ -71,7 +71,10 @@ func TestInjectedClock(t *testing.T) {
 	// 25 minutes: within idle; the deny entry (10 min) and the reset token (15 min) are gone,
 	// the failures (20 min, from the first one) too.
 	c.Add(25 * time.Minute)
-	got, err := a.Authenticate(ctx, 1, "sid1", "jti-denied", c.Now(), idle)
+	if err := a.TouchSession(ctx, 1, "sid1", c.Now(), idle); err != nil {
+		t.Fatalf("TouchSession at 25m: %v", err)
+	}
+	got, err := a.Authenticate(ctx, 1, "sid1", "jti-denied", c.Now())
 	if err != nil {
 		t.Fatalf("Authenticate at 25m: %v", err)
 	}
@@ -99,7 +102,7 @@ func TestInjectedClock(t *testing.T) {
 	}
 	// 70 minutes: the touch at 50 allowed until 80 by idle, but ExpiresAt is at 60.
 	c.Add(20*time.Minute - 30*time.Second)
-	if _, err := a.Authenticate(ctx, 1, "sid1", "jti", c.Now(), idle); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, "sid1", "jti", c.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate past ExpiresAt: err = %v, want ErrNotFound", err)
 	}
 	if got, err := a.ListSessions(ctx, 1); err != nil || len(got) != 0 {
@@ -119,15 +122,18 @@ func TestIdleByClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Add(59 * time.Second)
-	if _, err := a.Authenticate(ctx, 1, "sid", "j", start, time.Minute); err != nil {
+	if _, err := a.Authenticate(ctx, 1, "sid", "j", start); err != nil {
 		t.Fatalf("Authenticate at 59s: %v", err)
 	}
+	if err := a.TouchSession(ctx, 1, "sid", start.Add(59*time.Second), time.Minute); err != nil {
+		t.Fatalf("TouchSession at 59s: %v", err)
+	}
 	c.Add(59 * time.Second)
-	if _, err := a.Authenticate(ctx, 1, "sid", "j", start, time.Minute); err != nil {
+	if _, err := a.Authenticate(ctx, 1, "sid", "j", start); err != nil {
 		t.Fatalf("Authenticate at 1m58s, touched at 59s: %v", err)
 	}
 	c.Add(time.Minute)
-	if _, err := a.Authenticate(ctx, 1, "sid", "j", start, time.Minute); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, "sid", "j", start); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate a minute after the last touch: err = %v, want ErrNotFound", err)
 	}
 }

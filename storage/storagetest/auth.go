@@ -28,6 +28,7 @@ func RunAuthState(t *testing.T, newState func(t *testing.T) storage.AuthState) {
 		{"Ping", testAuthPing},
 		{"CreateAuthenticate", testCreateAuthenticate},
 		{"NotFound", testAuthNotFound},
+		{"TouchSession", testTouchSession},
 		{"SlidingIdleExpiry", testSlidingIdleExpiry},
 		{"AbsoluteExpiry", testAbsoluteExpiry},
 		{"DenyBeatsLiveSession", testDenyBeatsLiveSession},
@@ -78,33 +79,38 @@ func testCreateAuthenticate(t *testing.T, a storage.AuthState) {
 	mustCreateSession(t, a, s, authHour)
 
 	later := now.Add(1500 * time.Millisecond) // the caller's clock, not the backend's
-	got, err := a.Authenticate(ctx, 7, s.ID, "jti-1", later, authHour)
+	got, err := a.Authenticate(ctx, 7, s.ID, "jti-1", later)
 	if err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
-	if diff := cmp.Diff(touched(s, later), got); diff != "" {
+	// Authenticate writes nothing: the last activity is still the creation's.
+	if diff := cmp.Diff(s, got); diff != "" {
 		t.Errorf("Authenticate mismatch (-want +got):\n%s", diff)
 	}
+	if err := a.TouchSession(ctx, 7, s.ID, later, authHour); err != nil {
+		t.Fatalf("TouchSession: %v", err)
+	}
+	mustAuthenticate(t, a, 7, s.ID, later, touched(s, later))
 	// Sub-millisecond parts are dropped, never rounded up.
 	odd := later.Add(2*time.Second + 999*time.Microsecond)
-	got, err = a.Authenticate(ctx, 7, s.ID, "jti-1", odd, authHour)
-	if err != nil {
-		t.Fatalf("Authenticate: %v", err)
+	if err := a.TouchSession(ctx, 7, s.ID, odd, authHour); err != nil {
+		t.Fatalf("TouchSession: %v", err)
 	}
-	if diff := cmp.Diff(touched(s, odd), got); diff != "" {
-		t.Errorf("Authenticate at %v mismatch (-want +got):\n%s", odd, diff)
-	}
+	mustAuthenticate(t, a, 7, s.ID, odd, touched(s, odd))
 
 	// Another user's session of the same id is another session.
-	if _, err := a.Authenticate(ctx, 8, s.ID, "jti-1", now, authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 8, s.ID, "jti-1", now); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate as another user: err = %v, want ErrNotFound", err)
+	}
+	if err := a.TouchSession(ctx, 8, s.ID, now, authHour); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("TouchSession as another user: err = %v, want ErrNotFound", err)
 	}
 }
 
 func testAuthNotFound(t *testing.T, a storage.AuthState) {
 	ctx := t.Context()
 	now := nowMillis()
-	if _, err := a.Authenticate(ctx, 1, "nosuch", "jti", now, authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, "nosuch", "jti", now); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate unknown: err = %v, want ErrNotFound", err)
 	}
 	if _, err := a.RotateRefresh(ctx, 1, "nosuch", "h1", "h2", now, authHour, authGrace); !errors.Is(err, storage.ErrNotFound) {
@@ -136,7 +142,7 @@ func testAuthNotFound(t *testing.T, a storage.AuthState) {
 		t.Fatalf("SessionEpoch: %v", err)
 	}
 	mustCreateSession(t, a, past, authHour)
-	if _, err := a.Authenticate(ctx, 1, past.ID, "jti", now, authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, past.ID, "jti", now); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate of a session created expired: err = %v, want ErrNotFound", err)
 	}
 	if got, err := a.ListSessions(ctx, 1); err != nil || len(got) != 0 {
@@ -148,32 +154,43 @@ func testSlidingIdleExpiry(t *testing.T, a storage.AuthState) {
 	ctx := t.Context()
 	const idle = time.Second
 	now := nowMillis()
-	byAuth := newAuthSession(1, now, now.Add(authHour))
+	byTouch := newAuthSession(1, now, now.Add(authHour))
 	byRotate := newAuthSession(1, now, now.Add(authHour))
 	untouched := newAuthSession(1, now, now.Add(authHour))
-	for _, s := range []storage.Session{byAuth, byRotate, untouched} {
+	authenticated := newAuthSession(1, now, now.Add(authHour))
+	for _, s := range []storage.Session{byTouch, byRotate, untouched, authenticated} {
 		mustCreateSession(t, a, s, idle)
 	}
 
 	time.Sleep(600 * time.Millisecond)
-	if _, err := a.Authenticate(ctx, 1, byAuth.ID, "jti", time.Now(), idle); err != nil {
-		t.Fatalf("Authenticate at 0.6s: %v", err)
+	if err := a.TouchSession(ctx, 1, byTouch.ID, time.Now(), idle); err != nil {
+		t.Fatalf("TouchSession at 0.6s: %v", err)
 	}
 	if _, err := a.RotateRefresh(ctx, 1, byRotate.ID, hashOf(byRotate), "h2", time.Now(), idle, authGrace); err != nil {
 		t.Fatalf("RotateRefresh at 0.6s: %v", err)
 	}
+	if _, err := a.Authenticate(ctx, 1, authenticated.ID, "jti", time.Now()); err != nil {
+		t.Fatalf("Authenticate at 0.6s: %v", err)
+	}
 
 	time.Sleep(600 * time.Millisecond)
-	// 0.6s after their touch: alive. 1.2s after creation: the untouched one is gone. (Checked
-	// in this order because a slow machine can only make the second check later, which is safe.)
-	if _, err := a.Authenticate(ctx, 1, byAuth.ID, "jti", time.Now(), idle); err != nil {
-		t.Errorf("Authenticate at 1.2s, touched by Authenticate at 0.6s: %v", err)
+	// 0.6s after their touch: alive. 1.2s after creation: the untouched ones are gone, the one
+	// only authenticated too (Authenticate does not extend). (Checked in this order because a
+	// slow machine can only make the later checks later, which is safe.)
+	if _, err := a.Authenticate(ctx, 1, byTouch.ID, "jti", time.Now()); err != nil {
+		t.Errorf("Authenticate at 1.2s, touched by TouchSession at 0.6s: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, byRotate.ID, "jti", time.Now(), idle); err != nil {
+	if _, err := a.Authenticate(ctx, 1, byRotate.ID, "jti", time.Now()); err != nil {
 		t.Errorf("Authenticate at 1.2s, touched by RotateRefresh at 0.6s: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, untouched.ID, "jti", time.Now(), idle); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, untouched.ID, "jti", time.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate at 1.2s, untouched for longer than idle: err = %v, want ErrNotFound", err)
+	}
+	if _, err := a.Authenticate(ctx, 1, authenticated.ID, "jti", time.Now()); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Authenticate at 1.2s, only authenticated (not touched) at 0.6s: err = %v, want ErrNotFound", err)
+	}
+	if err := a.TouchSession(ctx, 1, untouched.ID, time.Now(), idle); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("TouchSession of a session past its idle expiry: err = %v, want ErrNotFound (no revival)", err)
 	}
 }
 
@@ -184,11 +201,11 @@ func testAbsoluteExpiry(t *testing.T, a storage.AuthState) {
 	s := newAuthSession(1, now, now.Add(time.Second))
 	mustCreateSession(t, a, s, authHour)
 	time.Sleep(600 * time.Millisecond)
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti", time.Now(), authHour); err != nil {
-		t.Fatalf("Authenticate at 0.6s: %v", err)
+	if err := a.TouchSession(ctx, 1, s.ID, time.Now(), authHour); err != nil {
+		t.Fatalf("TouchSession at 0.6s: %v", err)
 	}
 	time.Sleep(600 * time.Millisecond)
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti", time.Now(), authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti", time.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate at 1.2s, past ExpiresAt: err = %v, want ErrNotFound", err)
 	}
 
@@ -198,12 +215,15 @@ func testAbsoluteExpiry(t *testing.T, a storage.AuthState) {
 		touch func(s storage.Session) error
 	}{
 		{"Authenticate at ExpiresAt", func(s storage.Session) error {
-			_, err := a.Authenticate(ctx, 1, s.ID, "jti", s.ExpiresAt, authHour)
+			_, err := a.Authenticate(ctx, 1, s.ID, "jti", s.ExpiresAt)
 			return err
 		}},
 		{"Authenticate past ExpiresAt", func(s storage.Session) error {
-			_, err := a.Authenticate(ctx, 1, s.ID, "jti", s.ExpiresAt.Add(time.Minute), authHour)
+			_, err := a.Authenticate(ctx, 1, s.ID, "jti", s.ExpiresAt.Add(time.Minute))
 			return err
+		}},
+		{"TouchSession at ExpiresAt", func(s storage.Session) error {
+			return a.TouchSession(ctx, 1, s.ID, s.ExpiresAt, authHour)
 		}},
 		{"RotateRefresh past ExpiresAt", func(s storage.Session) error {
 			_, err := a.RotateRefresh(ctx, 1, s.ID, hashOf(s), "h2", s.ExpiresAt.Add(time.Millisecond), authHour, authGrace)
@@ -215,7 +235,7 @@ func testAbsoluteExpiry(t *testing.T, a storage.AuthState) {
 		if err := tc.touch(s); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s: err = %v, want ErrNotFound", tc.name, err)
 		}
-		if _, err := a.Authenticate(ctx, 1, s.ID, "jti", now, authHour); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := a.Authenticate(ctx, 1, s.ID, "jti", now); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s, then Authenticate now: err = %v, want ErrNotFound (the session ended)", tc.name, err)
 		}
 	}
@@ -224,12 +244,16 @@ func testAbsoluteExpiry(t *testing.T, a storage.AuthState) {
 	s = newAuthSession(1, now, now.Add(authHour))
 	mustCreateSession(t, a, s, authHour)
 	at := s.ExpiresAt.Add(-time.Millisecond)
-	got, err := a.Authenticate(ctx, 1, s.ID, "jti", at, authHour)
+	got, err := a.Authenticate(ctx, 1, s.ID, "jti", at)
 	if err != nil {
 		t.Fatalf("Authenticate 1ms before ExpiresAt: %v", err)
 	}
-	if diff := cmp.Diff(touched(s, at), got); diff != "" {
+	if diff := cmp.Diff(s, got); diff != "" {
 		t.Errorf("Authenticate 1ms before ExpiresAt mismatch (-want +got):\n%s", diff)
+	}
+	// A touch then is still a touch (of a session with a millisecond left by that clock).
+	if err := a.TouchSession(ctx, 1, s.ID, at, authHour); err != nil {
+		t.Errorf("TouchSession 1ms before ExpiresAt: %v", err)
 	}
 }
 
@@ -242,13 +266,13 @@ func testDenyBeatsLiveSession(t *testing.T, a storage.AuthState) {
 	if err := a.EndSession(ctx, 1, "other", "jti-denied", authHour); err != nil {
 		t.Fatalf("EndSession: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-denied", now, authHour); !errors.Is(err, storage.ErrTokenDenied) {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-denied", now); !errors.Is(err, storage.ErrTokenDenied) {
 		t.Errorf("Authenticate with a denied jti on a live session: err = %v, want ErrTokenDenied", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, "nosuch", "jti-denied", now, authHour); !errors.Is(err, storage.ErrTokenDenied) {
+	if _, err := a.Authenticate(ctx, 1, "nosuch", "jti-denied", now); !errors.Is(err, storage.ErrTokenDenied) {
 		t.Errorf("Authenticate with a denied jti on no session: err = %v, want ErrTokenDenied", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-fine", now, authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-fine", now); err != nil {
 		t.Errorf("Authenticate with another jti: %v", err)
 	}
 }
@@ -275,7 +299,7 @@ func testRotateRefresh(t *testing.T, a storage.AuthState) {
 	if diff := cmp.Diff(touched(s, at), got); diff != "" {
 		t.Errorf("second RotateRefresh mismatch (-want +got):\n%s", diff)
 	}
-	if _, err := a.Authenticate(ctx, 3, s.ID, "jti", at, authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 3, s.ID, "jti", at); err != nil {
 		t.Errorf("Authenticate after rotations: %v", err)
 	}
 	// The rotation touched the session: the list shows the new last activity.
@@ -301,7 +325,7 @@ func testRotateRefreshNotFound(t *testing.T, a storage.AuthState) {
 	if _, err := a.RotateRefresh(ctx, 1, s.ID, hashOf(s), "h2", now, authHour, authGrace); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("RotateRefresh without a refresh record: err = %v, want ErrNotFound", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti", now, authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti", now); err != nil {
 		t.Errorf("Authenticate after RotateRefresh without a refresh record: %v", err)
 	}
 	// Another user's id with the right hash is no session either.
@@ -345,7 +369,7 @@ func testRotateRefreshConcurrent(t *testing.T, a storage.AuthState) {
 		t.Fatalf("RotateRefresh ×%d: %d raced, winner %d; want %d raced and one winner", n, raced, winner, n-1)
 	}
 
-	if _, err := a.Authenticate(ctx, 5, s.ID, "jti", time.Now(), authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 5, s.ID, "jti", time.Now()); err != nil {
 		t.Errorf("Authenticate after the race: %v", err)
 	}
 	// Raced attempts changed nothing: the old token still races, the winner's still rotates.
@@ -431,7 +455,7 @@ func testEndSession(t *testing.T, a storage.AuthState) {
 		t.Fatalf("EndSession: %v", err)
 	}
 	checkSessionEnded(t, a, 1, s1.ID, hashOf(s1))
-	if _, err := a.Authenticate(ctx, 1, s1.ID, "jti-1", now, authHour); !errors.Is(err, storage.ErrTokenDenied) {
+	if _, err := a.Authenticate(ctx, 1, s1.ID, "jti-1", now); !errors.Is(err, storage.ErrTokenDenied) {
 		t.Errorf("Authenticate with the ended session's jti: err = %v, want ErrTokenDenied", err)
 	}
 	list, err := a.ListSessions(ctx, 1)
@@ -449,7 +473,7 @@ func testEndSession(t *testing.T, a storage.AuthState) {
 	if err := a.EndSession(ctx, 1, s1.ID, "", 0); err != nil {
 		t.Errorf("EndSession again without jti: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, s2.ID, "jti-2", now, authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, s2.ID, "jti-2", now); err != nil {
 		t.Errorf("Authenticate the other session: %v", err)
 	}
 }
@@ -462,11 +486,11 @@ func testEndSessionDenyTTL(t *testing.T, a storage.AuthState) {
 	if err := a.EndSession(ctx, 1, "gone", "jti-short", 400*time.Millisecond); err != nil {
 		t.Fatalf("EndSession: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-short", time.Now(), authHour); !errors.Is(err, storage.ErrTokenDenied) {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-short", time.Now()); !errors.Is(err, storage.ErrTokenDenied) {
 		t.Errorf("Authenticate within deny TTL: err = %v, want ErrTokenDenied", err)
 	}
 	time.Sleep(600 * time.Millisecond)
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-short", time.Now(), authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-short", time.Now()); err != nil {
 		t.Errorf("Authenticate after deny TTL: %v", err)
 	}
 }
@@ -485,7 +509,7 @@ func testEndAllSessions(t *testing.T, a storage.AuthState) {
 	mustCreateSession(t, a, idled, 300*time.Millisecond)
 	capped := newAuthSession(1, now, now.Add(authHour))
 	mustCreateSession(t, a, capped, authHour)
-	if _, err := a.Authenticate(ctx, 1, capped.ID, "jti", capped.ExpiresAt, authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, capped.ID, "jti", capped.ExpiresAt); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Authenticate at ExpiresAt: err = %v, want ErrNotFound", err)
 	}
 	other := newAuthSession(2, now, now.Add(authHour))
@@ -505,7 +529,7 @@ func testEndAllSessions(t *testing.T, a storage.AuthState) {
 	if n, err := a.EndAllSessions(ctx, 1); err != nil || n != 0 {
 		t.Errorf("EndAllSessions again = %d, %v; want 0, nil", n, err)
 	}
-	if _, err := a.Authenticate(ctx, 2, other.ID, "jti", time.Now(), authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 2, other.ID, "jti", time.Now()); err != nil {
 		t.Errorf("Authenticate another user's session: %v", err)
 	}
 	// The user can sign in again afterwards, on the epoch as it is now.
@@ -514,7 +538,7 @@ func testEndAllSessions(t *testing.T, a storage.AuthState) {
 		t.Fatalf("SessionEpoch: %v", err)
 	}
 	mustCreateSession(t, a, again, authHour)
-	if _, err := a.Authenticate(ctx, 1, again.ID, "jti", time.Now(), authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, again.ID, "jti", time.Now()); err != nil {
 		t.Errorf("Authenticate a session created after EndAllSessions: %v", err)
 	}
 }
@@ -555,7 +579,7 @@ func testListSessionsPrunesExpired(t *testing.T, a storage.AuthState) {
 	mustCreateSession(t, a, live, authHour)
 	mustCreateSession(t, a, idled, 300*time.Millisecond)
 	mustCreateSession(t, a, capped, authHour)
-	if _, err := a.Authenticate(ctx, 1, capped.ID, "jti", capped.ExpiresAt, authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, capped.ID, "jti", capped.ExpiresAt); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Authenticate at ExpiresAt: err = %v, want ErrNotFound", err)
 	}
 	time.Sleep(500 * time.Millisecond)
@@ -732,7 +756,7 @@ func testResetTokenExpires(t *testing.T, a storage.AuthState) {
 func checkSessionEnded(t *testing.T, a storage.AuthState, userID int64, sid, current string) {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := a.Authenticate(ctx, userID, sid, "jti-check", time.Now(), authHour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, userID, sid, "jti-check", time.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate ended session: err = %v, want ErrNotFound", err)
 	}
 	if _, err := a.RotateRefresh(ctx, userID, sid, current, "next", time.Now(), authHour, authGrace); !errors.Is(err, storage.ErrNotFound) {
@@ -778,7 +802,7 @@ func mustCreateSession(t *testing.T, a storage.AuthState, s storage.Session, idl
 // hashOf is the refresh-token hash a session is created with.
 func hashOf(s storage.Session) string { return "h1-" + s.ID }
 
-// touched is s as Authenticate at now returns it.
+// touched is s as Authenticate returns it after TouchSession at now.
 func touched(s storage.Session, now time.Time) storage.Session {
 	s.LastActivityAt = toMillis(now)
 	return s

@@ -42,7 +42,7 @@ func testSessionEpoch(t *testing.T, a storage.AuthState) {
 	fresh := newAuthSession(1, now, now.Add(authHour))
 	fresh.Epoch = e1
 	mustCreateSession(t, a, fresh, authHour)
-	got, err := a.Authenticate(ctx, 1, fresh.ID, "jti", now, authHour)
+	got, err := a.Authenticate(ctx, 1, fresh.ID, "jti", now)
 	if err != nil {
 		t.Fatalf("Authenticate a session on the current epoch: %v", err)
 	}
@@ -53,7 +53,7 @@ func testSessionEpoch(t *testing.T, a storage.AuthState) {
 	if err := a.CreateSession(ctx, stale, rt, authHour); !errors.Is(err, storage.ErrStale) {
 		t.Fatalf("CreateSession on the old epoch again: err = %v, want ErrStale", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, fresh.ID, "jti", now, authHour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, fresh.ID, "jti", now); err != nil {
 		t.Errorf("Authenticate after a refused grant: %v", err)
 	}
 }
@@ -104,7 +104,7 @@ func testDenyToken(t *testing.T, a storage.AuthState) {
 	}
 	s := newAuthSession(1, now, now.Add(authHour))
 	mustCreateSession(t, a, s, authHour)
-	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-service", now, authHour); !errors.Is(err, storage.ErrTokenDenied) {
+	if _, err := a.Authenticate(ctx, 1, s.ID, "jti-service", now); !errors.Is(err, storage.ErrTokenDenied) {
 		t.Errorf("Authenticate with a denied jti: err = %v, want ErrTokenDenied", err)
 	}
 	time.Sleep(600 * time.Millisecond)

@@ -139,14 +139,32 @@ var (
 )
 
 // AuthState is storage.AuthState on Valkey. It uses the Client's pool and does not own it.
+// Authenticate reads through the client-side cache (see identity.go).
 type AuthState struct {
-	c *Client
+	c        *Client
+	localTTL time.Duration // cap on a locally cached identity read; 0: no local cache
 }
 
 var _ storage.AuthState = (*AuthState)(nil)
 
+// AuthOption configures NewAuthState.
+type AuthOption func(*AuthState)
+
+// WithLocalTTL caps how long Authenticate may answer from the client-side cache
+// (DefaultLocalTTL by default); 0 or less turns the local cache off, so that every
+// Authenticate is a round trip.
+func WithLocalTTL(d time.Duration) AuthOption {
+	return func(a *AuthState) { a.localTTL = max(d, 0) }
+}
+
 // NewAuthState returns the auth state kept on c's server under c's key prefix.
-func NewAuthState(c *Client) *AuthState { return &AuthState{c: c} }
+func NewAuthState(c *Client, opts ...AuthOption) *AuthState {
+	a := &AuthState{c: c, localTTL: DefaultLocalTTL}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
 
 func (a *AuthState) vk() valkeygo.Client { return a.c.vk }
 
@@ -166,6 +184,10 @@ func (a *AuthState) userKeys(userID int64, sid string) []string {
 func (a *AuthState) sessionKeyHeads(userID int64) []string {
 	u := strconv.FormatInt(userID, 10)
 	return []string{a.c.prefix + "session:{" + u + "}:{", a.c.prefix + "refresh_token:{" + u + "}:{"}
+}
+
+func (a *AuthState) sessionKey(userID int64, sid string) string {
+	return a.c.prefix + "session:{" + strconv.FormatInt(userID, 10) + "}:{" + sid + "}"
 }
 
 func (a *AuthState) setKey(userID int64) string {
@@ -228,107 +250,6 @@ func (a *AuthState) CreateSession(ctx context.Context, s storage.Session, rt sto
 	return nil
 }
 
-// Authenticate implements storage.AuthState: the denylist check and the touch script go out in
-// one pipeline, so the request pays one round trip although the keys are in different slots.
-func (a *AuthState) Authenticate(ctx context.Context, userID int64, sid, jti string, now time.Time, idle time.Duration) (storage.Session, error) {
-	if idle <= 0 {
-		return storage.Session{}, errors.New("valkey: authenticate: idle must be positive")
-	}
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	cmds, touch, finish := a.authenticate(userID, sid, jti, now, idle)
-	res := a.vk().DoMulti(ctx, cmds...)
-	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return touch.eval(a.vk()) })
-	return finish(res)
-}
-
-// authenticate builds Authenticate's two commands (EXISTS, then the touch script's EVALSHA),
-// the touch call for rescue, and the function that reads their rescued replies.
-func (a *AuthState) authenticate(userID int64, sid, jti string, now time.Time, idle time.Duration) (valkeygo.Commands, scriptCall, func([]valkeygo.ValkeyResult) (storage.Session, error)) {
-	touch := scriptCall{s: touchScript, keys: a.userKeys(userID, sid), args: []string{ms(now), msDur(idle), sid}}
-	cmds := valkeygo.Commands{
-		a.vk().B().Exists().Key(a.denyKey(jti)).Build(),
-		touch.evalsha(a.vk()),
-	}
-	return cmds, touch, func(res []valkeygo.ValkeyResult) (storage.Session, error) {
-		denied, err := res[0].AsInt64()
-		if err != nil {
-			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", err)
-		}
-		if denied > 0 {
-			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", storage.ErrTokenDenied)
-		}
-		fields, err := res[1].AsStrMap()
-		if err != nil {
-			return storage.Session{}, fmt.Errorf("valkey: authenticate: %w", notFound(err))
-		}
-		return decodeSession(sid, fields)
-	}
-}
-
-// AuthenticateAllow is Authenticate and, in the same round trip, a Limiter's Allow(reqs) on
-// this server (what NewLimiter on the same Client would charge): the rate limiter's buckets
-// for the caller an access token claims to be, checked alongside the token's session, so that
-// limiting costs no round trip of its own. The buckets stay charged only for a live session of
-// role; otherwise (the session is gone, denied, or has another role) what was taken is given
-// back, in a second round trip on that path only, and the LimitCharge has no Results: the
-// caller is not who the token says, and is limited as whoever it turns out to be. Empty reqs
-// charge nothing.
-//
-// The error is Authenticate's; the limiter's own outcome is in the LimitCharge. Both share
-// the Client's command timeout (or ctx's deadline).
-func (a *AuthState) AuthenticateAllow(ctx context.Context, userID int64, sid, jti string, role storage.Role, now time.Time, idle time.Duration, reqs []storage.LimitRequest) (storage.Session, storage.LimitCharge, error) {
-	if idle <= 0 {
-		return storage.Session{}, storage.LimitCharge{}, errors.New("valkey: authenticate: idle must be positive")
-	}
-	if len(reqs) == 0 {
-		s, err := a.Authenticate(ctx, userID, sid, jti, now, idle)
-		return s, storage.LimitCharge{}, err
-	}
-	l := &Limiter{c: a.c}
-	call, err := l.prepare(reqs)
-	if err != nil {
-		s, aerr := a.Authenticate(ctx, userID, sid, jti, now, idle)
-		return s, storage.LimitCharge{Err: err}, aerr
-	}
-	ctx, cancel := a.c.withTimeout(ctx)
-	defer cancel()
-	cmds, touch, finish := a.authenticate(userID, sid, jti, now, idle)
-	n := len(cmds)
-	res := a.vk().DoMulti(ctx, append(cmds, call.cmds...)...)
-	// Both halves' scripts in one resend after NOSCRIPT, not one round trip each.
-	rescue(ctx, a.vk(), res, func(i int) valkeygo.Completed {
-		if i < n {
-			return touch.eval(a.vk())
-		}
-		return call.eval(i - n)
-	})
-	sess, err := finish(res[:n])
-	results, lerr := call.finish(ctx, res[n:])
-	if lerr != nil {
-		return sess, storage.LimitCharge{Err: lerr}, err
-	}
-	if err != nil || sess.Role != role {
-		// Every bucket allowed, or none was charged (all-or-nothing).
-		if allowed(results) {
-			if rerr := l.refund(ctx, reqs, results); rerr != nil {
-				return sess, storage.LimitCharge{Err: fmt.Errorf("valkey: allow: refund: %w", rerr)}, err
-			}
-		}
-		return sess, storage.LimitCharge{}, err
-	}
-	return sess, storage.LimitCharge{Results: results}, nil
-}
-
-func allowed(results []storage.LimitResult) bool {
-	for _, r := range results {
-		if !r.Allowed {
-			return false
-		}
-	}
-	return true
-}
-
 // RotateRefresh implements storage.AuthState.
 func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presented, next string, now time.Time, idle, grace time.Duration) (storage.Session, error) {
 	if idle <= 0 {
@@ -336,8 +257,9 @@ func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presen
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	args := []string{ms(now), msDur(idle), sid, presented, next, msDur(grace)}
-	reply, err := rotateScript.Exec(ctx, a.vk(), a.userKeys(userID, sid), args).ToArray()
+	rotate := scriptCall{s: rotateScript, keys: a.userKeys(userID, sid), args: []string{ms(now), msDur(idle), sid, presented, next, msDur(grace)}}
+	res := a.doSettled(ctx, valkeygo.Commands{rotate.evalsha(a.vk())}, func(int) valkeygo.Completed { return rotate.eval(a.vk()) }, rotate.keys[0])
+	reply, err := res[0].ToArray()
 	if err != nil {
 		return storage.Session{}, fmt.Errorf("valkey: rotate refresh: %w", err)
 	}
@@ -369,21 +291,33 @@ func (a *AuthState) RotateRefresh(ctx context.Context, userID int64, sid, presen
 }
 
 // EndSession implements storage.AuthState. The denylist entry is in another slot than the
-// session, so it is a separate command, sent in the same pipeline. A denyTTL that is not
+// session, so it is a separate command, sent in the same pipeline. Settled (doSettled): the
+// next Authenticate on this AuthState sees the session gone. A denyTTL that is not
 // positive denies nothing: such a token has already expired.
 func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
+	if err := a.end(ctx, userID, sid, denyJTI, denyTTL); err != nil {
+		return fmt.Errorf("valkey: end session: %w", err)
+	}
+	return nil
+}
+
+// end is EndSession's pipeline.
+func (a *AuthState) end(ctx context.Context, userID int64, sid, denyJTI string, denyTTL time.Duration) error {
 	end := scriptCall{s: endScript, keys: a.userKeys(userID, sid), args: []string{sid}}
 	cmds := valkeygo.Commands{end.evalsha(a.vk())}
 	if denyJTI != "" && denyTTL > 0 {
 		cmds = append(cmds, a.vk().B().Set().Key(a.denyKey(denyJTI)).Value("1").PxMilliseconds(msInt(denyTTL)).Build())
 	}
-	res := a.vk().DoMulti(ctx, cmds...)
-	rescue(ctx, a.vk(), res, func(int) valkeygo.Completed { return end.eval(a.vk()) })
+	settle := []string{end.keys[0]}
+	if len(cmds) > 1 {
+		settle = append(settle, a.denyKey(denyJTI))
+	}
+	res := a.doSettled(ctx, cmds, func(int) valkeygo.Completed { return end.eval(a.vk()) }, settle...)
 	for _, r := range res {
 		if err := r.Error(); err != nil {
-			return fmt.Errorf("valkey: end session: %w", err)
+			return err
 		}
 	}
 	return nil
@@ -393,8 +327,11 @@ func (a *AuthState) EndSession(ctx context.Context, userID int64, sid, denyJTI s
 func (a *AuthState) EndAllSessions(ctx context.Context, userID int64) (int, error) {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	args := append(a.sessionKeyHeads(userID), msDur(storage.SessionEpochRetention))
-	n, err := endAllScript.Exec(ctx, a.vk(), []string{a.setKey(userID), a.epochKey(userID)}, args).AsInt64()
+	endAll := scriptCall{s: endAllScript, keys: []string{a.setKey(userID), a.epochKey(userID)},
+		args: append(a.sessionKeyHeads(userID), msDur(storage.SessionEpochRetention))}
+	// Every session key of the user is in the set's slot: one EXISTS there settles them all.
+	res := a.doSettled(ctx, valkeygo.Commands{endAll.evalsha(a.vk())}, func(int) valkeygo.Completed { return endAll.eval(a.vk()) }, endAll.keys[0])
+	n, err := res[0].AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("valkey: end all sessions: %w", err)
 	}

@@ -31,19 +31,30 @@ func (a *AuthState) DenyToken(ctx context.Context, jti string, ttl time.Duration
 	}
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	if err := a.vk().Do(ctx, a.vk().B().Set().Key(a.denyKey(jti)).Value("1").PxMilliseconds(msInt(ttl)).Build()).Error(); err != nil {
+	k := a.denyKey(jti)
+	set := a.vk().B().Set().Key(k).Value("1").PxMilliseconds(msInt(ttl)).Build()
+	if err := a.doSettled(ctx, valkeygo.Commands{set}, nil, k)[0].Error(); err != nil {
 		return fmt.Errorf("valkey: deny token: %w", err)
 	}
 	return nil
 }
 
-// TokenDenied implements storage.AuthState: one EXISTS, the same the session check sends.
+// TokenDenied implements storage.AuthState: the GET that Authenticate sends, through the local
+// cache as there.
 func (a *AuthState) TokenDenied(ctx context.Context, jti string) (bool, error) {
 	ctx, cancel := a.c.withTimeout(ctx)
 	defer cancel()
-	n, err := a.vk().Do(ctx, a.vk().B().Exists().Key(a.denyKey(jti)).Build()).AsInt64()
-	if err != nil {
+	b := a.vk().B()
+	var r valkeygo.ValkeyResult
+	if a.localTTL > 0 {
+		r = a.vk().DoCache(ctx, b.Get().Key(a.denyKey(jti)).Cache(), a.localTTL)
+	} else {
+		r = a.vk().Do(ctx, b.Get().Key(a.denyKey(jti)).Build())
+	}
+	if err := r.Error(); valkeygo.IsValkeyNil(err) {
+		return false, nil
+	} else if err != nil {
 		return false, fmt.Errorf("valkey: token denied: %w", err)
 	}
-	return n > 0, nil
+	return true, nil
 }

@@ -112,7 +112,7 @@ func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]sto
 }
 
 // limitCall is an Allow whose commands are built but not sent, so that they can share a
-// pipeline with other work (AuthState.AuthenticateAllow), and share its rescue too: eval(i)
+// pipeline with other work, and share its rescue too: eval(i)
 // builds cmds[i]'s EVAL for rescue. finish reads their rescued replies, in order, and takes
 // any further round trip the call needs (a refund).
 type limitCall struct {

@@ -180,7 +180,34 @@ func TestLimiterUsesServerClock(t *testing.T) {
 type counting struct {
 	valkeygo.Client
 	do, multi, retryable atomic.Int64
+	// cached counts DoCache and DoMultiCache calls; missed, those of them that went to the
+	// server (a result that was not a local cache hit: one round trip for the call).
+	cached, missed atomic.Int64
 }
+
+func (c *counting) DoCache(ctx context.Context, cmd valkeygo.Cacheable, ttl time.Duration) valkeygo.ValkeyResult {
+	r := c.Client.DoCache(ctx, cmd, ttl)
+	c.cached.Add(1)
+	if !r.IsCacheHit() {
+		c.missed.Add(1)
+	}
+	return r
+}
+
+func (c *counting) DoMultiCache(ctx context.Context, multi ...valkeygo.CacheableTTL) []valkeygo.ValkeyResult {
+	res := c.Client.DoMultiCache(ctx, multi...)
+	c.cached.Add(1)
+	for _, r := range res {
+		if !r.IsCacheHit() {
+			c.missed.Add(1)
+			break
+		}
+	}
+	return res
+}
+
+// roundTrips is how many calls went to the server.
+func (c *counting) roundTrips() int64 { return c.do.Load() + c.multi.Load() + c.missed.Load() }
 
 func (c *counting) Do(ctx context.Context, cmd valkeygo.Completed) valkeygo.ValkeyResult {
 	c.do.Add(1)
@@ -200,7 +227,13 @@ func (c *counting) DoMulti(ctx context.Context, cmds ...valkeygo.Completed) []va
 	return c.Client.DoMulti(ctx, cmds...)
 }
 
-func (c *counting) reset() { c.do.Store(0); c.multi.Store(0); c.retryable.Store(0) }
+func (c *counting) reset() {
+	c.do.Store(0)
+	c.multi.Store(0)
+	c.retryable.Store(0)
+	c.cached.Store(0)
+	c.missed.Store(0)
+}
 
 // openCounting opens another client on c's server and key prefix whose calls cnt counts.
 func openCounting(t *testing.T, c *valkey.Client) (*valkey.Client, *counting) {

@@ -21,6 +21,9 @@ const (
 	DefaultAddr           = "127.0.0.1:6379"
 	DefaultDialTimeout    = time.Second
 	DefaultCommandTimeout = 2 * time.Second
+	// DefaultLocalCacheBytes: a session hash is about 300 bytes, a denylist entry less, so
+	// this holds some 100,000 signed-in callers.
+	DefaultLocalCacheBytes = 32 << 20
 )
 
 // Config says where the server is and how patient to be with it.
@@ -46,6 +49,10 @@ type Config struct {
 	TLS *tls.Config
 	// ClientName is sent with CLIENT SETNAME, to tell connections apart in CLIENT LIST.
 	ClientName string
+	// LocalCacheBytes bounds the client-side cache of the shared client (Open), per
+	// connection: the auth state's reads of sessions and denylist entries
+	// (DefaultLocalCacheBytes when zero).
+	LocalCacheBytes int
 	// Wrap, when set, wraps the valkey-go client every call goes through: instrumentation,
 	// such as counting round trips in benchmarks.
 	Wrap func(valkeygo.Client) valkeygo.Client
@@ -99,9 +106,17 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("valkey: open: %w", err)
 	}
 	opt := cfg.clientOption()
-	// Client-side caching needs CLIENT TRACKING and invalidation handling; the cache's own
-	// client (OpenCache) has it, this shared one does not.
-	opt.DisableCache = true
+	// Server-assisted client-side caching (RESP3 CLIENT TRACKING, opt-in per read: only what
+	// is read with DoCache is tracked) for the auth state's identity reads, on one connection
+	// per server, as the cache's own client has it (OpenCache): the writes of this process go
+	// on the connection that tracks its reads, so the invalidation of a key it changed arrives
+	// before the reply to the next command on it (see AuthState.settle).
+	opt.PipelineMultiplex = -1
+	opt.BlockingPipeline = 1 << 30
+	opt.CacheSizeEachConn = cfg.LocalCacheBytes
+	if opt.CacheSizeEachConn <= 0 {
+		opt.CacheSizeEachConn = DefaultLocalCacheBytes
+	}
 	// Retries stay on: the library only retries commands marked read-only or retryable, and
 	// every write here (INCR, SET, EVALSHA of a script) is neither, so a retried request can
 	// never count a failure twice or rotate a token twice.

@@ -131,9 +131,15 @@ func TestKeys(t *testing.T) {
 		t.Errorf("sessions set (-want +got):\n%s", diff)
 	}
 
-	// Authenticate near the absolute cap: the TTL shrinks to what is left.
+	// Authenticate writes nothing; a touch near the absolute cap: the TTL shrinks to what is left.
 	at := s.ExpiresAt.Add(-5 * time.Minute)
-	if _, err := a.Authenticate(ctx, 7, "abc", "jti", at, 30*time.Minute); err != nil {
+	if _, err := a.Authenticate(ctx, 7, "abc", "jti", at); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.hgetall("session:{7}:{abc}")["last_activity_at"]; got != ms(now) {
+		t.Errorf("last_activity_at after Authenticate = %s, want %s (unchanged)", got, ms(now))
+	}
+	if err := a.TouchSession(ctx, 7, "abc", at, 30*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	srv.checkTTL("session:{7}:{abc}", 5*time.Minute)
@@ -257,14 +263,14 @@ func TestScriptCacheFlushed(t *testing.T) {
 		}
 	}
 	flush()
-	if _, err := a.Authenticate(ctx, 1, "s", "jti", time.Now(), time.Hour); err != nil {
+	if _, err := a.Authenticate(ctx, 1, "s", "jti", time.Now()); err != nil {
 		t.Errorf("Authenticate after SCRIPT FLUSH: %v", err)
 	}
 	flush()
 	if err := a.EndSession(ctx, 1, "s", "jti", time.Minute); err != nil {
 		t.Errorf("EndSession after SCRIPT FLUSH: %v", err)
 	}
-	if _, err := a.Authenticate(ctx, 1, "s", "other", time.Now(), time.Hour); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := a.Authenticate(ctx, 1, "s", "other", time.Now()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("Authenticate after EndSession: err = %v, want ErrNotFound", err)
 	}
 }
