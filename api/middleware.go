@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
-
 )
 
 // requestState travels with each request so that inner layers can tell the access log and
