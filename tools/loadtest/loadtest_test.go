@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The ratio to the floor is taken in each round and then its median, so that a round in
+// which the whole machine was slow does not skew it; here the median of the ratios is 0.5
+// while the ratio of the medians would be 0.4.
+func TestReportRatioIsMedianOfPerRoundRatios(t *testing.T) {
+	rp := report{names: []string{cached, floor}, floor: 1, rounds: [][]result{
+		{{Requests: 1, RPS: 400}, {Requests: 1, RPS: 1000}},
+		{{Requests: 1, RPS: 500}, {Requests: 1, RPS: 1000}},
+		{{Requests: 1, RPS: 900}, {Requests: 1, RPS: 1500}},
+	}}
+	var b strings.Builder
+	rp.write(&b)
+	if want := "| full stack, cached | 500 | 0.00 | 0.00 | 0 | 0.500 |"; !strings.Contains(b.String(), want) {
+		t.Fatalf("median row %q missing from\n%s", want, b.String())
+	}
+	if want := "| 3 | full stack, cached | 900 | 0.00 | 0.00 | 0 | 0.600 |"; !strings.Contains(b.String(), want) {
+		t.Fatalf("round row %q missing from\n%s", want, b.String())
+	}
+}
+
+func TestRunWithAnErrorIsInvalid(t *testing.T) {
+	ok := result{Requests: 10, RPS: 10}
+	rp := report{names: []string{cached, uncached, floor}, floor: 2, rounds: [][]result{
+		{ok, ok, ok},
+		{ok, {Requests: 10, RPS: 10, Errors: 1, Example: "429 too many"}, ok},
+	}}
+	var b strings.Builder
+	if finish(&b, rp) {
+		t.Fatalf("a run with a 429 passed as valid:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "INVALID RUN") || !strings.Contains(b.String(), "round 2, full stack, uncached: 1 errors of 10 requests (429 too many)") {
+		t.Fatalf("the verdict does not name the scenario and round:\n%s", b.String())
+	}
+	b.Reset()
+	rp.rounds[1][1] = ok
+	if !finish(&b, rp) {
+		t.Fatalf("a run without errors is invalid:\n%s", b.String())
+	}
+}
+
+// The in-process generator sends every request with one of the users' tokens to one of the
+// paths, counts a non-2xx answer as an error, and stops by itself after the duration.
+func TestVegetaLoadCountsErrorsAndStops(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		mu.Lock()
+		seen[auth+" "+r.URL.Path] = true
+		mu.Unlock()
+		if auth == "Bearer refused" {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Write([]byte("{}"))
+	}))
+	defer srv.Close()
+	l := newLoad(srv.URL, population{tokens: []string{"a", "refused"}, vehicles: []int64{7, 8}})
+	g := newVegeta(4)
+	if err := g.warm(context.Background(), l, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	res, err := g.measure(context.Background(), l, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Fatalf("a 300ms load ran %s", took)
+	}
+	if res.Requests == 0 || res.Errors == 0 || res.Errors == res.Requests || res.RPS <= 0 {
+		t.Fatalf("want some of the requests refused, got %+v", res)
+	}
+	var keys []string
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := []string{"Bearer a /vehicles/7", "Bearer a /vehicles/8", "Bearer refused /vehicles/7", "Bearer refused /vehicles/8"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("requests seen %q, want %q", keys, want)
+	}
+}
+
+func TestOnlyLoopbackPostgres(t *testing.T) {
+	for url, ok := range map[string]bool{
+		"postgres://postgres@127.0.0.1:5432/postgres": true,
+		"postgres://postgres@localhost/postgres":      true,
+		"postgres://postgres@db.example.com/postgres": false,
+		"postgres://postgres@10.0.0.5:5432/postgres":  false,
+	} {
+		if _, err := loopbackURL(url); (err == nil) != ok {
+			t.Errorf("loopbackURL(%q) = %v, want allowed %v", url, err, ok)
+		}
+	}
+}
+
+func TestSlug(t *testing.T) {
+	if got := slug("embedded (SQLite + memory)"); got != "embedded-sqlite-memory" {
+		t.Fatalf("slug = %q", got)
+	}
+	if got := slug("net/http floor"); got != "net-http-floor" {
+		t.Fatalf("slug = %q", got)
+	}
+}
