@@ -115,3 +115,50 @@ func TestSlug(t *testing.T) {
 		t.Fatalf("slug = %q", got)
 	}
 }
+
+// A sample counts for the most specific layer on its stack: JSON decoded while verifying a
+// token is JWT verification's, a response write is net/http's, GC with no request is the
+// runtime's, and the middleware closures that wrap everything claim nothing.
+func TestLayerShares(t *testing.T) {
+	const script = `
+	  1 encoding/json.(*decodeState).object
+	  2 github.com/lestrrat-go/jwx/v3/jwt.parse
+	  3 github.com/motorpool/motorpool/token.(*Issuer).Verify
+	  4 github.com/motorpool/motorpool/auth.(*Service).AuthenticateCharging
+	  5 github.com/motorpool/motorpool/api.NewHandler.NewHandler.identify.func8.func12
+	  6 net/http.(*conn).serve
+
+	  1 tcp_sendmsg
+	  2 syscall.write
+	  3 net/http.(*response).finishRequest
+	  4 net/http.(*conn).serve
+
+	  1 runtime.scanObject
+	  2 runtime.gcBgMarkWorker
+
+	  1 runtime.mallocgc
+	  2 github.com/getkin/kin-openapi/openapi3filter.ValidateRequest
+	  3 github.com/motorpool/motorpool/api.(*rateLimiter).middleware-fm.(*rateLimiter).middleware.func1
+	  4 net/http.(*ServeMux).ServeHTTP
+	  5 net/http.(*conn).serve
+`
+	counts, total, err := layerShares(strings.NewReader(script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"JWT verify (jwx, Ed25519)": 1, "validation (kin-openapi)": 1, runtimeLayer: 1,
+		"net/http and the kernel's network (parsing, reads, writes)": 1}
+	if total != 4 || len(counts) != len(want) {
+		t.Fatalf("got %d samples %v, want %v", total, counts, want)
+	}
+	for k, v := range want {
+		if counts[k] != v {
+			t.Errorf("%s: %d samples, want %d (all: %v)", k, counts[k], v, counts)
+		}
+	}
+	var b strings.Builder
+	writeLayers(&b, counts, total)
+	if !strings.Contains(b.String(), "| JWT verify (jwx, Ed25519) | 25.0% |") {
+		t.Fatalf("table:\n%s", b.String())
+	}
+}

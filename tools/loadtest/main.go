@@ -22,10 +22,10 @@ import (
 )
 
 type options struct {
-	repo, pg, generator, logLevel string
-	rounds, conns, users, vehicle int
-	duration, warmup              time.Duration
-	keep                          bool
+	repo, pg, generator, logLevel, perf string
+	rounds, conns, users, vehicle       int
+	duration, warmup                    time.Duration
+	keep                                bool
 }
 
 func main() {
@@ -42,6 +42,7 @@ func main() {
 	flag.IntVar(&o.conns, "conns", 32, "connections")
 	flag.IntVar(&o.users, "users", 1000, "signed-in users, each with its own token")
 	flag.IntVar(&o.vehicle, "vehicles", 10000, "vehicles read at random")
+	flag.StringVar(&o.perf, "perf", "", "record a perf CPU profile (perf.data) of the cached full stack's server in the last round into this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, binary) instead of removing it")
 	flag.Parse()
 	if *hello {
@@ -59,7 +60,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
-	if !finish(os.Stdout, rp) {
+	valid := finish(os.Stdout, rp)
+	if o.perf != "" {
+		fmt.Fprintf(os.Stdout, "\nWhere the cached full stack's server spent its CPU (perf, last round):\n\n")
+		if err := profileLayers(ctx, os.Stdout, o.perf); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+	}
+	if !valid {
 		os.Exit(1)
 	}
 }
@@ -209,6 +218,7 @@ func run(ctx context.Context, o options, log io.Writer) (report, error) {
 		{embedded, with(emb, raised), embPop},
 	}
 	var loads []load
+	var pids []int
 	rp := report{}
 	for _, sc := range scenarios {
 		s, err := start(sc.name, sc.env)
@@ -218,6 +228,7 @@ func run(ctx context.Context, o options, log io.Writer) (report, error) {
 		defer s.stop()
 		rp.names = append(rp.names, sc.name)
 		loads = append(loads, newLoad(s.base, sc.pop))
+		pids = append(pids, s.cmd.Process.Pid)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -240,7 +251,19 @@ func run(ctx context.Context, o options, log io.Writer) (report, error) {
 			if err := gen.warm(ctx, l, o.warmup); err != nil {
 				return report{}, fmt.Errorf("%s: %w", rp.names[i], err)
 			}
+			var prof func() error
+			if o.perf != "" && r == o.rounds-1 && rp.names[i] == cached {
+				if prof, err = startPerf(ctx, pids[i], o.perf, o.duration); err != nil {
+					return report{}, err
+				}
+			}
 			res, err := gen.measure(ctx, l, o.duration)
+			if prof != nil {
+				if perr := prof(); perr != nil {
+					return report{}, perr
+				}
+				fmt.Fprintf(log, "perf profile of %s written to %s\n", cached, o.perf)
+			}
 			if err != nil {
 				return report{}, fmt.Errorf("%s: %w", rp.names[i], err)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -259,6 +260,28 @@ func startServer(ctx context.Context, name, dir string, env map[string]string, a
 		return nil, err
 	}
 	return s, nil
+}
+
+// startPerf starts perf record sampling pid's CPU (with call chains: Go keeps frame
+// pointers) for d while the load goes on; it ends by itself after d, and wait waits for it.
+func startPerf(ctx context.Context, pid int, out string, d time.Duration) (wait func() error, err error) {
+	bin, err := exec.LookPath("perf")
+	if err != nil {
+		return nil, errors.New("-perf: perf is not on PATH")
+	}
+	var buf bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "record", "-F", "999", "-g", "-p", fmt.Sprint(pid), "-o", out,
+		"--", "sleep", fmt.Sprintf("%.3f", d.Seconds()))
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf record: %w", err)
+	}
+	return func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("perf record: %w\n%s", err, buf.String())
+		}
+		return nil
+	}, nil
 }
 
 // slug makes a scenario's name a file name: "full stack, cached" → "full-stack-cached".
