@@ -226,6 +226,9 @@ func run(ctx context.Context, o options, log io.Writer) (report, error) {
 			return report{}, err
 		}
 		defer s.stop()
+		if err := prime(ctx, s.base, sc.pop); err != nil {
+			return report{}, fmt.Errorf("%s: reading every vehicle once: %w", sc.name, err)
+		}
 		rp.names = append(rp.names, sc.name)
 		loads = append(loads, newLoad(s.base, sc.pop))
 		pids = append(pids, s.cmd.Process.Pid)
