@@ -22,6 +22,7 @@ type result struct {
 	RPS      float64
 	P50, P99 time.Duration
 	Errors   int    // answers other than 2xx, and requests that got no answer
+	Hits     int    // answers with X-Cache: hit (-1: not counted, as with wrk)
 	Example  string // the first error seen, to say why a run is invalid
 }
 
@@ -84,7 +85,7 @@ func (g *vegetaGen) measure(ctx context.Context, l load, d time.Duration) (resul
 
 func (g *vegetaGen) run(ctx context.Context, l load, d time.Duration) (result, error) {
 	if d <= 0 {
-		return result{}, nil
+		return result{Hits: -1}, nil
 	}
 	targeter := func(t *vegeta.Target) error {
 		t.Method, t.URL, t.Header = http.MethodGet, l.base+l.paths[rand.IntN(len(l.paths))], nil
@@ -99,8 +100,12 @@ func (g *vegetaGen) run(ctx context.Context, l load, d time.Duration) (result, e
 	defer stop()
 	var m vegeta.Metrics
 	var example string
+	hits := 0
 	for r := range atk.Attack(targeter, vegeta.Rate{}, d, "load") { // Rate{}: as fast as answered
 		m.Add(r)
+		if r.Headers.Get("X-Cache") == "hit" {
+			hits++
+		}
 		if (r.Code < 200 || r.Code > 299) && example == "" {
 			example = fmt.Sprintf("%d %s %.200s", r.Code, r.Error, r.Body)
 		}
@@ -109,7 +114,7 @@ func (g *vegetaGen) run(ctx context.Context, l load, d time.Duration) (result, e
 	if err := ctx.Err(); err != nil {
 		return result{}, err
 	}
-	res := result{Requests: int(m.Requests), P50: m.Latencies.P50, P99: m.Latencies.P99, Example: example}
+	res := result{Requests: int(m.Requests), P50: m.Latencies.P50, P99: m.Latencies.P99, Example: example, Hits: hits}
 	if s := (m.Duration + m.Wait).Seconds(); s > 0 {
 		res.RPS = float64(m.Requests) / s
 	}
@@ -196,7 +201,7 @@ func (g *wrkGen) measure(ctx context.Context, l load, d time.Duration) (result, 
 		return result{}, fmt.Errorf("wrk printed no result:\n%s", out)
 	}
 	n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
-	res := result{Requests: n(1), P50: time.Duration(n(3)) * time.Microsecond,
+	res := result{Requests: n(1), Hits: -1, P50: time.Duration(n(3)) * time.Microsecond,
 		P99: time.Duration(n(4)) * time.Microsecond, Errors: n(5) + n(6)}
 	if us := n(2); us > 0 {
 		res.RPS = float64(res.Requests) / (float64(us) / 1e6)

@@ -51,7 +51,8 @@ func TestRunWithAnErrorIsInvalid(t *testing.T) {
 }
 
 // The in-process generator sends every request with one of the users' tokens to one of the
-// paths, counts a non-2xx answer as an error, and stops by itself after the duration.
+// paths, counts a non-2xx answer as an error and a cache hit as a hit, and stops by itself
+// after the duration.
 func TestVegetaLoadCountsErrorsAndStops(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -60,6 +61,9 @@ func TestVegetaLoadCountsErrorsAndStops(t *testing.T) {
 		mu.Lock()
 		seen[auth+" "+r.URL.Path] = true
 		mu.Unlock()
+		if r.URL.Path == "/vehicles/7" {
+			w.Header().Set("X-Cache", "hit")
+		}
 		if auth == "Bearer refused" {
 			w.WriteHeader(http.StatusTooManyRequests)
 			return
@@ -82,6 +86,9 @@ func TestVegetaLoadCountsErrorsAndStops(t *testing.T) {
 	}
 	if res.Requests == 0 || res.Errors == 0 || res.Errors == res.Requests || res.RPS <= 0 {
 		t.Fatalf("want some of the requests refused, got %+v", res)
+	}
+	if res.Hits == 0 || res.Hits == res.Requests {
+		t.Fatalf("want the answers with X-Cache: hit counted (about half), got %+v", res)
 	}
 	var keys []string
 	for k := range seen {

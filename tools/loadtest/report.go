@@ -45,6 +45,14 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// hitShare says how many answers the cache served, where it was counted.
+func (r result) hitShare() string {
+	if r.Hits < 0 || r.Requests == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", X-Cache: hit on %.1f%%", 100*float64(r.Hits)/float64(r.Requests))
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
 func msf(x float64) string { return ms(time.Duration(x)) }
