@@ -1,9 +1,9 @@
-# motorpool: the six targets. Generators are pinned Go tools (tools/go.mod); nothing is
-# installed globally.
+# motorpool: the seven targets. Generators and the load generator are pinned Go tools
+# (tools/go.mod); nothing is installed globally.
 GO ?= go
 PKGS := ./...
 
-.PHONY: generate check-generated run test bench lint
+.PHONY: generate check-generated run test bench lint loadtest
 
 ## generate: regenerate gen/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/
 generate:
@@ -22,16 +22,27 @@ run:
 	$(GO) run . serve
 
 ## test: the whole suite with the race detector (PostgreSQL tests need 127.0.0.1:5432;
-## with CI set they fail instead of skipping when it is missing)
+## with CI set they fail instead of skipping when it is missing), and the load run's own
+## tests (which build it, so it cannot rot; they start no service)
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) -C tools vet ./loadtest/
+	$(GO) -C tools test -race -count=1 ./loadtest/
 
 ## bench: handler-stack, cache-layer and rate-limiter benchmarks on each pairing of stores
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./api/ ./impl/
 
+## loadtest: minutes of both cores: build the checkout, start it (PostgreSQL + a private
+## Valkey, and embedded) beside a net/http floor, load each in interleaved rounds and print
+## the table of docs/performance.md (not part of test; LOADTEST_FLAGS='-rounds 1 -duration 3s'
+## for a short run, '-h' lists the flags)
+loadtest:
+	$(GO) -C tools run ./loadtest -repo $(CURDIR) $(LOADTEST_FLAGS)
+
 ## lint: formatting and vet
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) -C tools vet ./loadtest/
