@@ -19,7 +19,7 @@ var layers = []struct {
 	match func(frame string) bool
 }{
 	{"JWT verify (jwx, Ed25519)", prefixes("github.com/motorpool/motorpool/token.", "github.com/lestrrat-go/jwx/")},
-	{"session check (auth, its Valkey call, the limiter's buckets riding it)", prefixes(
+	{"session check (auth, its Valkey reads or their client-side cache)", prefixes(
 		"github.com/motorpool/motorpool/auth.", "github.com/motorpool/motorpool/storage/valkey.(*AuthState)",
 		"github.com/motorpool/motorpool/storage/memory.")},
 	{"limiter (rules, headers, own store call)", func(f string) bool {
