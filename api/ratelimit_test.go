@@ -1129,6 +1129,7 @@ func TestRateLimitChargedWithSessionOutage(t *testing.T) {
 		t.Fatalf("before the outage: %d %s", resp.StatusCode, body)
 	}
 	stop()
+	awaitValkeyGoneNoticed(t, func() int { resp, _ := timed("GET", self, tok, nil); return resp.StatusCode })
 
 	for i := range 5 {
 		resp, body := timed("GET", self, tok, nil)
