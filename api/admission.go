@@ -55,9 +55,9 @@ func admissionOf(r *http.Request) admission {
 	return a
 }
 
-// identifyRequest is the identify step.
-func identifyRequest(ctx context.Context, authn Authenticator, trusted []netip.Prefix, r *http.Request) admission {
-	a := admission{client: auth.Client{IP: clientIP(r, trusted), UserAgent: r.UserAgent()}}
+// identifyRequest is the identify step; ctx already carries the client.
+func identifyRequest(ctx context.Context, authn Authenticator, client auth.Client, r *http.Request) admission {
+	a := admission{client: client}
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return a
@@ -68,7 +68,7 @@ func identifyRequest(ctx context.Context, authn Authenticator, trusted []netip.P
 		a.authErr = fmt.Errorf("%w: the Authorization header is not a bearer token", auth.ErrInvalidToken)
 		return a
 	}
-	c, err := authn.Authenticate(auth.WithClient(ctx, a.client), token)
+	c, err := authn.Authenticate(ctx, token)
 	if err != nil {
 		a.authErr = err
 		return a
@@ -83,8 +83,9 @@ func identifyRequest(ctx context.Context, authn Authenticator, trusted []netip.P
 func admit(authn Authenticator, trusted []netip.Prefix, rl *rateLimiter) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			a := identifyRequest(r.Context(), authn, trusted, r)
-			ctx := auth.WithClient(r.Context(), a.client)
+			client := auth.Client{IP: clientIP(r, trusted), UserAgent: r.UserAgent()}
+			ctx := auth.WithClient(r.Context(), client)
+			a := identifyRequest(ctx, authn, client, r)
 			if a.signedIn {
 				ctx = auth.WithCaller(ctx, a.caller)
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/motorpool/motorpool/storage"
@@ -62,9 +63,12 @@ func (s *Service) sendReset(ctx context.Context, email string) error {
 }
 
 // WaitMail waits for reset mails in flight (for shutdown and tests), up to ctx.
-func (s *Service) WaitMail(ctx context.Context) error {
+func (s *Service) WaitMail(ctx context.Context) error { return wait(ctx, &s.mailWG) }
+
+// wait waits for wg, up to ctx.
+func wait(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
-	go func() { s.mailWG.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil

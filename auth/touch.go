@@ -94,13 +94,4 @@ func (s *Service) TouchStats() (failed, dropped int64) {
 
 // WaitTouches waits for the session touches in flight (for shutdown and tests), up to ctx;
 // each is bounded by StateTimeout.
-func (s *Service) WaitTouches(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.touches.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Service) WaitTouches(ctx context.Context) error { return wait(ctx, &s.touches.wg) }
