@@ -24,7 +24,8 @@ type options struct {
 	repo, pg, generator, logLevel, perf string
 	rounds, conns, users, vehicle       int
 	duration, warmup                    time.Duration
-	keep                                bool
+	keep, sharedOnly                    bool
+	variants                            variants
 }
 
 func main() {
@@ -43,6 +44,8 @@ func main() {
 	flag.IntVar(&o.vehicle, "vehicles", 10000, "vehicles read at random")
 	flag.StringVar(&o.perf, "perf", "", "record a perf CPU profile (perf.data) of the cached full stack's server in the last round into this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, binary) instead of removing it")
+	flag.BoolVar(&o.sharedOnly, "shared-only", false, "measure only the cached full stack, the limiter off, the variants and the floor (no uncached or embedded scenario)")
+	flag.Var(&o.variants, "variant", "NAME:K=V,K=V... adds a scenario: the cached full stack with these settings too (repeatable), to compare a setting within one run")
 	flag.Parse()
 	if *hello {
 		fmt.Fprintln(os.Stderr, serveHello(os.Getenv("HTTP_ADDR")))

@@ -41,9 +41,11 @@ func run(ctx context.Context, o options, log io.Writer) (report, error) {
 	if err != nil {
 		return report{}, err
 	}
-	embPop, err := b.seedWith(ctx, "seed embedded", b.emb)
-	if err != nil {
-		return report{}, err
+	var embPop population
+	if !o.sharedOnly {
+		if embPop, err = b.seedWith(ctx, "seed embedded", b.emb); err != nil {
+			return report{}, err
+		}
 	}
 	rp, loads, pids, err := b.scenarios(ctx, sharedPop, embPop)
 	if err != nil {
@@ -137,15 +139,21 @@ func (b *bench) seedWith(ctx context.Context, name string, env map[string]string
 // scenarios starts the measured instances, each read through once, and the floor; they run
 // until the end of the run. pids are the motorpool instances', for -perf.
 func (b *bench) scenarios(ctx context.Context, sharedPop, embPop population) (rp report, loads []load, pids []int, err error) {
-	list := []struct {
+	type scenario struct {
 		name string
 		env  map[string]string
 		pop  population
-	}{
-		{cached, with(b.shared, raised), sharedPop},
-		{uncached, with(b.shared, raised, map[string]string{"CACHE_ENABLED": "false"}), sharedPop},
-		{noLimit, with(b.shared, map[string]string{"RATE_LIMIT_ENABLED": "false"}), sharedPop},
-		{embedded, with(b.emb, raised), embPop},
+	}
+	list := []scenario{{cached, with(b.shared, raised), sharedPop}}
+	if !b.o.sharedOnly {
+		list = append(list, scenario{uncached, with(b.shared, raised, map[string]string{"CACHE_ENABLED": "false"}), sharedPop})
+	}
+	list = append(list, scenario{noLimit, with(b.shared, map[string]string{"RATE_LIMIT_ENABLED": "false"}), sharedPop})
+	if !b.o.sharedOnly {
+		list = append(list, scenario{embedded, with(b.emb, raised), embPop})
+	}
+	for _, v := range b.o.variants {
+		list = append(list, scenario{v.name, with(b.shared, raised, v.env), sharedPop})
 	}
 	for _, sc := range list {
 		s, err := b.start(ctx, sc.name, sc.env)
