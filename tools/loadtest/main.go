@@ -22,6 +22,7 @@ import (
 
 type options struct {
 	repo, pg, generator, logLevel, perf string
+	baseline                            string
 	rounds, conns, users, vehicle       int
 	duration, warmup                    time.Duration
 	keep, sharedOnly                    bool
@@ -45,6 +46,7 @@ func main() {
 	flag.StringVar(&o.perf, "perf", "", "record a perf CPU profile (perf.data) of the cached full stack's server in the last round into this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, binary) instead of removing it")
 	flag.BoolVar(&o.sharedOnly, "shared-only", false, "measure only the cached full stack, the limiter off, the variants and the floor (no uncached or embedded scenario)")
+	flag.StringVar(&o.baseline, "baseline", "", "a git revision of the checkout to build too and measure as one more cached full stack, to compare a change within one run")
 	flag.Var(&o.variants, "variant", "NAME:K=V,K=V... adds a scenario: the cached full stack with these settings too (repeatable), to compare a setting within one run")
 	flag.Parse()
 	if *hello {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -111,6 +112,11 @@ func (b *bench) generator() (generator, error) {
 
 // start runs motorpool with env (and a DATA_DIR of its own unless env names one).
 func (b *bench) start(ctx context.Context, name string, env map[string]string) (*server, error) {
+	return b.startBin(ctx, name, b.bin, env)
+}
+
+// startBin is start with another build of motorpool.
+func (b *bench) startBin(ctx context.Context, name, bin string, env map[string]string) (*server, error) {
 	dir := filepath.Join(b.work, slug(name))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -118,7 +124,7 @@ func (b *bench) start(ctx context.Context, name string, env map[string]string) (
 	if _, ok := env["DATA_DIR"]; !ok {
 		env = with(env, map[string]string{"DATA_DIR": dir})
 	}
-	return startServer(ctx, name, dir, env, b.bin, "serve")
+	return startServer(ctx, name, dir, env, bin, "serve")
 }
 
 // seedWith seeds a store through an instance without the limiter, then stops it (the
@@ -155,8 +161,17 @@ func (b *bench) scenarios(ctx context.Context, sharedPop, embPop population) (rp
 	for _, v := range b.o.variants {
 		list = append(list, scenario{v.name, with(b.shared, raised, v.env), sharedPop})
 	}
+	bins := map[string]string{}
+	if b.o.baseline != "" {
+		name := cached + " at " + b.o.baseline
+		list = append(list, scenario{name, with(b.shared, raised), sharedPop})
+		fmt.Fprintln(b.log, "building", b.o.baseline, "of", b.o.repo)
+		if bins[name], err = buildRevision(ctx, b.o.repo, b.o.baseline, b.work); err != nil {
+			return report{}, nil, nil, err
+		}
+	}
 	for _, sc := range list {
-		s, err := b.start(ctx, sc.name, sc.env)
+		s, err := b.startBin(ctx, sc.name, cmp.Or(bins[sc.name], b.bin), sc.env)
 		if err != nil {
 			return report{}, nil, nil, err
 		}

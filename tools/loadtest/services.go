@@ -121,7 +121,38 @@ func waitFor(ctx context.Context, p *proc, timeout time.Duration, ok func() bool
 
 // build compiles motorpool from the checkout into dir.
 func build(ctx context.Context, repo, dir string) (string, error) {
-	out := filepath.Join(dir, "motorpool")
+	return buildAs(ctx, repo, filepath.Join(dir, "motorpool"))
+}
+
+// buildRevision builds rev of the git checkout repo into dir, from a copy of its tree.
+func buildRevision(ctx context.Context, repo, rev, dir string) (string, error) {
+	src := filepath.Join(dir, "baseline-src")
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	untar.Stdin = pipe
+	var stderr strings.Builder
+	archive.Stderr = &stderr
+	if err := untar.Start(); err != nil {
+		return "", err
+	}
+	if err := archive.Run(); err != nil {
+		_ = untar.Wait()
+		return "", fmt.Errorf("git archive %s: %w\n%s", rev, err, stderr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return "", fmt.Errorf("unpacking %s: %w", rev, err)
+	}
+	return buildAs(ctx, src, filepath.Join(dir, "motorpool-baseline"))
+}
+
+func buildAs(ctx context.Context, repo, out string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
 	cmd.Dir = repo
 	if b, err := cmd.CombinedOutput(); err != nil {
