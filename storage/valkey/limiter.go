@@ -36,8 +36,8 @@ var (
 	limitFixedWindowLua string
 	//go:embed lua/limit_refund.lua
 	limitRefundLua string
-	//go:embed lua/limit_token_bucket_group.lua
-	limitTokenBucketGroupLua string
+	//go:embed lua/limit_token_bucket_batch.lua
+	limitTokenBucketBatchLua string
 )
 
 // The limiter scripts. Never retried by valkey-go: newScript uses NewLuaScript, not
@@ -51,7 +51,7 @@ var (
 	limitSlidingWindowScript = newScript(limitSlidingWindowLua)
 	limitFixedWindowScript   = newScript(limitFixedWindowLua)
 	limitRefundScript        = newScript(limitRefundLua)
-	limitTokenBucketGroup    = newScript(limitTokenBucketGroupLua)
+	limitTokenBucketBatch    = newScript(limitTokenBucketBatchLua)
 )
 
 // Limiter is storage.Limiter on Valkey: each bucket is one atomic script that reads the
@@ -60,6 +60,7 @@ var (
 type Limiter struct {
 	c       *Client
 	timeout time.Duration
+	batch   *batcher // token buckets on a single server
 }
 
 var _ storage.Limiter = (*Limiter)(nil)
@@ -69,7 +70,9 @@ var _ storage.Limiter = (*Limiter)(nil)
 // context deadline when that is sooner): the rate limiter sits in front of every request, so
 // it should be tens of milliseconds, and the caller decides what a failed call means.
 func NewLimiter(c *Client, timeout time.Duration) *Limiter {
-	return &Limiter{c: c, timeout: timeout}
+	l := &Limiter{c: c, timeout: timeout}
+	l.batch = &batcher{l: l}
+	return l
 }
 
 // bucket is one request's script call. The scripts take the same arguments: the window (the
@@ -92,20 +95,28 @@ func (l *Limiter) bucket(r storage.LimitRequest) scriptCall {
 // micros is d in whole microseconds, rounded up.
 func micros(d time.Duration) int64 { return int64((d + time.Microsecond - 1) / time.Microsecond) }
 
-// Allow implements storage.Limiter: every bucket's script goes out in one pipeline (one
-// DoMulti; valkey-go splits it by node on a cluster, so buckets of different subjects may live
-// in different slots), as EVALSHA. Only if the server has lost the scripts (a restart, a
-// failover, SCRIPT FLUSH) does a second round trip send the ones it refused as EVAL.
+// Allow implements storage.Limiter. Token buckets on a single server are decided in a batch
+// with other requests arriving together (batcher): one script call, one round trip. Otherwise
+// every bucket's script goes out in one pipeline (one DoMulti; valkey-go splits it by node on a
+// cluster, so buckets of different subjects may live in different slots), as EVALSHA. Only if
+// the server has lost the scripts (a restart, a failover, SCRIPT FLUSH) does a second round
+// trip send the ones it refused as EVAL.
 func (l *Limiter) Allow(ctx context.Context, reqs []storage.LimitRequest) ([]storage.LimitResult, error) {
 	if len(reqs) == 0 {
 		return []storage.LimitResult{}, nil
 	}
-	p, err := l.prepare(reqs)
-	if err != nil {
-		return nil, err
+	for _, r := range reqs {
+		if err := r.Check(); err != nil {
+			return nil, fmt.Errorf("valkey: allow: %w", err)
+		}
 	}
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
+	tokenBuckets := allTokenBucket(reqs)
+	if tokenBuckets && l.c.vk.Mode() != valkeygo.ClientModeCluster {
+		return l.batch.allow(ctx, reqs)
+	}
+	p := l.prepare(reqs, tokenBuckets)
 	res := l.c.vk.DoMulti(ctx, p.cmds...)
 	rescue(ctx, l.c.vk, res, p.eval)
 	return p.finish(ctx, res)
@@ -121,16 +132,11 @@ type limitCall struct {
 	finish func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error)
 }
 
-// prepare checks reqs (not empty) and builds their commands: one all-or-nothing script for
-// token buckets (per hash slot on a cluster), else one script per bucket.
-func (l *Limiter) prepare(reqs []storage.LimitRequest) (limitCall, error) {
-	for _, r := range reqs {
-		if err := r.Check(); err != nil {
-			return limitCall{}, fmt.Errorf("valkey: allow: %w", err)
-		}
-	}
-	if allTokenBucket(reqs) {
-		return l.prepareGrouped(reqs), nil
+// prepare builds the commands of reqs (checked, not empty): one all-or-nothing script per
+// hash slot for token buckets on a cluster, else one script per bucket.
+func (l *Limiter) prepare(reqs []storage.LimitRequest, tokenBuckets bool) limitCall {
+	if tokenBuckets {
+		return l.prepareGrouped(reqs)
 	}
 	vk := l.c.vk
 	buckets := make([]scriptCall, len(reqs))
@@ -158,7 +164,7 @@ func (l *Limiter) prepare(reqs []storage.LimitRequest) (limitCall, error) {
 		}
 		return out, nil
 	}
-	return limitCall{cmds: cmds, eval: eval, finish: finish}, nil
+	return limitCall{cmds: cmds, eval: eval, finish: finish}
 }
 
 func allTokenBucket(reqs []storage.LimitRequest) bool {
@@ -181,35 +187,27 @@ func slotTag(key string) string {
 	return key
 }
 
-// prepareGrouped decides token buckets with one all-or-nothing script call: one in all on a
-// single server, one per hash slot on a cluster (a request's buckets for one subject share
-// one), in one pipeline; when a group refuses, the groups that charged are refunded.
+// prepareGrouped decides token buckets on a cluster with one all-or-nothing script call per
+// hash slot (a request's buckets for one subject share one), in one pipeline; when a group
+// refuses, the groups that charged are refunded.
 func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 	vk := l.c.vk
 	type group struct {
 		idx        []int
 		keys, args []string
 	}
-	groups := make([]*group, 0, 1)
-	// On one server every key can go to one script, which then decides the whole request at
-	// once; a cluster needs one script per hash slot.
-	cluster := vk.Mode() == valkeygo.ClientModeCluster
+	var groups []*group
 	for i, r := range reqs {
 		var g *group
-		if cluster {
-			for _, h := range groups {
-				if slotTag(reqs[h.idx[0]].Key) == slotTag(r.Key) {
-					g = h
-					break
-				}
+		for _, h := range groups {
+			if slotTag(reqs[h.idx[0]].Key) == slotTag(r.Key) {
+				g = h
+				break
 			}
-		} else if len(groups) > 0 {
-			g = groups[0]
 		}
 		if g == nil {
-			// Sized for the whole request: on a single server this is the only group.
-			n := len(reqs)
-			g = &group{idx: make([]int, 0, n), keys: make([]string, 0, n), args: make([]string, 0, 3*n)}
+			// The batch script's ARGV: one request, its bucket count (set below), their triples.
+			g = &group{args: []string{"1", ""}}
 			groups = append(groups, g)
 		}
 		g.idx = append(g.idx, i)
@@ -218,9 +216,10 @@ func (l *Limiter) prepareGrouped(reqs []storage.LimitRequest) limitCall {
 	}
 	cmds := make(valkeygo.Commands, len(groups))
 	for j, g := range groups {
-		cmds[j] = limitTokenBucketGroup.evalsha(vk, g.keys, g.args)
+		g.args[1] = strconv.Itoa(len(g.idx))
+		cmds[j] = limitTokenBucketBatch.evalsha(vk, g.keys, g.args)
 	}
-	eval := func(j int) valkeygo.Completed { return limitTokenBucketGroup.eval(vk, groups[j].keys, groups[j].args) }
+	eval := func(j int) valkeygo.Completed { return limitTokenBucketBatch.eval(vk, groups[j].keys, groups[j].args) }
 	finish := func(ctx context.Context, res []valkeygo.ValkeyResult) ([]storage.LimitResult, error) {
 		out := make([]storage.LimitResult, len(reqs))
 		charged := make([]bool, len(reqs))
