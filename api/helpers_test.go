@@ -76,7 +76,13 @@ var backends = map[string]func(t testing.TB) backend{
 // openValkeyCache opens a Valkey cache (its own client, with client-side caching) under prefix.
 func openValkeyCache(t testing.TB, prefix string, wrap func(valkeygo.Client) valkeygo.Client) *valkey.Cache {
 	t.Helper()
-	c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{valkeyAddr()}, KeyPrefix: prefix, Wrap: wrap}, valkey.CacheOptions{})
+	return openValkeyCacheOn(t, []string{valkeyAddr()}, prefix, wrap)
+}
+
+// openValkeyCacheOn is openValkeyCache on the server (or cluster) at addrs.
+func openValkeyCacheOn(t testing.TB, addrs []string, prefix string, wrap func(valkeygo.Client) valkeygo.Client) *valkey.Cache {
+	t.Helper()
+	c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: addrs, KeyPrefix: prefix, Wrap: wrap}, valkey.CacheOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -737,15 +737,25 @@ func TestRateLimitForwardedFor(t *testing.T) {
 // 50 per IP let exactly 50 through.
 func TestRateLimitExactAcrossInstances(t *testing.T) {
 	t.Parallel()
-	vc := valkeytest.Open(t)
+	rateLimitExactAcrossInstances(t, valkeytest.Open(t))
+}
+
+// rateLimitExactAcrossInstances runs the test on vc's server (or cluster): three instances,
+// each with a client of its own under vc's prefix, as separate processes would have.
+func rateLimitExactAcrossInstances(t *testing.T, vc *valkey.Client) {
 	b := backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), valkey: vc}
 	var servers []*testServer
-	for range 3 {
+	for i := range 3 {
+		own := vc
+		if i > 0 {
+			own = openAlso(t, vc)
+		}
 		servers = append(servers, newTestServer(t, b, withTrustedProxies(loopback), withRateLimit(func(c *api.RateLimitConfig) {
 			c.IPMax, c.UserMax, c.DefaultMax, c.Window = 50, 1000, 1000, time.Hour
 			// Generous: this is about the script's atomicity, not the timeout; a call that
 			// timed out would be decided by each instance's fallback.
 			c.Timeout = 5 * time.Second
+			c.Store = valkey.NewLimiter(own, c.Timeout)
 		})))
 	}
 	const n = 300

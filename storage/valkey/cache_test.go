@@ -18,19 +18,13 @@ import (
 	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
 )
 
-func cacheTestAddr() string {
-	if a := os.Getenv("TEST_VALKEY_ADDR"); a != "" {
-		return a
-	}
-	return valkeytest.DefaultAddr
-}
-
-// openCache opens a cache on the test server under c's key prefix (so c's cleanup deletes its
-// keys); several caches on one c are several instances sharing a server.
+// openCache opens a cache on c's server (a cluster if c is on one) under c's key prefix (so
+// c's cleanup deletes its keys); several caches on one c are several instances sharing a
+// server.
 func openCache(t *testing.T, c *valkey.Client, opt valkey.CacheOptions) *valkey.Cache {
 	t.Helper()
 	ca, err := valkey.OpenCache(t.Context(), valkey.Config{
-		Addrs: []string{cacheTestAddr()}, KeyPrefix: c.KeyPrefix(),
+		Addrs: serverAddrs(c), KeyPrefix: c.KeyPrefix(),
 		DialTimeout: 5 * time.Second, CommandTimeout: 5 * time.Second,
 	}, opt)
 	if err != nil {

@@ -35,7 +35,9 @@ import (
 //   - Key prefix and cluster: tracking is per key (not by prefix, no BCAST), so KeyPrefix
 //     changes nothing; on a cluster each node tracks the keys read from it on this process's
 //     connection to it, DoMultiCache splits the two reads by slot, and each settling EXISTS
-//     goes to the node of the key it settles.
+//     goes to the node of the key it settles. A logout's session and denylist entry then live
+//     on two nodes, whose pushes reach another instance one by one: it may refuse the token
+//     as not found before it refuses it as denied, a refusal either way (TestClusterIdentity).
 
 // DefaultLocalTTL caps a locally cached identity read.
 const DefaultLocalTTL = 5 * time.Second

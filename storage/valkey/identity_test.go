@@ -29,8 +29,9 @@ func newIdentitySession(t *testing.T, a storage.AuthState, uid int64, sid string
 
 // TestIdentityWarmNoRoundTrip: once read, a session and its token's denylist entry are served
 // from the local cache: a warm Authenticate makes no round trip, however many there are.
-func TestIdentityWarmNoRoundTrip(t *testing.T) {
-	c := valkeytest.Open(t)
+func TestIdentityWarmNoRoundTrip(t *testing.T) { identityWarmNoRoundTrip(t, valkeytest.Open(t)) }
+
+func identityWarmNoRoundTrip(t *testing.T, c *valkey.Client) {
 	wrapped, cnt := openCounting(t, c)
 	a := valkey.NewAuthState(wrapped)
 	newIdentitySession(t, a, 7, "s1")
@@ -103,8 +104,9 @@ var identityChanges = []struct {
 
 // TestIdentityInvalidatedAtOnce: a change made through an AuthState is seen by its very next
 // Authenticate, though the old identity was in its local cache: no window, in many rounds.
-func TestIdentityInvalidatedAtOnce(t *testing.T) {
-	c := valkeytest.Open(t)
+func TestIdentityInvalidatedAtOnce(t *testing.T) { identityInvalidatedAtOnce(t, valkeytest.Open(t)) }
+
+func identityInvalidatedAtOnce(t *testing.T, c *valkey.Client) {
 	a := valkey.NewAuthState(c)
 	for k, ch := range identityChanges {
 		t.Run(ch.name, func(t *testing.T) {
@@ -131,8 +133,11 @@ func TestIdentityInvalidatedAtOnce(t *testing.T) {
 // server. A change made on A is seen by B within milliseconds, by the server's push: measured
 // over many rounds, every one under the bound.
 func TestIdentityInvalidatedOnOtherInstance(t *testing.T) {
+	identityInvalidatedOnOtherInstance(t, valkeytest.Open(t))
+}
+
+func identityInvalidatedOnOtherInstance(t *testing.T, c *valkey.Client) {
 	const rounds, bound = 40, 500 * time.Millisecond
-	c := valkeytest.Open(t)
 	a := valkey.NewAuthState(c)
 	bc, bcnt := openCounting(t, c)
 	b := valkey.NewAuthState(bc)
@@ -161,7 +166,9 @@ func TestIdentityInvalidatedOnOtherInstance(t *testing.T) {
 					if errors.Is(err, ch.want) {
 						break
 					}
-					if err != nil {
+					// The other refusal is a moment on the way on a cluster: a logout's session
+					// and denylist entry live on two nodes, whose pushes reach B one by one.
+					if err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrTokenDenied) {
 						t.Fatalf("round %d: B: %v", i, err)
 					}
 					if time.Since(start) > 5*time.Second {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,14 +37,20 @@ func testAddr() string {
 	return valkeytest.DefaultAddr
 }
 
-// openAlso opens another client on c's server, under c's key prefix (so it sees c's keys, and
-// c's cleanup deletes them), through addr when not empty. It is closed when t ends.
+// serverAddrs are the addresses of c's server: its one address, or every node of a cluster.
+func serverAddrs(c *valkey.Client) []string {
+	return slices.Sorted(maps.Keys(c.Valkey().Nodes()))
+}
+
+// openAlso opens another client on c's server (a cluster if c is on one), under c's key prefix
+// (so it sees c's keys, and c's cleanup deletes them), through addr when not empty. It is
+// closed when t ends.
 func openAlso(t *testing.T, c *valkey.Client, addr string, cfg valkey.Config) *valkey.Client {
 	t.Helper()
-	if addr == "" {
-		addr = testAddr()
+	cfg.Addrs, cfg.KeyPrefix = serverAddrs(c), c.KeyPrefix()
+	if addr != "" {
+		cfg.Addrs = []string{addr}
 	}
-	cfg.Addrs, cfg.KeyPrefix = []string{addr}, c.KeyPrefix()
 	other, err := valkey.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("open another client: %v", err)
@@ -54,7 +62,10 @@ func openAlso(t *testing.T, c *valkey.Client, addr string, cfg valkey.Config) *v
 // TestLimiterInstancesShareBuckets: 300 requests at once from three service instances (three
 // clients, three pools) sharing one server against a limit of 50 let exactly 50 through.
 func TestLimiterInstancesShareBuckets(t *testing.T) {
-	c := valkeytest.Open(t)
+	limiterInstancesShareBuckets(t, valkeytest.Open(t))
+}
+
+func limiterInstancesShareBuckets(t *testing.T, c *valkey.Client) {
 	limiters := []storage.Limiter{
 		valkey.NewLimiter(c, 0),
 		valkey.NewLimiter(openAlso(t, c, "", valkey.Config{CommandTimeout: 5 * time.Second}), 0),

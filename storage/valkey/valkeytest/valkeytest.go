@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,30 @@ func Open(tb testing.TB) *valkey.Client {
 	if addr == "" {
 		addr = DefaultAddr
 	}
+	c, err := open(tb, addr)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("valkeytest: Valkey at TEST_VALKEY_ADDR is unreachable: %v", err)
+		}
+		tb.Skipf("valkeytest: skipping, Valkey is unreachable (set TEST_VALKEY_ADDR to a server's host:port): %v", err)
+	}
+	return c
+}
+
+// OpenOn is Open on the server at addrs (one address for a standalone server, seed nodes for a
+// cluster) that the test started itself, such as clustertest's: one that cannot be reached
+// fails tb, wherever it runs.
+func OpenOn(tb testing.TB, addrs ...string) *valkey.Client {
+	tb.Helper()
+	c, err := open(tb, addrs...)
+	if err != nil {
+		tb.Fatalf("valkeytest: Valkey at %s is unreachable: %v", strings.Join(addrs, ","), err)
+	}
+	return c
+}
+
+// open connects under a fresh prefix and registers the cleanup.
+func open(tb testing.TB, addrs ...string) (*valkey.Client, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails
 	// No braces: the prefix must not become the keys' cluster hash tag.
@@ -35,7 +60,7 @@ func Open(tb testing.TB) *valkey.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	c, err := valkey.Open(ctx, valkey.Config{
-		Addrs:     []string{addr},
+		Addrs:     addrs,
 		KeyPrefix: prefix,
 		// Longer than production's: a test machine busy running every package's tests at once
 		// can take over a second to accept a local connection, and a flaky test helps no one.
@@ -43,10 +68,7 @@ func Open(tb testing.TB) *valkey.Client {
 		CommandTimeout: 5 * time.Second,
 	})
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("valkeytest: Valkey at TEST_VALKEY_ADDR is unreachable: %v", err)
-		}
-		tb.Skipf("valkeytest: skipping, Valkey is unreachable (set TEST_VALKEY_ADDR to a server's host:port): %v", err)
+		return nil, err
 	}
 	tb.Cleanup(func() {
 		defer c.Close()
@@ -56,7 +78,7 @@ func Open(tb testing.TB) *valkey.Client {
 			tb.Errorf("valkeytest: delete keys %s*: %v", prefix, err)
 		}
 	})
-	return c
+	return c, nil
 }
 
 // DeletePrefix deletes every key that starts with c's key prefix, on every node of a cluster.
