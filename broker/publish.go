@@ -1,0 +1,113 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Message is one event on the wire.
+type Message struct {
+	ID          string // the event's id: the AMQP message-id, by which consumers can tell duplicates
+	RoutingKey  string // the event's type
+	ContentType string // application/cloudevents+json for a structured CloudEvent
+	Body        []byte
+	Time        time.Time
+}
+
+// Publisher publishes with publisher confirms on one connection, opened when first needed and
+// again after a failure. It is safe for concurrent use; publishes are serialized.
+type Publisher struct {
+	cfg  Config
+	mu   sync.Mutex
+	conn *amqp.Connection
+	ch   *amqp.Channel
+}
+
+// NewPublisher returns a publisher to cfg's broker; it connects on the first Publish.
+func NewPublisher(cfg Config) *Publisher { return &Publisher{cfg: cfg.withDefaults()} }
+
+// Publish sends msgs as persistent messages to the exchange and returns nil only once the
+// broker has confirmed every one, so that they are safe to forget. On an error (ErrUnavailable
+// wrapped, or the broker refusing a message) any of them may still have been delivered: the
+// caller sends them again, and consumers tell duplicates by Message.ID (at-least-once). ctx
+// bounds the whole call.
+func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.open(ctx); err != nil {
+		return err
+	}
+	err := p.publish(ctx, msgs)
+	if err != nil {
+		p.reset() // the channel's state is unknown: start over on the next call
+	}
+	return err
+}
+
+func (p *Publisher) publish(ctx context.Context, msgs []Message) error {
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
+	for _, m := range msgs {
+		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, m.RoutingKey, false, false, amqp.Publishing{
+			MessageId: m.ID, ContentType: m.ContentType, Body: m.Body, Timestamp: m.Time,
+			DeliveryMode: amqp.Persistent,
+		})
+		if err != nil {
+			return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+		}
+		confirms = append(confirms, dc)
+	}
+	for i, dc := range confirms {
+		ack, err := dc.WaitContext(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: waiting for the broker's confirmation: %w", ErrUnavailable, err)
+		}
+		if !ack {
+			return fmt.Errorf("the broker refused message %s (%s)", msgs[i].ID, msgs[i].RoutingKey)
+		}
+	}
+	return nil
+}
+
+// open connects, puts the channel in confirm mode and declares the exchange, unless done.
+func (p *Publisher) open(ctx context.Context) error {
+	if p.ch != nil && !p.ch.IsClosed() {
+		return nil
+	}
+	p.reset()
+	conn, ch, err := dial(ctx, p.cfg)
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		closeConn(conn)
+		return fmt.Errorf("%w: confirm mode: %w", ErrUnavailable, err)
+	}
+	if err := declareExchange(ch, p.cfg); err != nil {
+		closeConn(conn)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	p.conn, p.ch = conn, ch
+	return nil
+}
+
+func (p *Publisher) reset() {
+	if p.conn != nil {
+		closeConn(p.conn)
+	}
+	p.conn, p.ch = nil, nil
+}
+
+// Close closes the connection; a later Publish opens another.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reset()
+	return nil
+}
