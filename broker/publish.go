@@ -31,8 +31,8 @@ type Publisher struct {
 func NewPublisher(cfg Config) *Publisher { return &Publisher{cfg: cfg.withDefaults()} }
 
 // Publish sends msgs as persistent messages to the exchange and returns nil only once the
-// broker has confirmed every one, so that they are safe to forget. On an error (ErrUnavailable
-// wrapped, or the broker refusing a message) any of them may still have been delivered: the
+// broker has confirmed every one, so that they are safe to forget. On an error (always
+// ErrUnavailable, wrapped) any of them may still have been delivered: the
 // caller sends them again, and consumers tell duplicates by Message.ID (at-least-once). ctx
 // bounds the whole call.
 func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
@@ -69,7 +69,9 @@ func (p *Publisher) publish(ctx context.Context, msgs []Message) error {
 			return fmt.Errorf("%w: waiting for the broker's confirmation: %w", ErrUnavailable, err)
 		}
 		if !ack {
-			return fmt.Errorf("the broker refused message %s (%s)", msgs[i].ID, msgs[i].RoutingKey)
+			// A nack: the channel closed under the message, or the broker could not take it
+			// (a queue full and rejecting publishes). Either way it is worth sending again.
+			return fmt.Errorf("%w: the broker did not take message %s (%s)", ErrUnavailable, msgs[i].ID, msgs[i].RoutingKey)
 		}
 	}
 	return nil
