@@ -37,14 +37,17 @@ func openCache(t *testing.T, c *valkey.Client, opt valkey.CacheOptions) *valkey.
 // testOptions are roomier than production's timeouts: the test machine is busy.
 var cacheTestOptions = valkey.CacheOptions{Timeout: 2 * time.Second}
 
-func TestCache(t *testing.T) {
+func TestCache(t *testing.T) { runCacheSuites(t, valkeytest.Open) }
+
+// runCacheSuites runs the cache conformance suites on caches sharing client's server.
+func runCacheSuites(t *testing.T, client func(testing.TB) *valkey.Client) {
 	storagetest.RunCache(t, func(t *testing.T) storage.Cache {
-		return openCache(t, valkeytest.Open(t), cacheTestOptions)
+		return openCache(t, client(t), cacheTestOptions)
 	})
 	storagetest.RunCacheObserved(t, func(t *testing.T, obs storage.CacheObserver) storage.Cache {
 		opt := cacheTestOptions
 		opt.Observer = obs
-		return openCache(t, valkeytest.Open(t), opt)
+		return openCache(t, client(t), opt)
 	})
 }
 

@@ -28,14 +28,7 @@ func TestClusterAuthState(t *testing.T) {
 
 func TestClusterCache(t *testing.T) {
 	t.Parallel()
-	storagetest.RunCache(t, func(t *testing.T) storage.Cache {
-		return openCache(t, clustertest.Open(t), cacheTestOptions)
-	})
-	storagetest.RunCacheObserved(t, func(t *testing.T, obs storage.CacheObserver) storage.Cache {
-		opt := cacheTestOptions
-		opt.Observer = obs
-		return openCache(t, clustertest.Open(t), opt)
-	})
+	runCacheSuites(t, clustertest.Open)
 }
 
 func TestClusterLimiter(t *testing.T) {
