@@ -156,9 +156,11 @@ func adminCreate(ctx context.Context, store storage.Store, args []string, getenv
 	return nil
 }
 
-// backend is a durable store that can migrate itself and report its pool.
+// backend is a durable store that can migrate itself and report its pool, with the outbox its
+// writes record their events in.
 type backend interface {
 	storage.Store
+	storage.Outbox
 	Migrate(ctx context.Context) (int, error)
 	Stats() storage.PoolStats
 }

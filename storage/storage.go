@@ -1,6 +1,7 @@
 // Package storage declares motorpool's domain types and the interfaces its backends implement,
 // with their error contract. It imports only the standard library (and x/text for email
-// normalisation); backends live in sub-packages and pass the conformance suite in storagetest.
+// normalisation, and events for the outbox's vocabulary); backends live in sub-packages and
+// pass the conformance suite in storagetest.
 package storage
 
 import (
@@ -133,7 +134,8 @@ type VehicleFilter struct {
 // Store is the durable home of users and vehicles. Implementations are safe for concurrent use.
 // Timestamps are UTC with microsecond precision; ids are never reused. Every method returns an
 // error wrapping ErrUnavailable when the backend cannot answer, whatever the driver's cause, and
-// honours ctx's deadline.
+// honours ctx's deadline. Every write that succeeds records its events in the backend's Outbox,
+// in the same transaction.
 type Store interface {
 	// CreateUser stores a new user. A user whose email equals another's under NormalizeEmail
 	// gets a *FieldError{ErrConflict, "email"}.

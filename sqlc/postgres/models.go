@@ -6,7 +6,20 @@ package pgdb
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type Outbox struct {
+	ID            int64
+	EventID       pgtype.UUID
+	AggregateType string
+	AggregateID   int64
+	Sequence      int64
+	EventType     string
+	Payload       []byte
+	CreatedAt     time.Time
+}
 
 type User struct {
 	ID              int64
@@ -18,6 +31,7 @@ type User struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	PasswordVersion int64
+	Revision        int64
 }
 
 type Vehicle struct {
@@ -31,4 +45,5 @@ type Vehicle struct {
 	Color        *string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	Revision     int64
 }

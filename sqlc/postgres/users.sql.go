@@ -11,9 +11,9 @@ import (
 )
 
 const createUser = `-- name: CreateUser :one
-INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6)
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at, revision)
+VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
 type CreateUserParams struct {
@@ -25,6 +25,7 @@ type CreateUserParams struct {
 	CreatedAt       time.Time
 }
 
+// revision 1: the user's USER_CREATED is their first event.
 func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, error) {
 	row := q.db.QueryRow(ctx, createUser,
 		arg.Email,
@@ -45,6 +46,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -52,19 +54,31 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 const deleteUser = `-- name: DeleteUser :one
 DELETE FROM users
 WHERE id = $1
-RETURNING id
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
-// The vehicles go with the user through ON DELETE CASCADE, within this one statement.
-func (q *Queries) DeleteUser(ctx context.Context, id int64) (int64, error) {
+// The caller deletes the user's vehicles first (DeleteVehiclesOfUser), to record their events;
+// ON DELETE CASCADE would find none left.
+func (q *Queries) DeleteUser(ctx context.Context, id int64) (User, error) {
 	row := q.db.QueryRow(ctx, deleteUser, id)
-	var id_2 int64
-	err := row.Scan(&id_2)
-	return id_2, err
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.EmailNormalized,
+		&i.Name,
+		&i.Role,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PasswordVersion,
+		&i.Revision,
+	)
+	return i, err
 }
 
 const getUser = `-- name: GetUser :one
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 FROM users
 WHERE id = $1
 `
@@ -82,12 +96,13 @@ func (q *Queries) GetUser(ctx context.Context, id int64) (User, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
 
 const getUserByEmailNormalized = `-- name: GetUserByEmailNormalized :one
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 FROM users
 WHERE email_normalized = $1
 `
@@ -105,12 +120,13 @@ func (q *Queries) GetUserByEmailNormalized(ctx context.Context, emailNormalized 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
 
 const listUsers = `-- name: ListUsers :many
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 FROM users
 WHERE id > $1
 ORDER BY id
@@ -141,6 +157,7 @@ func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, e
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.PasswordVersion,
+			&i.Revision,
 		); err != nil {
 			return nil, err
 		}
@@ -190,14 +207,31 @@ func (q *Queries) LockUserAndAdmins(ctx context.Context, id int64) ([]LockUserAn
 	return items, nil
 }
 
+const lockUserForDelete = `-- name: LockUserForDelete :exec
+SELECT id
+FROM users
+WHERE id = $1
+FOR UPDATE
+`
+
+// FOR UPDATE (where LockUserAndAdmins takes NO KEY UPDATE) also blocks the foreign-key checks
+// of a vehicle being created for or moved to this user, until the deletion commits (and the
+// check fails): so the vehicles DeleteVehiclesOfUser then deletes, each with its event, are all
+// the user will have had, and the cascade silently removes none.
+func (q *Queries) LockUserForDelete(ctx context.Context, id int64) error {
+	_, err := q.db.Exec(ctx, lockUserForDelete, id)
+	return err
+}
+
 const setPassword = `-- name: SetPassword :one
 UPDATE users
 SET password_hash = $1,
     password_version = password_version + 1,
-    updated_at = $2
+    updated_at = $2,
+    revision = revision + 1
 WHERE id = $3
   AND password_version = $4
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
 type SetPasswordParams struct {
@@ -227,6 +261,7 @@ func (q *Queries) SetPassword(ctx context.Context, arg SetPasswordParams) (User,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -236,12 +271,14 @@ UPDATE users
 SET email = $1,
     email_normalized = $2,
     name = $3,
-    password_hash = COALESCE($4, password_hash),
-    password_version = password_version + CASE WHEN $4 IS NULL AND email_normalized = $2 THEN 0 ELSE 1 END,
-    role = COALESCE($5, role),
-    updated_at = $6
-WHERE id = $7
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+    password_hash = COALESCE($4, users.password_hash),
+    password_version = users.password_version + CASE WHEN $4 IS NULL AND users.email_normalized = $2 THEN 0 ELSE 1 END,
+    role = COALESCE($5, users.role),
+    updated_at = $6,
+    revision = users.revision + 1
+FROM (SELECT u.id, u.email FROM users AS u WHERE u.id = $7 FOR UPDATE) AS prev
+WHERE users.id = prev.id
+RETURNING users.id, users.email, users.email_normalized, users.name, users.role, users.password_hash, users.created_at, users.updated_at, users.password_version, users.revision, prev.email AS previous_email
 `
 
 type UpdateUserParams struct {
@@ -254,9 +291,17 @@ type UpdateUserParams struct {
 	ID              int64
 }
 
+type UpdateUserRow struct {
+	User          User
+	PreviousEmail string
+}
+
 // password_version moves with the password and with the normalized email (the right-hand
-// sides read the row as it was), so that reset grants die with either.
-func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, error) {
+// sides read the row as it was), so that reset grants die with either. prev locks the row
+// before reading it, so previous_email is the email this update replaced even when another
+// update of the row committed while this one waited for the lock (the USER_UPDATED event
+// carries it, for whoever keyed something by the old address).
+func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (UpdateUserRow, error) {
 	row := q.db.QueryRow(ctx, updateUser,
 		arg.Email,
 		arg.EmailNormalized,
@@ -266,17 +311,19 @@ func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, e
 		arg.UpdatedAt,
 		arg.ID,
 	)
-	var i User
+	var i UpdateUserRow
 	err := row.Scan(
-		&i.ID,
-		&i.Email,
-		&i.EmailNormalized,
-		&i.Name,
-		&i.Role,
-		&i.PasswordHash,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.PasswordVersion,
+		&i.User.ID,
+		&i.User.Email,
+		&i.User.EmailNormalized,
+		&i.User.Name,
+		&i.User.Role,
+		&i.User.PasswordHash,
+		&i.User.CreatedAt,
+		&i.User.UpdatedAt,
+		&i.User.PasswordVersion,
+		&i.User.Revision,
+		&i.PreviousEmail,
 	)
 	return i, err
 }

@@ -11,9 +11,9 @@ import (
 )
 
 const createVehicle = `-- name: CreateVehicle :one
-INSERT INTO vehicles (user_id, make, model, year, vin, license_plate, color, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+INSERT INTO vehicles (user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1)
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 `
 
 type CreateVehicleParams struct {
@@ -50,6 +50,7 @@ func (q *Queries) CreateVehicle(ctx context.Context, arg CreateVehicleParams) (V
 		&i.Color,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -57,18 +58,69 @@ func (q *Queries) CreateVehicle(ctx context.Context, arg CreateVehicleParams) (V
 const deleteVehicle = `-- name: DeleteVehicle :one
 DELETE FROM vehicles
 WHERE id = $1
-RETURNING id
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 `
 
-func (q *Queries) DeleteVehicle(ctx context.Context, id int64) (int64, error) {
+func (q *Queries) DeleteVehicle(ctx context.Context, id int64) (Vehicle, error) {
 	row := q.db.QueryRow(ctx, deleteVehicle, id)
-	var id_2 int64
-	err := row.Scan(&id_2)
-	return id_2, err
+	var i Vehicle
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Make,
+		&i.Model,
+		&i.Year,
+		&i.Vin,
+		&i.LicensePlate,
+		&i.Color,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Revision,
+	)
+	return i, err
+}
+
+const deleteVehiclesOfUser = `-- name: DeleteVehiclesOfUser :many
+DELETE FROM vehicles
+WHERE user_id = $1
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
+`
+
+// Run after LockUserForDelete, before the user's own deletion, so each gets its event.
+func (q *Queries) DeleteVehiclesOfUser(ctx context.Context, userID int64) ([]Vehicle, error) {
+	rows, err := q.db.Query(ctx, deleteVehiclesOfUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Vehicle
+	for rows.Next() {
+		var i Vehicle
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Make,
+			&i.Model,
+			&i.Year,
+			&i.Vin,
+			&i.LicensePlate,
+			&i.Color,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Revision,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const getVehicle = `-- name: GetVehicle :one
-SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 FROM vehicles
 WHERE id = $1
 `
@@ -87,12 +139,13 @@ func (q *Queries) GetVehicle(ctx context.Context, id int64) (Vehicle, error) {
 		&i.Color,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Revision,
 	)
 	return i, err
 }
 
 const listVehicles = `-- name: ListVehicles :many
-SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 FROM vehicles
 WHERE id > $1
 ORDER BY id
@@ -124,6 +177,7 @@ func (q *Queries) ListVehicles(ctx context.Context, arg ListVehiclesParams) ([]V
 			&i.Color,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Revision,
 		); err != nil {
 			return nil, err
 		}
@@ -136,7 +190,7 @@ func (q *Queries) ListVehicles(ctx context.Context, arg ListVehiclesParams) ([]V
 }
 
 const listVehiclesByUser = `-- name: ListVehiclesByUser :many
-SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 FROM vehicles
 WHERE user_id = $1 AND id > $2
 ORDER BY id
@@ -170,6 +224,7 @@ func (q *Queries) ListVehiclesByUser(ctx context.Context, arg ListVehiclesByUser
 			&i.Color,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Revision,
 		); err != nil {
 			return nil, err
 		}
@@ -183,16 +238,18 @@ func (q *Queries) ListVehiclesByUser(ctx context.Context, arg ListVehiclesByUser
 
 const updateVehicle = `-- name: UpdateVehicle :one
 UPDATE vehicles
-SET user_id = COALESCE($1, user_id),
+SET user_id = COALESCE($1, vehicles.user_id),
     make = $2,
     model = $3,
     year = $4,
     vin = $5,
     license_plate = $6,
     color = $7,
-    updated_at = $8
-WHERE id = $9
-RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+    updated_at = $8,
+    revision = vehicles.revision + 1
+FROM (SELECT v.id, v.user_id AS owner FROM vehicles AS v WHERE v.id = $9 FOR UPDATE) AS prev
+WHERE vehicles.id = prev.id
+RETURNING vehicles.id, vehicles.user_id, vehicles.make, vehicles.model, vehicles.year, vehicles.vin, vehicles.license_plate, vehicles.color, vehicles.created_at, vehicles.updated_at, vehicles.revision, prev.owner AS previous_user_id
 `
 
 type UpdateVehicleParams struct {
@@ -207,7 +264,15 @@ type UpdateVehicleParams struct {
 	ID           int64
 }
 
-func (q *Queries) UpdateVehicle(ctx context.Context, arg UpdateVehicleParams) (Vehicle, error) {
+type UpdateVehicleRow struct {
+	Vehicle        Vehicle
+	PreviousUserID int64
+}
+
+// prev locks the row before reading it, so previous_user_id is the owner this update replaced
+// even when another update of the row committed while this one waited for the lock (the
+// VEHICLE_UPDATED event carries it, for whoever keeps the old owner's list).
+func (q *Queries) UpdateVehicle(ctx context.Context, arg UpdateVehicleParams) (UpdateVehicleRow, error) {
 	row := q.db.QueryRow(ctx, updateVehicle,
 		arg.UserID,
 		arg.Make,
@@ -219,18 +284,20 @@ func (q *Queries) UpdateVehicle(ctx context.Context, arg UpdateVehicleParams) (V
 		arg.UpdatedAt,
 		arg.ID,
 	)
-	var i Vehicle
+	var i UpdateVehicleRow
 	err := row.Scan(
-		&i.ID,
-		&i.UserID,
-		&i.Make,
-		&i.Model,
-		&i.Year,
-		&i.Vin,
-		&i.LicensePlate,
-		&i.Color,
-		&i.CreatedAt,
-		&i.UpdatedAt,
+		&i.Vehicle.ID,
+		&i.Vehicle.UserID,
+		&i.Vehicle.Make,
+		&i.Vehicle.Model,
+		&i.Vehicle.Year,
+		&i.Vehicle.Vin,
+		&i.Vehicle.LicensePlate,
+		&i.Vehicle.Color,
+		&i.Vehicle.CreatedAt,
+		&i.Vehicle.UpdatedAt,
+		&i.Vehicle.Revision,
+		&i.PreviousUserID,
 	)
 	return i, err
 }

@@ -8,6 +8,17 @@ import (
 	"time"
 )
 
+type Outbox struct {
+	ID            int64
+	EventID       string
+	AggregateType string
+	AggregateID   int64
+	Sequence      int64
+	EventType     string
+	Payload       string
+	CreatedAt     time.Time
+}
+
 type User struct {
 	ID              int64
 	Email           string
@@ -18,6 +29,7 @@ type User struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	PasswordVersion int64
+	Revision        int64
 }
 
 type Vehicle struct {
@@ -31,4 +43,5 @@ type Vehicle struct {
 	Color        *string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	Revision     int64
 }

@@ -11,9 +11,9 @@ import (
 )
 
 const createUser = `-- name: CreateUser :one
-INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at, revision)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
 type CreateUserParams struct {
@@ -25,6 +25,7 @@ type CreateUserParams struct {
 	CreatedAt       time.Time
 }
 
+// revision 1: the user's USER_CREATED is their first event.
 func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, error) {
 	row := q.db.QueryRowContext(ctx, createUser,
 		arg.Email,
@@ -45,6 +46,7 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -52,19 +54,31 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 const deleteUser = `-- name: DeleteUser :one
 DELETE FROM users
 WHERE id = ?1
-RETURNING id
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
-// The vehicles go with the user through ON DELETE CASCADE, within this one statement.
-func (q *Queries) DeleteUser(ctx context.Context, id int64) (int64, error) {
+// The caller deletes the user's vehicles first (DeleteVehiclesOfUser), in the same
+// transaction, to record their events; ON DELETE CASCADE would find none left.
+func (q *Queries) DeleteUser(ctx context.Context, id int64) (User, error) {
 	row := q.db.QueryRowContext(ctx, deleteUser, id)
-	var id_2 int64
-	err := row.Scan(&id_2)
-	return id_2, err
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.EmailNormalized,
+		&i.Name,
+		&i.Role,
+		&i.PasswordHash,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.PasswordVersion,
+		&i.Revision,
+	)
+	return i, err
 }
 
 const getUser = `-- name: GetUser :one
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 FROM users
 WHERE id = ?1
 `
@@ -82,6 +96,7 @@ func (q *Queries) GetUser(ctx context.Context, id int64) (User, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -124,7 +139,7 @@ func (q *Queries) GetUserAndAdmins(ctx context.Context, id int64) ([]GetUserAndA
 }
 
 const getUserByEmailNormalized = `-- name: GetUserByEmailNormalized :one
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 FROM users
 WHERE email_normalized = ?1
 `
@@ -142,12 +157,28 @@ func (q *Queries) GetUserByEmailNormalized(ctx context.Context, emailNormalized 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
 
+const getUserEmail = `-- name: GetUserEmail :one
+SELECT email
+FROM users
+WHERE id = ?1
+`
+
+// The email an update is about to replace, read in its transaction (SQLite's RETURNING sees
+// only the new row).
+func (q *Queries) GetUserEmail(ctx context.Context, id int64) (string, error) {
+	row := q.db.QueryRowContext(ctx, getUserEmail, id)
+	var email string
+	err := row.Scan(&email)
+	return email, err
+}
+
 const listUsers = `-- name: ListUsers :many
-SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+SELECT id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 FROM users
 WHERE id > ?1
 ORDER BY id
@@ -178,6 +209,7 @@ func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]User, e
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.PasswordVersion,
+			&i.Revision,
 		); err != nil {
 			return nil, err
 		}
@@ -196,10 +228,11 @@ const setPassword = `-- name: SetPassword :one
 UPDATE users
 SET password_hash = ?1,
     password_version = password_version + 1,
-    updated_at = ?2
+    updated_at = ?2,
+    revision = revision + 1
 WHERE id = ?3
   AND password_version = ?4
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
 type SetPasswordParams struct {
@@ -229,6 +262,7 @@ func (q *Queries) SetPassword(ctx context.Context, arg SetPasswordParams) (User,
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -241,9 +275,10 @@ SET email = ?1,
     password_hash = COALESCE(?4, password_hash),
     password_version = password_version + CASE WHEN ?4 IS NULL AND email_normalized = ?2 THEN 0 ELSE 1 END,
     role = COALESCE(?5, role),
-    updated_at = ?6
+    updated_at = ?6,
+    revision = revision + 1
 WHERE id = ?7
-RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version
+RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
 type UpdateUserParams struct {
@@ -279,6 +314,7 @@ func (q *Queries) UpdateUser(ctx context.Context, arg UpdateUserParams) (User, e
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.PasswordVersion,
+		&i.Revision,
 	)
 	return i, err
 }

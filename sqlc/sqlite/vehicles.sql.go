@@ -11,9 +11,9 @@ import (
 )
 
 const createVehicle = `-- name: CreateVehicle :one
-INSERT INTO vehicles (user_id, make, model, year, vin, license_plate, color, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+INSERT INTO vehicles (user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1)
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 `
 
 type CreateVehicleParams struct {
@@ -50,6 +50,7 @@ func (q *Queries) CreateVehicle(ctx context.Context, arg CreateVehicleParams) (V
 		&i.Color,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Revision,
 	)
 	return i, err
 }
@@ -57,18 +58,72 @@ func (q *Queries) CreateVehicle(ctx context.Context, arg CreateVehicleParams) (V
 const deleteVehicle = `-- name: DeleteVehicle :one
 DELETE FROM vehicles
 WHERE id = ?1
-RETURNING id
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 `
 
-func (q *Queries) DeleteVehicle(ctx context.Context, id int64) (int64, error) {
+func (q *Queries) DeleteVehicle(ctx context.Context, id int64) (Vehicle, error) {
 	row := q.db.QueryRowContext(ctx, deleteVehicle, id)
-	var id_2 int64
-	err := row.Scan(&id_2)
-	return id_2, err
+	var i Vehicle
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Make,
+		&i.Model,
+		&i.Year,
+		&i.Vin,
+		&i.LicensePlate,
+		&i.Color,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Revision,
+	)
+	return i, err
+}
+
+const deleteVehiclesOfUser = `-- name: DeleteVehiclesOfUser :many
+DELETE FROM vehicles
+WHERE user_id = ?1
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
+`
+
+// Run before the user's own deletion, in its transaction, so each gets its event.
+func (q *Queries) DeleteVehiclesOfUser(ctx context.Context, userID int64) ([]Vehicle, error) {
+	rows, err := q.db.QueryContext(ctx, deleteVehiclesOfUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Vehicle
+	for rows.Next() {
+		var i Vehicle
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Make,
+			&i.Model,
+			&i.Year,
+			&i.Vin,
+			&i.LicensePlate,
+			&i.Color,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Revision,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const getVehicle = `-- name: GetVehicle :one
-SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 FROM vehicles
 WHERE id = ?1
 `
@@ -87,12 +142,28 @@ func (q *Queries) GetVehicle(ctx context.Context, id int64) (Vehicle, error) {
 		&i.Color,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Revision,
 	)
 	return i, err
 }
 
+const getVehicleOwner = `-- name: GetVehicleOwner :one
+SELECT user_id
+FROM vehicles
+WHERE id = ?1
+`
+
+// The owner an update is about to replace, read in its transaction (SQLite's RETURNING sees
+// only the new row).
+func (q *Queries) GetVehicleOwner(ctx context.Context, id int64) (int64, error) {
+	row := q.db.QueryRowContext(ctx, getVehicleOwner, id)
+	var user_id int64
+	err := row.Scan(&user_id)
+	return user_id, err
+}
+
 const listVehicles = `-- name: ListVehicles :many
-SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 FROM vehicles
 WHERE id > ?1
 ORDER BY id
@@ -124,6 +195,7 @@ func (q *Queries) ListVehicles(ctx context.Context, arg ListVehiclesParams) ([]V
 			&i.Color,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Revision,
 		); err != nil {
 			return nil, err
 		}
@@ -139,7 +211,7 @@ func (q *Queries) ListVehicles(ctx context.Context, arg ListVehiclesParams) ([]V
 }
 
 const listVehiclesByUser = `-- name: ListVehiclesByUser :many
-SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+SELECT id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 FROM vehicles
 WHERE user_id = ?1 AND id > ?2
 ORDER BY id
@@ -173,6 +245,7 @@ func (q *Queries) ListVehiclesByUser(ctx context.Context, arg ListVehiclesByUser
 			&i.Color,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Revision,
 		); err != nil {
 			return nil, err
 		}
@@ -196,9 +269,10 @@ SET user_id = COALESCE(?1, user_id),
     vin = ?5,
     license_plate = ?6,
     color = ?7,
-    updated_at = ?8
+    updated_at = ?8,
+    revision = revision + 1
 WHERE id = ?9
-RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at
+RETURNING id, user_id, make, model, year, vin, license_plate, color, created_at, updated_at, revision
 `
 
 type UpdateVehicleParams struct {
@@ -237,6 +311,7 @@ func (q *Queries) UpdateVehicle(ctx context.Context, arg UpdateVehicleParams) (V
 		&i.Color,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Revision,
 	)
 	return i, err
 }

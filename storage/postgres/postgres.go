@@ -16,6 +16,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/motorpool/motorpool/db"
+	"github.com/motorpool/motorpool/events"
 	pgdb "github.com/motorpool/motorpool/sqlc/postgres"
 	"github.com/motorpool/motorpool/storage"
 )
@@ -155,22 +156,31 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// CreateUser implements storage.Store.
+// CreateUser implements storage.Store. Like every write, it records its event in its
+// transaction.
 func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User, error) {
 	role := u.Role
 	if role == "" {
 		role = storage.RoleUser
 	}
-	row, err := s.q.CreateUser(ctx, pgdb.CreateUserParams{
-		Email:           u.Email,
-		EmailNormalized: storage.NormalizeEmail(u.Email),
-		Name:            u.Name,
-		Role:            string(role),
-		PasswordHash:    u.PasswordHash,
-		CreatedAt:       storage.Now(),
+	var row pgdb.User
+	err := s.inTx(ctx, "create user", func(q *pgdb.Queries) error {
+		var err error
+		row, err = q.CreateUser(ctx, pgdb.CreateUserParams{
+			Email:           u.Email,
+			EmailNormalized: storage.NormalizeEmail(u.Email),
+			Name:            u.Name,
+			Role:            string(role),
+			PasswordHash:    u.PasswordHash,
+			CreatedAt:       storage.Now(),
+		})
+		if err != nil {
+			return translate("create user", err)
+		}
+		return recordUser(ctx, q, events.UserCreated, row, "", row.Revision, row.CreatedAt)
 	})
 	if err != nil {
-		return storage.User{}, translate("create user", err)
+		return storage.User{}, err
 	}
 	return toUser(row), nil
 }
@@ -210,9 +220,8 @@ func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, 
 	return users, nil
 }
 
-// UpdateUser implements storage.Store. A change of role away from admin runs in a transaction
-// that first locks the user and every admin (see checkLastAdmin); every other update is one
-// statement.
+// UpdateUser implements storage.Store. A change of role away from admin first locks the user
+// and every admin (see checkLastAdmin).
 func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) (storage.User, error) {
 	params := pgdb.UpdateUserParams{
 		ID:              id,
@@ -223,45 +232,51 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 		Role:            (*string)(u.Role),
 		UpdatedAt:       storage.Now(),
 	}
-	if u.Role == nil || *u.Role == storage.RoleAdmin {
-		row, err := s.q.UpdateUser(ctx, params)
-		if err != nil {
-			return storage.User{}, translate("update user", err)
-		}
-		return toUser(row), nil
-	}
-	var row pgdb.User
+	demotes := u.Role != nil && *u.Role != storage.RoleAdmin
+	var row pgdb.UpdateUserRow
 	err := s.inTx(ctx, "update user", func(q *pgdb.Queries) error {
-		if err := checkLastAdmin(ctx, q, id); err != nil {
-			return err
+		if demotes {
+			if err := checkLastAdmin(ctx, q, id); err != nil {
+				return err
+			}
 		}
 		var err error
 		if row, err = q.UpdateUser(ctx, params); err != nil {
 			return translate("update user", err)
 		}
-		return nil
+		return recordUser(ctx, q, events.UserUpdated, row.User, row.PreviousEmail, row.User.Revision, row.User.UpdatedAt)
 	})
 	if err != nil {
 		return storage.User{}, err
 	}
-	return toUser(row), nil
+	return toUser(row.User), nil
 }
 
 // SetPassword implements storage.Store. The version is compared in the UPDATE itself, so of
 // two concurrent calls with one version only the first succeeds: the second waits for its row
 // lock and then re-reads the row, whose version has moved on.
 func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version int64) (storage.User, error) {
-	row, err := s.q.SetPassword(ctx, pgdb.SetPasswordParams{
-		ID:              id,
-		PasswordHash:    hash,
-		PasswordVersion: version,
-		UpdatedAt:       storage.Now(),
+	var row pgdb.User
+	err := s.inTx(ctx, "set password", func(q *pgdb.Queries) error {
+		var err error
+		row, err = q.SetPassword(ctx, pgdb.SetPasswordParams{
+			ID:              id,
+			PasswordHash:    hash,
+			PasswordVersion: version,
+			UpdatedAt:       storage.Now(),
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return err // told apart below
+		} else if err != nil {
+			return translate("set password", err)
+		}
+		return recordUser(ctx, q, events.UserUpdated, row, row.Email, row.Revision, row.UpdatedAt)
 	})
 	if err == nil {
 		return toUser(row), nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
-		return storage.User{}, translate("set password", err)
+		return storage.User{}, err
 	}
 	// No row: either there is no such user or the version moved on.
 	if _, err := s.q.GetUser(ctx, id); err != nil {
@@ -271,17 +286,25 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version 
 }
 
 // DeleteUser implements storage.Store. It runs in a transaction that first locks the user and
-// every admin (see checkLastAdmin); ON DELETE CASCADE removes the user's vehicles within the
-// DELETE statement.
+// every admin (see checkLastAdmin), then the user against new vehicles (LockUserForDelete),
+// and deletes the user's vehicles itself, before the user, to record an event for each.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return s.inTx(ctx, "delete user", func(q *pgdb.Queries) error {
 		if err := checkLastAdmin(ctx, q, id); err != nil {
 			return err
 		}
-		if _, err := q.DeleteUser(ctx, id); err != nil {
+		if err := q.LockUserForDelete(ctx, id); err != nil {
 			return translate("delete user", err)
 		}
-		return nil
+		vehicles, err := q.DeleteVehiclesOfUser(ctx, id)
+		if err != nil {
+			return translate("delete user's vehicles", err)
+		}
+		user, err := q.DeleteUser(ctx, id)
+		if err != nil {
+			return translate("delete user", err)
+		}
+		return recordUserDeleted(ctx, q, user, vehicles, storage.Now())
 	})
 }
 
@@ -321,84 +344,6 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(q *pgdb.Queries) er
 	return nil
 }
 
-// CreateVehicle implements storage.Store.
-func (s *Store) CreateVehicle(ctx context.Context, v storage.NewVehicle) (storage.Vehicle, error) {
-	row, err := s.q.CreateVehicle(ctx, pgdb.CreateVehicleParams{
-		UserID:       v.UserID,
-		Make:         v.Make,
-		Model:        v.Model,
-		Year:         v.Year,
-		Vin:          v.VIN,
-		LicensePlate: v.LicensePlate,
-		Color:        v.Color,
-		CreatedAt:    storage.Now(),
-	})
-	if err != nil {
-		return storage.Vehicle{}, translate("create vehicle", err)
-	}
-	return toVehicle(row), nil
-}
-
-// GetVehicle implements storage.Store.
-func (s *Store) GetVehicle(ctx context.Context, id int64) (storage.Vehicle, error) {
-	row, err := s.q.GetVehicle(ctx, id)
-	if err != nil {
-		return storage.Vehicle{}, translate("get vehicle", err)
-	}
-	return toVehicle(row), nil
-}
-
-// ListVehicles implements storage.Store.
-func (s *Store) ListVehicles(ctx context.Context, f storage.VehicleFilter, p storage.Page) ([]storage.Vehicle, error) {
-	n, err := limit(p)
-	if err != nil {
-		return nil, fmt.Errorf("list vehicles: %w", err)
-	}
-	var rows []pgdb.Vehicle
-	if f.UserID != nil {
-		rows, err = s.q.ListVehiclesByUser(ctx, pgdb.ListVehiclesByUserParams{
-			UserID: *f.UserID, AfterID: p.AfterID, MaxRows: n,
-		})
-	} else {
-		rows, err = s.q.ListVehicles(ctx, pgdb.ListVehiclesParams{AfterID: p.AfterID, MaxRows: n})
-	}
-	if err != nil {
-		return nil, translate("list vehicles", err)
-	}
-	vehicles := make([]storage.Vehicle, 0, len(rows))
-	for _, r := range rows {
-		vehicles = append(vehicles, toVehicle(r))
-	}
-	return vehicles, nil
-}
-
-// UpdateVehicle implements storage.Store.
-func (s *Store) UpdateVehicle(ctx context.Context, id int64, v storage.VehicleUpdate) (storage.Vehicle, error) {
-	row, err := s.q.UpdateVehicle(ctx, pgdb.UpdateVehicleParams{
-		ID:           id,
-		UserID:       v.UserID,
-		Make:         v.Make,
-		Model:        v.Model,
-		Year:         v.Year,
-		Vin:          v.VIN,
-		LicensePlate: v.LicensePlate,
-		Color:        v.Color,
-		UpdatedAt:    storage.Now(),
-	})
-	if err != nil {
-		return storage.Vehicle{}, translate("update vehicle", err)
-	}
-	return toVehicle(row), nil
-}
-
-// DeleteVehicle implements storage.Store.
-func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
-	if _, err := s.q.DeleteVehicle(ctx, id); err != nil {
-		return translate("delete vehicle", err)
-	}
-	return nil
-}
-
 // limit converts a page size to the int32 that LIMIT takes.
 func limit(p storage.Page) (int32, error) {
 	if p.Limit <= 0 {
@@ -418,20 +363,5 @@ func toUser(r pgdb.User) storage.User {
 		// pgx returns timestamptz in the local zone.
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
-	}
-}
-
-func toVehicle(r pgdb.Vehicle) storage.Vehicle {
-	return storage.Vehicle{
-		ID:           r.ID,
-		UserID:       r.UserID,
-		Make:         r.Make,
-		Model:        r.Model,
-		Year:         r.Year,
-		VIN:          r.Vin,
-		LicensePlate: r.LicensePlate,
-		Color:        r.Color,
-		CreatedAt:    r.CreatedAt.UTC(),
-		UpdatedAt:    r.UpdatedAt.UTC(),
 	}
 }

@@ -126,3 +126,8 @@ func TestOutage(t *testing.T) {
 	}
 	storagetest.RunOutage(t, outage((*pgtest.Proxy).Refuse), outage((*pgtest.Proxy).Hold))
 }
+
+func TestOutbox(t *testing.T) {
+	storagetest.RunOutbox(t, func(t *testing.T) storagetest.OutboxStore { return pgtest.Open(t) },
+		storagetest.OutboxOptions{SkipLocked: true})
+}

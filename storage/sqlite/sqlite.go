@@ -18,6 +18,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/motorpool/motorpool/db"
+	"github.com/motorpool/motorpool/events"
 	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
 	"github.com/motorpool/motorpool/storage"
 )
@@ -165,22 +166,31 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// CreateUser implements storage.Store.
+// CreateUser implements storage.Store. Like every write, it runs in a transaction that records
+// its event.
 func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User, error) {
 	role := u.Role
 	if role == "" {
 		role = storage.RoleUser
 	}
-	row, err := s.q.CreateUser(ctx, sqlitedb.CreateUserParams{
-		Email:           u.Email,
-		EmailNormalized: storage.NormalizeEmail(u.Email),
-		Name:            u.Name,
-		Role:            string(role),
-		PasswordHash:    u.PasswordHash,
-		CreatedAt:       storage.Now(),
+	var row sqlitedb.User
+	err := s.inTx(ctx, "create user", func(q *sqlitedb.Queries) error {
+		var err error
+		row, err = q.CreateUser(ctx, sqlitedb.CreateUserParams{
+			Email:           u.Email,
+			EmailNormalized: storage.NormalizeEmail(u.Email),
+			Name:            u.Name,
+			Role:            string(role),
+			PasswordHash:    u.PasswordHash,
+			CreatedAt:       storage.Now(),
+		})
+		if err != nil {
+			return translate("create user", err)
+		}
+		return recordUser(ctx, q, events.UserCreated, row, "", row.Revision, row.CreatedAt)
 	})
 	if err != nil {
-		return storage.User{}, translate("create user", err)
+		return storage.User{}, err
 	}
 	return toUser(row), nil
 }
@@ -219,9 +229,8 @@ func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, 
 	return users, nil
 }
 
-// UpdateUser implements storage.Store. A change of role away from admin runs in a transaction
-// that checks for the last admin first (see checkLastAdmin); every other update is one
-// statement.
+// UpdateUser implements storage.Store. A change of role away from admin checks for the last
+// admin first (see checkLastAdmin).
 func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) (storage.User, error) {
 	params := sqlitedb.UpdateUserParams{
 		ID:              id,
@@ -232,23 +241,22 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 		Role:            (*string)(u.Role),
 		UpdatedAt:       storage.Now(),
 	}
-	if u.Role == nil || *u.Role == storage.RoleAdmin {
-		row, err := s.q.UpdateUser(ctx, params)
-		if err != nil {
-			return storage.User{}, translate("update user", err)
-		}
-		return toUser(row), nil
-	}
+	demotes := u.Role != nil && *u.Role != storage.RoleAdmin
 	var row sqlitedb.User
 	err := s.inTx(ctx, "update user", func(q *sqlitedb.Queries) error {
-		if err := checkLastAdmin(ctx, q, id); err != nil {
-			return err
+		if demotes {
+			if err := checkLastAdmin(ctx, q, id); err != nil {
+				return err
+			}
 		}
-		var err error
+		previous, err := q.GetUserEmail(ctx, id)
+		if err != nil {
+			return translate("update user", err)
+		}
 		if row, err = q.UpdateUser(ctx, params); err != nil {
 			return translate("update user", err)
 		}
-		return nil
+		return recordUser(ctx, q, events.UserUpdated, row, previous, row.Revision, row.UpdatedAt)
 	})
 	if err != nil {
 		return storage.User{}, err
@@ -259,17 +267,27 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 // SetPassword implements storage.Store. The version is compared in the UPDATE itself, and
 // SQLite runs one write at a time, so of two calls with one version only the first succeeds.
 func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version int64) (storage.User, error) {
-	row, err := s.q.SetPassword(ctx, sqlitedb.SetPasswordParams{
-		ID:              id,
-		PasswordHash:    hash,
-		PasswordVersion: version,
-		UpdatedAt:       storage.Now(),
+	var row sqlitedb.User
+	err := s.inTx(ctx, "set password", func(q *sqlitedb.Queries) error {
+		var err error
+		row, err = q.SetPassword(ctx, sqlitedb.SetPasswordParams{
+			ID:              id,
+			PasswordHash:    hash,
+			PasswordVersion: version,
+			UpdatedAt:       storage.Now(),
+		})
+		if errors.Is(err, sql.ErrNoRows) {
+			return err // told apart below
+		} else if err != nil {
+			return translate("set password", err)
+		}
+		return recordUser(ctx, q, events.UserUpdated, row, row.Email, row.Revision, row.UpdatedAt)
 	})
 	if err == nil {
 		return toUser(row), nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return storage.User{}, translate("set password", err)
+		return storage.User{}, err
 	}
 	// No row: either there is no such user or the version moved on.
 	if _, err := s.q.GetUser(ctx, id); err != nil {
@@ -279,17 +297,22 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version 
 }
 
 // DeleteUser implements storage.Store. It runs in a transaction that checks for the last admin
-// first (see checkLastAdmin); ON DELETE CASCADE removes the user's vehicles within the DELETE
-// statement.
+// first (see checkLastAdmin) and deletes the user's vehicles itself, before the user, to
+// record an event for each.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return s.inTx(ctx, "delete user", func(q *sqlitedb.Queries) error {
 		if err := checkLastAdmin(ctx, q, id); err != nil {
 			return err
 		}
-		if _, err := q.DeleteUser(ctx, id); err != nil {
+		vehicles, err := q.DeleteVehiclesOfUser(ctx, id)
+		if err != nil {
+			return translate("delete user's vehicles", err)
+		}
+		user, err := q.DeleteUser(ctx, id)
+		if err != nil {
 			return translate("delete user", err)
 		}
-		return nil
+		return recordUserDeleted(ctx, q, user, vehicles, storage.Now())
 	})
 }
 
@@ -328,86 +351,6 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(q *sqlitedb.Queries
 	return nil
 }
 
-// CreateVehicle implements storage.Store.
-func (s *Store) CreateVehicle(ctx context.Context, v storage.NewVehicle) (storage.Vehicle, error) {
-	row, err := s.q.CreateVehicle(ctx, sqlitedb.CreateVehicleParams{
-		UserID:       v.UserID,
-		Make:         v.Make,
-		Model:        v.Model,
-		Year:         int64(v.Year),
-		Vin:          v.VIN,
-		LicensePlate: v.LicensePlate,
-		Color:        v.Color,
-		CreatedAt:    storage.Now(),
-	})
-	if err != nil {
-		return storage.Vehicle{}, translate("create vehicle", err)
-	}
-	return toVehicle(row), nil
-}
-
-// GetVehicle implements storage.Store.
-func (s *Store) GetVehicle(ctx context.Context, id int64) (storage.Vehicle, error) {
-	row, err := s.q.GetVehicle(ctx, id)
-	if err != nil {
-		return storage.Vehicle{}, translate("get vehicle", err)
-	}
-	return toVehicle(row), nil
-}
-
-// ListVehicles implements storage.Store.
-func (s *Store) ListVehicles(ctx context.Context, f storage.VehicleFilter, p storage.Page) ([]storage.Vehicle, error) {
-	if p.Limit <= 0 {
-		return nil, fmt.Errorf("list vehicles: page limit %d is not positive", p.Limit)
-	}
-	var (
-		rows []sqlitedb.Vehicle
-		err  error
-	)
-	if f.UserID != nil {
-		rows, err = s.q.ListVehiclesByUser(ctx, sqlitedb.ListVehiclesByUserParams{
-			UserID: *f.UserID, AfterID: p.AfterID, MaxRows: int64(p.Limit),
-		})
-	} else {
-		rows, err = s.q.ListVehicles(ctx, sqlitedb.ListVehiclesParams{AfterID: p.AfterID, MaxRows: int64(p.Limit)})
-	}
-	if err != nil {
-		return nil, translate("list vehicles", err)
-	}
-	vehicles := make([]storage.Vehicle, 0, len(rows))
-	for _, r := range rows {
-		vehicles = append(vehicles, toVehicle(r))
-	}
-	return vehicles, nil
-}
-
-// UpdateVehicle implements storage.Store.
-func (s *Store) UpdateVehicle(ctx context.Context, id int64, v storage.VehicleUpdate) (storage.Vehicle, error) {
-	row, err := s.q.UpdateVehicle(ctx, sqlitedb.UpdateVehicleParams{
-		ID:           id,
-		UserID:       v.UserID,
-		Make:         v.Make,
-		Model:        v.Model,
-		Year:         int64(v.Year),
-		Vin:          v.VIN,
-		LicensePlate: v.LicensePlate,
-		Color:        v.Color,
-		UpdatedAt:    storage.Now(),
-	})
-	if err != nil {
-		return storage.Vehicle{}, translate("update vehicle", err)
-	}
-	return toVehicle(row), nil
-}
-
-// DeleteVehicle implements storage.Store.
-func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
-	if _, err := s.q.DeleteVehicle(ctx, id); err != nil {
-		return translate("delete vehicle", err)
-	}
-	return nil
-}
-
 func toUser(r sqlitedb.User) storage.User {
 	return storage.User{
 		ID:              r.ID,
@@ -419,20 +362,5 @@ func toUser(r sqlitedb.User) storage.User {
 		// The driver parses "+00:00" into time.Local when Local is UTC, a fixed zone otherwise.
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
-	}
-}
-
-func toVehicle(r sqlitedb.Vehicle) storage.Vehicle {
-	return storage.Vehicle{
-		ID:           r.ID,
-		UserID:       r.UserID,
-		Make:         r.Make,
-		Model:        r.Model,
-		Year:         int32(r.Year),
-		VIN:          r.Vin,
-		LicensePlate: r.LicensePlate,
-		Color:        r.Color,
-		CreatedAt:    r.CreatedAt.UTC(),
-		UpdatedAt:    r.UpdatedAt.UTC(),
 	}
 }

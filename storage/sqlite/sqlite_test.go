@@ -40,6 +40,12 @@ func TestStore(t *testing.T) {
 	})
 }
 
+func TestOutbox(t *testing.T) {
+	storagetest.RunOutbox(t, func(t *testing.T) storagetest.OutboxStore {
+		return open(t, filepath.Join(t.TempDir(), "motorpool.db"))
+	}, storagetest.OutboxOptions{})
+}
+
 func TestMigrateIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "motorpool.db")
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})

@@ -1,6 +1,7 @@
 -- name: CreateUser :one
-INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at)
-VALUES (@email, @email_normalized, @name, @role, @password_hash, @created_at, @created_at)
+-- revision 1: the user's USER_CREATED is their first event.
+INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at, revision)
+VALUES (@email, @email_normalized, @name, @role, @password_hash, @created_at, @created_at, 1)
 RETURNING *;
 
 -- name: GetUser :one
@@ -22,17 +23,22 @@ LIMIT @max_rows;
 
 -- name: UpdateUser :one
 -- password_version moves with the password and with the normalized email (the right-hand
--- sides read the row as it was), so that reset grants die with either.
+-- sides read the row as it was), so that reset grants die with either. prev locks the row
+-- before reading it, so previous_email is the email this update replaced even when another
+-- update of the row committed while this one waited for the lock (the USER_UPDATED event
+-- carries it, for whoever keyed something by the old address).
 UPDATE users
 SET email = @email,
     email_normalized = @email_normalized,
     name = @name,
-    password_hash = COALESCE(sqlc.narg(password_hash), password_hash),
-    password_version = password_version + CASE WHEN sqlc.narg(password_hash) IS NULL AND email_normalized = @email_normalized THEN 0 ELSE 1 END,
-    role = COALESCE(sqlc.narg(role), role),
-    updated_at = @updated_at
-WHERE id = @id
-RETURNING *;
+    password_hash = COALESCE(sqlc.narg(password_hash), users.password_hash),
+    password_version = users.password_version + CASE WHEN sqlc.narg(password_hash) IS NULL AND users.email_normalized = @email_normalized THEN 0 ELSE 1 END,
+    role = COALESCE(sqlc.narg(role), users.role),
+    updated_at = @updated_at,
+    revision = users.revision + 1
+FROM (SELECT u.id, u.email FROM users AS u WHERE u.id = @id FOR UPDATE) AS prev
+WHERE users.id = prev.id
+RETURNING sqlc.embed(users), prev.email AS previous_email;
 
 -- name: SetPassword :one
 -- Replaces the hash only while the version is the one the caller read; no row means the user
@@ -40,16 +46,28 @@ RETURNING *;
 UPDATE users
 SET password_hash = @password_hash,
     password_version = password_version + 1,
-    updated_at = @updated_at
+    updated_at = @updated_at,
+    revision = revision + 1
 WHERE id = @id
   AND password_version = @password_version
 RETURNING *;
 
 -- name: DeleteUser :one
--- The vehicles go with the user through ON DELETE CASCADE, within this one statement.
+-- The caller deletes the user's vehicles first (DeleteVehiclesOfUser), to record their events;
+-- ON DELETE CASCADE would find none left.
 DELETE FROM users
 WHERE id = @id
-RETURNING id;
+RETURNING *;
+
+-- name: LockUserForDelete :exec
+-- FOR UPDATE (where LockUserAndAdmins takes NO KEY UPDATE) also blocks the foreign-key checks
+-- of a vehicle being created for or moved to this user, until the deletion commits (and the
+-- check fails): so the vehicles DeleteVehiclesOfUser then deletes, each with its event, are all
+-- the user will have had, and the cascade silently removes none.
+SELECT id
+FROM users
+WHERE id = @id
+FOR UPDATE;
 
 -- name: LockUserAndAdmins :many
 -- Locks the user and every admin, in id order so that concurrent callers cannot deadlock, for

@@ -1,10 +1,18 @@
 -- name: CreateUser :one
-INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at)
-VALUES (@email, @email_normalized, @name, @role, @password_hash, @created_at, @created_at)
+-- revision 1: the user's USER_CREATED is their first event.
+INSERT INTO users (email, email_normalized, name, role, password_hash, created_at, updated_at, revision)
+VALUES (@email, @email_normalized, @name, @role, @password_hash, @created_at, @created_at, 1)
 RETURNING *;
 
 -- name: GetUser :one
 SELECT *
+FROM users
+WHERE id = @id;
+
+-- name: GetUserEmail :one
+-- The email an update is about to replace, read in its transaction (SQLite's RETURNING sees
+-- only the new row).
+SELECT email
 FROM users
 WHERE id = @id;
 
@@ -30,7 +38,8 @@ SET email = @email,
     password_hash = COALESCE(sqlc.narg(password_hash), password_hash),
     password_version = password_version + CASE WHEN sqlc.narg(password_hash) IS NULL AND email_normalized = @email_normalized THEN 0 ELSE 1 END,
     role = COALESCE(sqlc.narg(role), role),
-    updated_at = @updated_at
+    updated_at = @updated_at,
+    revision = revision + 1
 WHERE id = @id
 RETURNING *;
 
@@ -40,16 +49,18 @@ RETURNING *;
 UPDATE users
 SET password_hash = @password_hash,
     password_version = password_version + 1,
-    updated_at = @updated_at
+    updated_at = @updated_at,
+    revision = revision + 1
 WHERE id = @id
   AND password_version = @password_version
 RETURNING *;
 
 -- name: DeleteUser :one
--- The vehicles go with the user through ON DELETE CASCADE, within this one statement.
+-- The caller deletes the user's vehicles first (DeleteVehiclesOfUser), in the same
+-- transaction, to record their events; ON DELETE CASCADE would find none left.
 DELETE FROM users
 WHERE id = @id
-RETURNING id;
+RETURNING *;
 
 -- name: GetUserAndAdmins :many
 -- The user and every admin, for the last-admin check that precedes a demotion or a deletion in

@@ -1,0 +1,55 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/motorpool/motorpool/events"
+)
+
+// Outbox is where a Store's writes leave their events for a relay. Every successful write of a
+// user or a vehicle records, in the write's own transaction, one event for each record it
+// changed (a user's deletion one for each of their vehicles too, before the user's own); a
+// write that fails records nothing. Implementations are safe for concurrent use, also across
+// processes sharing the database, and wrap ErrUnavailable as Store's methods do.
+type Outbox interface {
+	// Relay claims up to max of the waiting events, the oldest first (in the order they were
+	// recorded), and calls publish with them. If publish returns nil they are removed, and
+	// Relay returns how many; if publish fails (its error is returned, wrapped), ctx ends, or
+	// the removal cannot be committed, every one of them stays for a later call: an event is
+	// delivered at least once, never lost. While one call holds events no concurrent call gets
+	// any of them (on PostgreSQL the others take the next waiting events meanwhile; on SQLite
+	// they wait, and so do writes, for the holder has the database's write lock: publish
+	// should be quick and bounded by ctx). With nothing waiting it returns 0 without calling
+	// publish. max must be positive.
+	Relay(ctx context.Context, max int, publish func(ctx context.Context, evs []events.Event) error) (int, error)
+	// Backlog reports how many events are waiting and when the first of them (the one Relay
+	// would hand out next) was recorded; the zero time when none is waiting.
+	Backlog(ctx context.Context) (count int, oldest time.Time, err error)
+}
+
+// UserEvent is the event of type t that a write of u records, as u's seq-th event, at at.
+// previousEmail is the email an update replaced (for UserUpdated; ignored otherwise).
+func UserEvent(t events.Type, u User, previousEmail string, seq int64, at time.Time) (events.Event, error) {
+	data := events.User{
+		ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role),
+		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+	}
+	if t == events.UserUpdated {
+		data.PreviousEmail = previousEmail
+	}
+	return events.New(t, u.ID, seq, at, data)
+}
+
+// VehicleEvent is the event of type t that a write of v records, as v's seq-th event, at at.
+// previousUserID is the owner an update replaced (for VehicleUpdated; ignored otherwise).
+func VehicleEvent(t events.Type, v Vehicle, previousUserID int64, seq int64, at time.Time) (events.Event, error) {
+	data := events.Vehicle{
+		ID: v.ID, UserID: v.UserID, Make: v.Make, Model: v.Model, Year: v.Year, VIN: v.VIN,
+		LicensePlate: v.LicensePlate, Color: v.Color, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
+	}
+	if t == events.VehicleUpdated {
+		data.PreviousUserID = previousUserID
+	}
+	return events.New(t, v.ID, seq, at, data)
+}

@@ -1,0 +1,128 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/motorpool/motorpool/events"
+	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
+	"github.com/motorpool/motorpool/storage"
+)
+
+var _ storage.Outbox = (*Store)(nil)
+
+// Relay implements storage.Outbox. The claim is a DELETE of the oldest rows in a transaction
+// that holds the database's write lock (BEGIN IMMEDIATE); publish runs inside it, and it
+// commits only if publish succeeded. A process that dies meanwhile leaves a journal that
+// SQLite rolls back on the next open.
+func (s *Store) Relay(ctx context.Context, max int, publish func(context.Context, []events.Event) error) (int, error) {
+	if max <= 0 {
+		return 0, fmt.Errorf("relay: max %d is not positive", max)
+	}
+	var n int
+	err := s.inTx(ctx, "relay", func(q *sqlitedb.Queries) error {
+		rows, err := q.ClaimOutbox(ctx, int64(max))
+		if err != nil {
+			return translate("claim events", err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		slices.SortFunc(rows, func(a, b sqlitedb.ClaimOutboxRow) int { return cmp.Compare(a.ID, b.ID) })
+		evs := make([]events.Event, len(rows))
+		for i, r := range rows {
+			if evs[i], err = events.Unmarshal([]byte(r.Payload)); err != nil {
+				return fmt.Errorf("sqlite: relay: outbox row %d: %w", r.ID, err)
+			}
+		}
+		if err := publish(ctx, evs); err != nil {
+			return fmt.Errorf("relay: publish: %w", err)
+		}
+		n = len(evs)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Backlog implements storage.Outbox.
+func (s *Store) Backlog(ctx context.Context) (int, time.Time, error) {
+	row, err := s.q.OutboxBacklog(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, translate("outbox backlog", err)
+	}
+	return int(row.Pending), row.CreatedAt.UTC(), nil
+}
+
+// record inserts the events of a write into the outbox, in q's transaction.
+func record(ctx context.Context, q *sqlitedb.Queries, evs ...events.Event) error {
+	for _, ev := range evs {
+		id, err := ev.AggregateID()
+		if err != nil {
+			return err
+		}
+		payload, err := events.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if err := q.InsertOutbox(ctx, sqlitedb.InsertOutboxParams{
+			EventID:       ev.ID,
+			AggregateType: string(ev.Type.Aggregate()),
+			AggregateID:   id,
+			Sequence:      ev.Sequence,
+			EventType:     string(ev.Type),
+			Payload:       string(payload),
+			CreatedAt:     ev.Time,
+		}); err != nil {
+			return translate("record events", err)
+		}
+	}
+	return nil
+}
+
+// recordUser records the event of a write of row; seq is the user's revision after the write
+// (a deletion's is one past the deleted row's).
+func recordUser(ctx context.Context, q *sqlitedb.Queries, t events.Type, row sqlitedb.User, previousEmail string, seq int64, at time.Time) error {
+	ev, err := storage.UserEvent(t, toUser(row), previousEmail, seq, at)
+	if err != nil {
+		return err
+	}
+	return record(ctx, q, ev)
+}
+
+// recordVehicle records the event of a write of row, as recordUser does for users.
+func recordVehicle(ctx context.Context, q *sqlitedb.Queries, t events.Type, row sqlitedb.Vehicle, previousUserID, seq int64, at time.Time) error {
+	ev, err := storage.VehicleEvent(t, toVehicle(row), previousUserID, seq, at)
+	if err != nil {
+		return err
+	}
+	return record(ctx, q, ev)
+}
+
+// recordUserDeleted records a VEHICLE_DELETED for each of the user's vehicles, then the
+// USER_DELETED.
+func recordUserDeleted(ctx context.Context, q *sqlitedb.Queries, user sqlitedb.User, vehicles []sqlitedb.Vehicle, at time.Time) error {
+	evs := make([]events.Event, 0, len(vehicles)+1)
+	for _, v := range vehicles {
+		ev, err := storage.VehicleEvent(events.VehicleDeleted, toVehicle(v), 0, v.Revision+1, at)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+	}
+	ev, err := storage.UserEvent(events.UserDeleted, toUser(user), "", user.Revision+1, at)
+	if err != nil {
+		return err
+	}
+	return record(ctx, q, append(evs, ev)...)
+}
