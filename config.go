@@ -63,6 +63,8 @@ type config struct {
 	// the Valkey client-side cache (5s); 0 reads Valkey on every request.
 	AuthStateCacheTTL time.Duration
 
+	Events eventsConfig
+
 	RateLimitEnabled bool
 	RateLimit        api.RateLimitConfig // stores are set in main
 }
@@ -181,6 +183,7 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 		}
 	}
 	loadRateLimitConfig(&c, getenv, boolean, dur, &errs)
+	loadEventsConfig(&c, getenv, str, dur, &errs)
 	if v := getenv("REDIS_CACHE_MAX"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -430,6 +433,7 @@ func (c config) describe() []any {
 	return []any{
 		"HTTP_ADDR", c.HTTPAddr,
 		"rate_limit", limits,
+		"events", c.describeEvents(),
 		"cache", cache,
 		"REDIS_CACHE_TTL", c.CacheTTL.String(),
 		"AUTH_STATE_CACHE_TTL", c.AuthStateCacheTTL.String(),

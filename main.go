@@ -207,7 +207,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	if err != nil {
 		return err
 	}
-	checks := ad.checks
+	ev, err := startEvents(ctx, cfg, log, db, metrics)
+	if err != nil {
+		return err
+	}
+	defer ev.stop() // after the HTTP server's shutdown: the last writes' events go out too
+	checks := append(ad.checks, ev.checks...)
 	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
 		impl.WithChecks(2*time.Second, checks...), impl.WithLogger(log))
 	if cache != nil {

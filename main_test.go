@@ -358,6 +358,8 @@ func TestLoadConfigBad(t *testing.T) {
 		{map[string]string{"REDIS_HOST": "h", "REDIS_PORT": "x"}, "REDIS_PORT"},
 		{map[string]string{"REDIS_PASSWORD": "hunter2"}, "REDIS_HOST"},
 		{map[string]string{"VALKEY_URL": "http://u:hunter2@h"}, "VALKEY_URL"},
+		{map[string]string{"RABBITMQ_URL": "http://guest:hunter2@h"}, "RABBITMQ_URL"},
+		{map[string]string{"RELAY_MAX_LAG": "never"}, "RELAY_MAX_LAG"},
 		{map[string]string{"VALKEY_KEY_PREFIX": "a{b}"}, "VALKEY_KEY_PREFIX"},
 		{map[string]string{"JWT_ACCESS_TTL": "forever"}, "JWT_ACCESS_TTL"},
 		{map[string]string{"SESSION_IDLE_TTL": "0s"}, "SESSION_IDLE_TTL"},

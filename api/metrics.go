@@ -74,6 +74,16 @@ func newMetrics(pool func() storage.PoolStats) *metrics {
 	return m
 }
 
+// Register adds collectors of other parts of the service (the events' relay and consumers).
+func (m *metrics) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // cacheEventNames are the event label values of motorpool_cache_events_total.
 var cacheEventNames = map[storage.CacheEvent]string{
 	storage.CacheHitLocal: "hit_local", storage.CacheHitRemote: "hit_remote", storage.CacheMiss: "miss",

@@ -106,6 +106,14 @@ func (p *Publisher) reset() {
 	p.conn, p.ch = nil, nil
 }
 
+// Ping opens the publisher's connection if it has none (a readiness check): nil means the
+// broker is reachable and the exchange declared.
+func (p *Publisher) Ping(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open(ctx)
+}
+
 // Close closes the connection; a later Publish opens another.
 func (p *Publisher) Close() error {
 	p.mu.Lock()
