@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string // json or text
+
+	Domains []api.Domain // SERVE_DOMAINS: the domains whose routes this process serves
 
 	// Auth state: Valkey when an address is configured, else in process (embedded mode).
 	ValkeyAddr     string
@@ -130,6 +133,14 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 		errs = append(errs, &configError{"HTTP_ADDR", c.HTTPAddr, "must be host:port, e.g. :8080 or 127.0.0.1:8080"})
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		errs = append(errs, &configError{"HTTP_ADDR", c.HTTPAddr, "the port must be a number from 0 to 65535"})
+	}
+	c.Domains = api.Domains()
+	if v := getenv("SERVE_DOMAINS"); v != "" {
+		d, err := api.ParseDomains(v)
+		if err != nil {
+			errs = append(errs, &configError{"SERVE_DOMAINS", v, err.Error()})
+		}
+		c.Domains = d
 	}
 	str("SQLITE_PATH", &c.SQLitePath)
 	dbURL, err := databaseURL(getenv)
@@ -251,8 +262,14 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 			}
 		}
 	}
-	if c.ValkeyAddr != "" && c.JWTPrivateKeyFile == "" {
+	switch {
+	case c.ValkeyAddr == "" && !c.serves(api.DomainUsers, api.DomainVehicles):
+		// Sessions live in Valkey; in process, the other domain's process could not see them.
+		*errs = append(*errs, &configError{"SERVE_DOMAINS", getenv("SERVE_DOMAINS"), "serving one domain needs Valkey (VALKEY_URL or REDIS_HOST): the processes of the domains share the sessions there"})
+	case c.ValkeyAddr != "" && c.JWTPrivateKeyFile == "" && c.serves(api.DomainUsers):
 		*errs = append(*errs, &configError{"JWT_PRIVATE_KEY_FILE", "", "must be set when Valkey is configured: every instance must sign with the same key"})
+	case c.ValkeyAddr != "" && c.JWTPrivateKeyFile == "" && len(c.JWTPublicKeyFiles) == 0:
+		*errs = append(*errs, &configError{"JWT_PRIVATE_KEY_FILE", "", "must be set, or JWT_PUBLIC_KEY_FILES, when Valkey is configured: a process serving only vehicles verifies the tokens of the users process with those keys"})
 	}
 	str("JWT_ISSUER", &c.JWTIssuer)
 	str("JWT_AUDIENCE", &c.JWTAudience)
@@ -336,6 +353,24 @@ func loadAuthConfig(c *config, getenv func(string) string, str func(string, *str
 			*errs = append(*errs, &configError{"SMTP_FROM", c.SMTP.From, err.Error()})
 		}
 	}
+}
+
+// serves reports whether the process serves every one of domains.
+func (c config) serves(domains ...api.Domain) bool {
+	for _, d := range domains {
+		if !slices.Contains(c.Domains, d) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c config) domainNames() []string {
+	var names []string
+	for _, d := range c.Domains {
+		names = append(names, string(d))
+	}
+	return names
 }
 
 // databaseURL takes DATABASE_URL, or builds one from DB_HOST and its companions; "" means
@@ -432,6 +467,7 @@ func (c config) describe() []any {
 	}
 	return []any{
 		"HTTP_ADDR", c.HTTPAddr,
+		"SERVE_DOMAINS", strings.Join(c.domainNames(), ","),
 		"rate_limit", limits,
 		"events", c.describeEvents(),
 		"cache", cache,

@@ -195,7 +195,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 		return err
 	}
 	defer ad.close()
-	if cfg.AdminEmail != "" {
+	if cfg.AdminEmail != "" && !cfg.serves(api.DomainUsers) {
+		log.Info("admin bootstrap skipped: this process does not serve the users domain (its process creates the admin)")
+	} else if cfg.AdminEmail != "" {
 		created, err := auth.EnsureAdmin(ctx, store, ad.hasher, cfg.AdminEmail, cfg.AdminName, cfg.AdminPassword)
 		if err != nil {
 			return fmt.Errorf("ADMIN_EMAIL: %w", err)
@@ -213,7 +215,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	}
 	defer ev.stop() // after the HTTP server's shutdown: the last writes' events go out too
 	checks := append(ad.checks, ev.checks...)
-	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: ad.hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
+	var hasher impl.PasswordHasher // nil, not a nil *password.Hasher, without the users domain
+	if ad.hasher != nil {
+		hasher = ad.hasher
+	}
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
 		impl.WithChecks(2*time.Second, checks...), impl.WithLogger(log))
 	if cache != nil {
 		defer cache.Close()
@@ -242,6 +248,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	}
 	handler, err := api.NewHandler(server, api.Config{
 		Logger: log, Metrics: metrics, Auth: ad.service, TrustedProxies: cfg.TrustedProxies, RateLimit: limits,
+		Domains: cfg.Domains,
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -374,6 +375,16 @@ func TestLoadConfigBad(t *testing.T) {
 		{map[string]string{"ADMIN_EMAIL": "a\u0085@example.com", "ADMIN_PASSWORD": "a long admin password"}, "ADMIN_EMAIL"},
 		{map[string]string{"SMTP_HOST": "smtp.example.com"}, "SMTP_FROM"},
 		{map[string]string{"SMTP_HOST": "smtp.example.com", "SMTP_FROM": "a@example.com", "SMTP_PORT": "0"}, "SMTP_PORT"},
+		{map[string]string{"SERVE_DOMAINS": "users,cars", "REDIS_HOST": "h", "JWT_PRIVATE_KEY_FILE": "k.pem"}, "SERVE_DOMAINS"},
+		{map[string]string{"SERVE_DOMAINS": " , ", "REDIS_HOST": "h", "JWT_PRIVATE_KEY_FILE": "k.pem"}, "SERVE_DOMAINS"},
+		{map[string]string{"SERVE_DOMAINS": "users,", "REDIS_HOST": "h", "JWT_PRIVATE_KEY_FILE": "k.pem"}, "SERVE_DOMAINS"},
+		{map[string]string{"SERVE_DOMAINS": "all", "REDIS_HOST": "h", "JWT_PRIVATE_KEY_FILE": "k.pem"}, "SERVE_DOMAINS"},
+		// One domain alone needs the sessions shared, in Valkey.
+		{map[string]string{"SERVE_DOMAINS": "vehicles"}, "SERVE_DOMAINS"},
+		// Only the users process signs; a vehicles one needs at least the public keys.
+		{map[string]string{"SERVE_DOMAINS": "vehicles", "REDIS_HOST": "h"}, "JWT_PRIVATE_KEY_FILE"},
+		{map[string]string{"SERVE_DOMAINS": "users", "REDIS_HOST": "h", "JWT_PUBLIC_KEY_FILES": "k.pub"}, "JWT_PRIVATE_KEY_FILE"},
+		{map[string]string{"REDIS_HOST": "h", "JWT_PUBLIC_KEY_FILES": "k.pub"}, "JWT_PRIVATE_KEY_FILE"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -405,5 +416,27 @@ func TestConfigMasksSecrets(t *testing.T) {
 	printed := fmt.Sprint(cfg.describe()...)
 	if strings.Contains(printed, "hunter2") || !strings.Contains(printed, "db.internal") {
 		t.Errorf("describe() = %s", printed)
+	}
+}
+
+// SERVE_DOMAINS is read case-insensitively and trimmed, defaults to both domains, and is in
+// the start-up line of settings.
+func TestLoadConfigServeDomains(t *testing.T) {
+	for v, want := range map[string]string{"": "users,vehicles", "Vehicles , USERS": "users,vehicles", " users ": "users", "vehicles": "vehicles"} {
+		env := map[string]string{"SERVE_DOMAINS": v, "REDIS_HOST": "h", "JWT_PRIVATE_KEY_FILE": "k.pem"}
+		cfg, err := loadConfig(func(k string) string { return env[k] }, false)
+		if err != nil {
+			t.Errorf("SERVE_DOMAINS=%q: %v", v, err)
+			continue
+		}
+		d := cfg.describe()
+		if i := slices.Index(d, any("SERVE_DOMAINS")); i < 0 || d[i+1] != want {
+			t.Errorf("SERVE_DOMAINS=%q: describe() = %v, want SERVE_DOMAINS %s", v, d, want)
+		}
+	}
+	// A vehicles process may hold the public keys alone.
+	env := map[string]string{"SERVE_DOMAINS": "vehicles", "REDIS_HOST": "h", "JWT_PUBLIC_KEY_FILES": "k.pub"}
+	if _, err := loadConfig(func(k string) string { return env[k] }, false); err != nil {
+		t.Errorf("a vehicles process with public keys only: %v", err)
 	}
 }

@@ -99,16 +99,7 @@ func revokeToken(ctx context.Context, cfg config, args []string, stdout io.Write
 
 // verifyAnyKey verifies an access token with the configured keys, as the server does.
 func verifyAnyKey(cfg config, tok string) (token.Claims, error) {
-	key, err := signingKey(cfg)
-	if err != nil {
-		return token.Claims{}, err
-	}
-	others, err := verifyKeys(cfg)
-	if err != nil {
-		return token.Claims{}, err
-	}
-	iss, err := token.NewIssuer(token.Config{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, AccessTTL: cfg.Auth.AccessTTL,
-		RefreshTTL: cfg.Auth.RefreshTTL, Skew: cfg.Auth.Skew}, key, others...)
+	iss, err := openIssuer(cfg)
 	if err != nil {
 		return token.Claims{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/impl"
 	"github.com/motorpool/motorpool/mail"
@@ -24,7 +25,7 @@ import (
 type authDeps struct {
 	service *auth.Service
 	issuer  *token.Issuer
-	hasher  *password.Hasher
+	hasher  *password.Hasher // nil when the users domain is not served
 	checks  []impl.Check
 	valkey  *valkey.Client // nil in embedded mode
 	close   func()
@@ -33,7 +34,7 @@ type authDeps struct {
 }
 
 func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.Store) (*authDeps, error) {
-	d := &authDeps{hasher: password.NewHasher(password.OWASP, 0), close: func() {}}
+	d := &authDeps{close: func() {}}
 	d.checks = []impl.Check{{Name: "database", Ping: store.Ping}}
 
 	var state storage.AuthState
@@ -63,35 +64,30 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 		state = mem
 	}
 
-	signing, err := signingKey(cfg)
+	var err error
+	d.issuer, err = openIssuer(cfg)
 	if err != nil {
 		d.close()
 		return nil, err
-	}
-	verifyOnly, err := verifyKeys(cfg)
-	if err != nil {
-		d.close()
-		return nil, err
-	}
-	d.issuer, err = token.NewIssuer(token.Config{
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
-		AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL, Skew: cfg.Auth.Skew,
-	}, signing, verifyOnly...)
-	if err != nil {
-		d.close()
-		return nil, fmt.Errorf("JWT keys: %w", err)
 	}
 
-	var mailer auth.Mailer = mail.LogMailer{Log: log}
-	if cfg.SMTP.Host != "" {
-		m, err := mail.NewSMTPMailer(cfg.SMTP)
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("SMTP: %w", err)
+	// A process that does not serve the users domain signs no one in, so it has no use for
+	// the hasher (whose start-up hash costs 19 MiB) or the mailer: both stay nil.
+	var hasher auth.PasswordHasher
+	var mailer auth.Mailer
+	if cfg.serves(api.DomainUsers) {
+		d.hasher = password.NewHasher(password.OWASP, 0)
+		hasher, mailer = d.hasher, mail.LogMailer{Log: log}
+		if cfg.SMTP.Host != "" {
+			m, err := mail.NewSMTPMailer(cfg.SMTP)
+			if err != nil {
+				d.close()
+				return nil, fmt.Errorf("SMTP: %w", err)
+			}
+			mailer = m
 		}
-		mailer = m
 	}
-	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, d.hasher, mailer, cfg.Auth, auth.WithLogger(log),
+	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, hasher, mailer, cfg.Auth, auth.WithLogger(log),
 		auth.WithUserChanged(func(ctx context.Context, u storage.User) {
 			if f, ok := d.userChanged.Load().(func(context.Context, storage.User)); ok {
 				f(ctx, u)
@@ -133,9 +129,40 @@ func valkeyConfig(cfg config, clientName string) valkey.Config {
 	return vc
 }
 
+// openIssuer builds the token issuer: it signs with signingKey's key and accepts
+// JWT_PUBLIC_KEY_FILES too. Without a private key under Valkey (which the configuration
+// allows only to a process serving vehicles alone) it only verifies.
+func openIssuer(cfg config) (*token.Issuer, error) {
+	verifyOnly, err := verifyKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tc := token.Config{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, AccessTTL: cfg.Auth.AccessTTL, RefreshTTL: cfg.Auth.RefreshTTL, Skew: cfg.Auth.Skew}
+	if cfg.ValkeyAddr != "" && cfg.JWTPrivateKeyFile == "" {
+		iss, err := token.NewVerifier(tc, verifyOnly...)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PUBLIC_KEY_FILES: %w", err)
+		}
+		return iss, nil
+	}
+	signing, err := signingKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := token.NewIssuer(tc, signing, verifyOnly...)
+	if err != nil {
+		return nil, fmt.Errorf("JWT keys: %w", err)
+	}
+	return iss, nil
+}
+
 // signingKey loads JWT_PRIVATE_KEY_FILE, or in embedded mode a key generated once under the
-// data directory, so that restarts keep sessions valid.
+// data directory, so that restarts keep sessions valid. With Valkey, a generated key would
+// sign tokens no other instance accepts: there the file is required.
 func signingKey(cfg config) (token.Key, error) {
+	if cfg.JWTPrivateKeyFile == "" && cfg.ValkeyAddr != "" {
+		return token.Key{}, fmt.Errorf("JWT_PRIVATE_KEY_FILE: must be set to sign tokens when Valkey is configured")
+	}
 	if cfg.JWTPrivateKeyFile != "" {
 		b, err := os.ReadFile(cfg.JWTPrivateKeyFile)
 		if err != nil {

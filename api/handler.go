@@ -28,6 +28,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix           // peers whose X-Forwarded-For is believed
 	Metrics        *Metrics                 // the registry to serve; NewMetrics(PoolStats) when nil
 	RateLimit      *RateLimitConfig         // nil: no rate limiting (RATE_LIMIT_ENABLED=false)
+	// Domains are the domains whose operations are served (SERVE_DOMAINS); nil: all of them.
+	// The operational routes (health, metrics, the contract, docs, JWKS) are always served.
+	Domains []Domain
 }
 
 // NewHandler returns the whole HTTP surface of the service. This is the one route table.
@@ -46,7 +49,14 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	if cfg.Auth == nil {
 		return nil, errors.New("api: Config.Auth is required")
 	}
-	router, err := gorillamux.NewRouter(spec)
+	hidden, err := hiddenOperations(spec, cfg.Domains)
+	if err != nil {
+		return nil, fmt.Errorf("openapi.yaml: %w", err)
+	}
+	// The operations served, and nothing of the others: their routes, rate-limit rules and
+	// metric series do not exist here, as for any unknown path.
+	served := withoutOperations(spec, hidden)
+	router, err := gorillamux.NewRouter(served)
 	if err != nil {
 		return nil, fmt.Errorf("build router: %w", err)
 	}
@@ -59,10 +69,10 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 		m = newMetrics(cfg.PoolStats)
 	}
 
-	ops := operations(spec)
+	ops := operations(served)
 	var rl *rateLimiter
 	if cfg.RateLimit != nil {
-		rl, err = newRateLimiter(*cfg.RateLimit, spec, m.reg, log)
+		rl, err = newRateLimiter(*cfg.RateLimit, served, m.reg, log)
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +81,8 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	// Every route gets the whole stack, built for it here: the route is known from the one
 	// match the mux makes, before anything may refuse the request, so the access log and the
 	// metrics name it whichever layer answers (the limiter's 429, the body limit's 413).
-	mux := newRouteMux(ops, func(pattern string, op *operation, h http.Handler) http.Handler {
+	// Hidden operations get no route: their requests reach the catch-all, as unknown paths do.
+	mux := newRouteMux(ops, hidden, func(pattern string, op *operation, h http.Handler) http.Handler {
 		return onRoute(pattern, op, adm(body(validate(op, h))))
 	})
 	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{

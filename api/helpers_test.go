@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,6 +222,7 @@ type serverSetup struct {
 	authOpts  []auth.Option
 	rateLimit *api.RateLimitConfig // nil: no rate limiting (the default for tests)
 	trusted   []netip.Prefix
+	domains   []api.Domain // nil: every domain
 }
 
 type serverOption func(*serverSetup)
@@ -248,6 +250,11 @@ func withRateLimit(f func(*api.RateLimitConfig)) serverOption {
 		}
 		s.rateLimit = &rl
 	}
+}
+
+// withDomains serves only the given domains, as SERVE_DOMAINS does.
+func withDomains(d ...api.Domain) serverOption {
+	return func(s *serverSetup) { s.domains = d }
 }
 
 // withTrustedProxies sets the proxies whose X-Forwarded-For is believed.
@@ -310,6 +317,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 		Auth:           svc,
 		RateLimit:      setup.rateLimit,
 		TrustedProxies: setup.trusted,
+		Domains:        setup.domains,
 		PoolStats: func() storage.PoolStats {
 			if s, ok := b.store.(interface{ Stats() storage.PoolStats }); ok {
 				return s.Stats()
@@ -327,6 +335,16 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	*s = testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs, Cached: s0.Cached}
 	if _, err := auth.EnsureAdmin(ctx, b.store, testHasher, adminEmail, "Admin", testPassword); err != nil {
 		t.Fatal(err)
+	}
+	if setup.domains != nil && !slices.Contains(setup.domains, api.DomainUsers) {
+		// No sign-in route here: the admin signs in as the users process would sign them in.
+		pair, err := svc.Login(ctx, adminEmail, testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.token = pair.AccessToken
+		s.Client = s.clientWith(t, s.token)
+		return s
 	}
 	s.token = s.login(t, adminEmail, testPassword).AccessToken
 	s.Client = s.clientWith(t, s.token)

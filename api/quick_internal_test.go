@@ -174,7 +174,7 @@ func TestRouteTableComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newRouteMux(operations(spec), func(_ string, _ *operation, h http.Handler) http.Handler { return h })
+	m := newRouteMux(operations(spec), nil, func(_ string, _ *operation, h http.Handler) http.Handler { return h })
 	m.HandleFunc("GET /healthz", func(http.ResponseWriter, *http.Request) {})
 	err = m.complete()
 	if err == nil || !strings.Contains(err.Error(), "no handler is registered") {

@@ -82,16 +82,20 @@ func (op *operation) params(r *http.Request) map[string]string {
 // (to a cleaned path) reach no route and are logged as unmatched.
 type routeMux struct {
 	*http.ServeMux
-	ops   map[string]*operation
-	stack func(pattern string, op *operation, h http.Handler) http.Handler
-	seen  map[string]bool
+	ops    map[string]*operation
+	hidden map[string]bool // operations of domains this process does not serve: not registered
+	stack  func(pattern string, op *operation, h http.Handler) http.Handler
+	seen   map[string]bool
 }
 
-func newRouteMux(ops map[string]*operation, stack func(string, *operation, http.Handler) http.Handler) *routeMux {
-	return &routeMux{ServeMux: http.NewServeMux(), ops: ops, stack: stack, seen: map[string]bool{}}
+func newRouteMux(ops map[string]*operation, hidden map[string]bool, stack func(string, *operation, http.Handler) http.Handler) *routeMux {
+	return &routeMux{ServeMux: http.NewServeMux(), ops: ops, hidden: hidden, stack: stack, seen: map[string]bool{}}
 }
 
 func (m *routeMux) Handle(pattern string, h http.Handler) {
+	if m.hidden[pattern] {
+		return
+	}
 	m.seen[pattern] = true
 	m.ServeMux.Handle(pattern, m.stack(pattern, m.ops[pattern], h))
 }

@@ -16,6 +16,10 @@ import (
 // RequestPasswordReset answers at once; the lookup, the token and the mail happen in the
 // background, so the answer and its timing say nothing about whether the email exists.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string) {
+	if s.mailer == nil {
+		s.log.Error("password reset refused", "error", errNoPasswords.Error())
+		return
+	}
 	select {
 	case s.mailSlots <- struct{}{}:
 	default:
@@ -80,6 +84,9 @@ func wait(ctx context.Context, wg *sync.WaitGroup) error {
 // ConfirmPasswordReset spends a reset token: the password is set, the login lockout of the
 // email is lifted, and every session of the user ends.
 func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword string) error {
+	if s.hasher == nil {
+		return errNoPasswords
+	}
 	sctx, cancel := s.stateCtx(ctx)
 	grant, err := s.state.ConsumeResetToken(sctx, hashToken(token))
 	cancel()

@@ -156,12 +156,22 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // WithLogger sets the security event log.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
+// errNoPasswords is what sign-in and password resets return on a Service built without a
+// hasher and mailer: their routes are not served by its process.
+var errNoPasswords = errors.New("auth: this process handles no passwords (it does not serve the users domain)")
+
 // NewService returns a Service. It hashes a throwaway password once, for login timing.
+// hasher and mailer are nil in a process that only authenticates (one that does not serve
+// the users domain); Login and the password resets then fail.
 func NewService(ctx context.Context, store storage.Store, state storage.AuthState, tokens Tokens, hasher PasswordHasher, mailer Mailer, cfg Config, opts ...Option) (*Service, error) {
 	s := &Service{store: store, state: state, tokens: tokens, hasher: hasher, mailer: mailer, cfg: cfg,
 		log: slog.New(slog.DiscardHandler), now: time.Now, mailSlots: make(chan struct{}, 64), touches: newToucher()}
 	for _, o := range opts {
 		o(s)
+	}
+	if hasher == nil || mailer == nil {
+		s.hasher, s.mailer = nil, nil
+		return s, nil
 	}
 	h, err := hasher.Hash(ctx, randomToken(16))
 	if err != nil {
@@ -213,6 +223,9 @@ func (s *Service) event(ctx context.Context, level slog.Level, event string, att
 // before the password is checked, so concurrent guesses cannot slip past the limit; a
 // success clears the count, and an attempt that could not be decided is taken back.
 func (s *Service) Login(ctx context.Context, email, password string) (TokenPair, error) {
+	if s.hasher == nil {
+		return TokenPair{}, errNoPasswords
+	}
 	key := storage.NormalizeEmail(email)
 	sctx, cancel := s.stateCtx(ctx)
 	n, err := s.state.RecordLoginFailure(sctx, key, s.cfg.LockoutWindow)

@@ -41,7 +41,7 @@ type Server struct {
 // Deps are what a Server works on.
 type Deps struct {
 	Store  storage.Store
-	Hasher PasswordHasher
+	Hasher PasswordHasher // for the users domain's operations; nil in a process that does not serve them
 	Auth   Authenticator
 	JWKS   func() ([]byte, error) // the public key set, as JSON
 }

@@ -31,6 +31,9 @@ import (
 // should map it to 401 without distinguishing reasons; the reason is for logs and tests.
 var ErrInvalid = errors.New("invalid token")
 
+// ErrVerifyOnly is Issue's error on an Issuer made by NewVerifier, which has no key to sign with.
+var ErrVerifyOnly = errors.New("token: issue: this issuer only verifies (it has no private key)")
+
 // Type tells access tokens from refresh tokens. It is carried in the `typ` claim and, as a media
 // type, in the JWS `typ` header.
 type Type string
@@ -92,7 +95,8 @@ type Config struct {
 }
 
 // Issuer signs tokens with one key and verifies them with that key and any verification-only
-// keys (older keys kept during rotation). It is immutable and safe for concurrent use.
+// keys (older keys kept during rotation); one made by NewVerifier only verifies. It is
+// immutable and safe for concurrent use.
 type Issuer struct {
 	cfg      Config
 	signing  Key
@@ -118,6 +122,24 @@ type Claims struct {
 // must be unique; a verification-only key equal to the signing key is ignored, so configuring
 // the current public key as well is harmless.
 func NewIssuer(cfg Config, signing Key, verifyOnly ...Key) (*Issuer, error) {
+	if !signing.CanSign() {
+		return nil, errors.New("token: signing key has no private part")
+	}
+	return newIssuer(cfg, signing, verifyOnly)
+}
+
+// NewVerifier is NewIssuer without a signing key: an Issuer that accepts tokens signed by any
+// of keys (at least one; only their public parts are kept) and whose Issue fails. It is for a
+// process that checks the tokens another one signs, and so needs no private key.
+func NewVerifier(cfg Config, keys ...Key) (*Issuer, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("token: a verifier needs at least one key")
+	}
+	return newIssuer(cfg, Key{}, keys)
+}
+
+// newIssuer builds an Issuer; signing is the zero Key for a verifier.
+func newIssuer(cfg Config, signing Key, verifyOnly []Key) (*Issuer, error) {
 	switch {
 	case cfg.Issuer == "":
 		return nil, errors.New("token: config: empty Issuer")
@@ -136,11 +158,11 @@ func NewIssuer(cfg Config, signing Key, verifyOnly ...Key) (*Issuer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if !signing.CanSign() {
-		return nil, errors.New("token: signing key has no private part")
-	}
 
-	iss := &Issuer{cfg: cfg, signing: signing, keys: map[string]Key{signing.id: signing.Public()}, order: []string{signing.id}}
+	iss := &Issuer{cfg: cfg, signing: signing, keys: map[string]Key{}}
+	if signing.CanSign() {
+		iss.keys[signing.id], iss.order = signing.Public(), []string{signing.id}
+	}
 	switch {
 	case cfg.VerifiedCacheSize == 0:
 		iss.verified = newVerifiedCache(DefaultVerifiedCacheSize)
@@ -175,6 +197,9 @@ func equalPublic(a, b Key) bool {
 // whole seconds, as on the wire. It fails if userID is not positive, sid or role is empty, or
 // the expiry is not in the future (the cap has been reached).
 func (i *Issuer) Issue(userID int64, sid, role string, typ Type, expiresAt time.Time) (string, Claims, error) {
+	if !i.signing.CanSign() {
+		return "", Claims{}, ErrVerifyOnly
+	}
 	ttl := i.cfg.AccessTTL
 	switch typ {
 	case Access:
