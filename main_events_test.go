@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -92,7 +93,8 @@ func TestRunRelaysEventsToRabbitMQ(t *testing.T) {
 	if err := broker.Declare(t.Context(), cfg, sub); err != nil {
 		t.Fatal(err)
 	}
-	in := start(t, map[string]string{"DATA_DIR": t.TempDir(), "RABBITMQ_URL": url, "RABBITMQ_EXCHANGE": exchange})
+	dir := t.TempDir()
+	in := start(t, map[string]string{"DATA_DIR": dir, "SQLITE_PATH": filepath.Join(dir, "m.db"), "RABBITMQ_URL": url, "RABBITMQ_EXCHANGE": exchange})
 	defer in.stop(t)
 	if code, body := post(t, in.url+"/users", `{"email":"ev@example.com","name":"Ev","password":"correct horse battery"}`); code != http.StatusCreated {
 		t.Fatalf("register: %d %s", code, body)
@@ -137,7 +139,8 @@ func TestRunRelaysEventsToRabbitMQ(t *testing.T) {
 // TestRunRelaysInProcess: without RabbitMQ the outbox still empties: its events are relayed
 // within the process.
 func TestRunRelaysInProcess(t *testing.T) {
-	in := start(t, map[string]string{"DATA_DIR": t.TempDir()})
+	dir := t.TempDir()
+	in := start(t, map[string]string{"DATA_DIR": dir, "SQLITE_PATH": filepath.Join(dir, "m.db")})
 	defer in.stop(t)
 	for _, email := range []string{"a@example.com", "b@example.com"} {
 		if code, body := post(t, in.url+"/users", `{"email":"`+email+`","name":"A","password":"correct horse battery"}`); code != http.StatusCreated {
