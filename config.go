@@ -24,6 +24,7 @@ import (
 type config struct {
 	HTTPAddr        string
 	DatabaseURL     string // PostgreSQL when set
+	MigrateURL      string // MIGRATE_DATABASE_URL: the migrations' role, the tables' owner; DatabaseURL when empty
 	SQLitePath      string // used when DatabaseURL is empty
 	DBMaxConns      int32
 	DBMinConns      int32
@@ -148,6 +149,14 @@ func loadConfig(getenv func(string) string, terminal bool) (config, error) {
 		errs = append(errs, err)
 	}
 	c.DatabaseURL = dbURL
+	if v := strings.TrimSpace(getenv("MIGRATE_DATABASE_URL")); v != "" {
+		if err := checkPostgresURL("MIGRATE_DATABASE_URL", v); err != nil {
+			errs = append(errs, err)
+		} else if dbURL == "" {
+			errs = append(errs, &configError{"MIGRATE_DATABASE_URL", maskURL(v), "is for PostgreSQL: set DATABASE_URL (or DB_HOST) too, for the application's own connections"})
+		}
+		c.MigrateURL = v
+	}
 	conns("DB_MAX_CONNS", &c.DBMaxConns, 1)
 	conns("DB_MIN_CONNS", &c.DBMinConns, 0)
 	if c.DBMaxConns > 0 && c.DBMinConns > c.DBMaxConns {
@@ -377,9 +386,8 @@ func (c config) domainNames() []string {
 // the embedded SQLite store.
 func databaseURL(getenv func(string) string) (string, error) {
 	if v := strings.TrimSpace(getenv("DATABASE_URL")); v != "" {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			return "", &configError{"DATABASE_URL", maskURL(v), "must be a postgres:// URL with a host"}
+		if err := checkPostgresURL("DATABASE_URL", v); err != nil {
+			return "", err
 		}
 		return v, nil
 	}
@@ -415,6 +423,16 @@ func databaseURL(getenv func(string) string) (string, error) {
 	return u.String(), nil
 }
 
+// checkPostgresURL refuses what is not a postgres:// URL with a host, naming the variable and
+// masking the password.
+func checkPostgresURL(name, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return &configError{name, maskURL(v), "must be a postgres:// URL with a host"}
+	}
+	return nil
+}
+
 // maskURL hides a URL's password (and any password= query parameter) for printing.
 func maskURL(s string) string {
 	u, err := url.Parse(s)
@@ -435,8 +453,12 @@ func maskURL(s string) string {
 // describe lists the effective configuration with secrets masked.
 func (c config) describe() []any {
 	store := "sqlite " + c.SQLitePath
+	migrations := "as the store"
 	if c.DatabaseURL != "" {
 		store = "postgres " + maskURL(c.DatabaseURL)
+	}
+	if c.MigrateURL != "" {
+		migrations = "postgres " + maskURL(c.MigrateURL)
 	}
 	orAuto := func(n int32) any {
 		if n == 0 {
@@ -486,6 +508,7 @@ func (c config) describe() []any {
 		"PUBLIC_BASE_URL", c.Auth.PublicBaseURL,
 		"TRUSTED_PROXIES", fmt.Sprint(c.TrustedProxies),
 		"store", store,
+		"migrations", migrations,
 		"DB_MAX_CONNS", orAuto(c.DBMaxConns),
 		"DB_MIN_CONNS", c.DBMinConns,
 		"DB_CONNECT_TIMEOUT", c.DBConnTimeout.String(),

@@ -57,7 +57,8 @@ func main() {
 const usage = `usage: motorpool [serve | migrate | version | admin create EMAIL [NAME] |
                  token issue --service NAME [--ttl DURATION] | token revoke (TOKEN | --jti JTI [--ttl DURATION])]
   serve         run the HTTP server (default); migrates the database first
-  migrate       apply pending database migrations and exit
+  migrate       apply pending database migrations and exit (as MIGRATE_DATABASE_URL's
+                role when it is set, connecting as no other)
   version       print the version
   admin create  create an admin with the password in ADMIN_PASSWORD, unless a user with
                 that email exists (which is left as it is)
@@ -107,14 +108,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var applied int
+	if cfg.MigrateURL != "" {
+		if applied, err = migrateAsOwner(ctx, cfg); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if cmd == "migrate" { // a migration job needs no other credentials
+			fmt.Fprintf(stdout, "applied %d migration(s)\n", applied)
+			return nil
+		}
+	}
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	applied, err := store.Migrate(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+	if cfg.MigrateURL == "" {
+		if applied, err = store.Migrate(ctx); errors.Is(err, postgres.ErrNotOwner) {
+			return fmt.Errorf("migrate: %w (set MIGRATE_DATABASE_URL to the owner's URL: README.md, Least privilege)", err)
+		} else if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
 	}
 	switch cmd {
 	case "migrate":
@@ -185,6 +199,18 @@ func openStore(ctx context.Context, cfg config) (backend, error) {
 		return nil, fmt.Errorf("open SQLite (SQLITE_PATH=%s): %w", cfg.SQLitePath, err)
 	}
 	return s, nil
+}
+
+// migrateAsOwner applies the migrations as MIGRATE_DATABASE_URL's role, which owns what they
+// create (db/roles/postgres.sql), on a pool of its own that is closed before the
+// application's opens: no connection that serves requests may run DDL.
+func migrateAsOwner(ctx context.Context, cfg config) (int, error) {
+	s, err := postgres.Open(ctx, postgres.Config{URL: cfg.MigrateURL, ConnectTimeout: cfg.DBConnTimeout})
+	if err != nil {
+		return 0, fmt.Errorf("open PostgreSQL (MIGRATE_DATABASE_URL=%s): %w", maskURL(cfg.MigrateURL), err)
+	}
+	defer s.Close()
+	return s.Migrate(ctx)
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout io.Writer) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -117,10 +118,18 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
+		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+			return len(res), fmt.Errorf("postgres: migrate as %s: %w: %w", s.pool.Config().ConnConfig.User, ErrNotOwner, err)
+		}
 		return len(res), fmt.Errorf("postgres: migrate: %w", err)
 	}
 	return len(res), nil
 }
+
+// ErrNotOwner is Migrate's error when its role may not change the schema: with the roles of
+// db/roles/postgres.sql an application's role may read goose's version table, so it starts on
+// a schema that is up to date, but only the owner may migrate one that is not.
+var ErrNotOwner = errors.New("this role may not change the schema; migrate as its owner")
 
 // rekeyEmails is the Go migration that keys every user under the current NormalizeEmail (see
 // db.RekeyEmails); going down leaves the keys as they are.

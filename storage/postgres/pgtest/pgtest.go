@@ -24,6 +24,13 @@ const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 // passes without having run the PostgreSQL tests.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return newDatabase(tb, nil)
+}
+
+// newDatabase is NewDatabase; afterDrop, if not nil, runs on the server's connection once the
+// database is dropped.
+func newDatabase(tb testing.TB, afterDrop func(ctx context.Context, conn *pgx.Conn) error) string {
+	tb.Helper()
 	admin := os.Getenv("TEST_DATABASE_URL")
 	if admin == "" {
 		admin = DefaultURL
@@ -62,6 +69,12 @@ func NewDatabase(tb testing.TB) string {
 		// FORCE ends connections a failed test left open.
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			tb.Errorf("pgtest: drop database %s: %v", name, err)
+			return
+		}
+		if afterDrop != nil {
+			if err := afterDrop(ctx, conn); err != nil {
+				tb.Errorf("pgtest: after dropping database %s: %v", name, err)
+			}
 		}
 	})
 
