@@ -21,7 +21,8 @@ type Outbox interface {
 	// any of them (on PostgreSQL the others take the next waiting events meanwhile; on SQLite
 	// they wait, and so do writes, for the holder has the database's write lock: publish
 	// should be quick and bounded by ctx). With nothing waiting it returns 0 without calling
-	// publish. max must be positive.
+	// publish. max must be positive. A stored event that does not decode (none that a Store
+	// wrote) fails the call with an error naming its row, and stays: it is never skipped.
 	Relay(ctx context.Context, max int, publish func(ctx context.Context, evs []events.Event) error) (int, error)
 	// Backlog reports how many events are waiting and when the first of them (the one Relay
 	// would hand out next) was recorded; the zero time when none is waiting.
