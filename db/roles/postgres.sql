@@ -75,7 +75,12 @@ LANGUAGE sql IMMUTABLE AS $$
         -- users domain: the accounts.
         ('users', 'users'),
         -- vehicles domain.
-        ('vehicles', 'vehicles')
+        ('vehicles', 'vehicles'),
+        -- Both: on one database each domain's writes record their events in the one outbox,
+        -- in the write's transaction, and either domain's process may relay it. (With a
+        -- database per domain, each has an outbox of its own.)
+        ('users', 'outbox'),
+        ('vehicles', 'outbox')
 $$;
 
 -- grant_domain_tables grants each listed table in the schema public (only only_table, when it
@@ -104,6 +109,13 @@ BEGIN
             EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', seq, t.role);
         END LOOP;
     END LOOP;
+    -- The one grant across domains, on one database: deleting a user deletes their vehicles in
+    -- the same transaction, recording an event for each (storage/postgres DeleteUser), so the
+    -- users role may read and delete vehicles, never create or change them. With a database per
+    -- domain there is no vehicles table beside the users.
+    IF to_regclass('public.vehicles') IS NOT NULL AND (only_table IS NULL OR only_table = to_regclass('public.vehicles')) THEN
+        EXECUTE format('GRANT SELECT, DELETE ON TABLE public.vehicles TO %I', motorpool_roles.prefix() || '_users');
+    END IF;
     FOR t IN
         SELECT c.oid::regclass AS rel FROM pg_class c
         WHERE c.relname = 'goose_db_version' AND c.relnamespace = 'public'::regnamespace
