@@ -69,7 +69,7 @@ var ErrUnavailable = errors.New("broker unavailable")
 func dial(ctx context.Context, c Config) (*amqp.Connection, *amqp.Channel, error) {
 	d := net.Dialer{Timeout: c.DialTimeout}
 	conn, err := amqp.DialConfig(c.URL, amqp.Config{
-		Heartbeat: c.Heartbeat,
+		Heartbeat:  c.Heartbeat,
 		Properties: amqp.Table{"connection_name": "motorpool"},
 		Dial: func(network, addr string) (net.Conn, error) {
 			dctx, cancel := context.WithTimeout(ctx, c.DialTimeout)
