@@ -16,21 +16,21 @@ import (
 	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
 )
 
-// gated holds the first calls into valkey-go until released, and records how many keys each
-// call carried.
+// gated holds the first two calls into valkey-go until each is released, and records how
+// many keys each call carried.
 type gated struct {
 	valkeygo.Client
 	held    chan struct{}
-	release chan struct{}
+	release [2]chan struct{}
 	n       atomic.Int32
 	mu      sync.Mutex
 	keys    []int // per call, the script's key count
 }
 
 func (g *gated) DoMulti(ctx context.Context, cmds ...valkeygo.Completed) []valkeygo.ValkeyResult {
-	if g.n.Add(1) <= 2 {
+	if n := g.n.Add(1); n <= 2 {
 		g.held <- struct{}{}
-		<-g.release
+		<-g.release[n-1]
 	}
 	g.mu.Lock()
 	for _, c := range cmds {
@@ -49,7 +49,7 @@ func (g *gated) DoMulti(ctx context.Context, cmds ...valkeygo.Completed) []valke
 // all-or-nothing, in arrival order.
 func TestLimiterBatches(t *testing.T) {
 	c := valkeytest.Open(t)
-	g := &gated{held: make(chan struct{}), release: make(chan struct{})}
+	g := &gated{held: make(chan struct{}), release: [2]chan struct{}{make(chan struct{}), make(chan struct{})}}
 	l := valkey.NewLimiter(openAlso(t, c, "", valkey.Config{CommandTimeout: 5 * time.Second,
 		Wrap: func(vk valkeygo.Client) valkeygo.Client { g.Client = vk; return g }}), 0)
 	shared := storage.LimitRequest{Key: "rate_limit:ip:{192.0.2.1}:global", Limit: 8, Window: time.Hour}
@@ -85,11 +85,13 @@ func TestLimiterBatches(t *testing.T) {
 			time.Sleep(time.Millisecond) // polling the queue, not waiting for a timing
 		}
 	}
-	close(g.release)
-	// The shared bucket of 8: the two held take 2, then in arrival order 2, 4, 5, 7, 8 and 10;
-	// 3, 6 and 9 refuse themselves and take nothing; 11 finds it empty.
-	for i, ch := range answers {
-		a := <-ch
+	// Request 0's call goes through; the next batch follows it at once, while request 1's is
+	// still held. So the shared bucket of 8 sees request 0, then the batch in arrival order
+	// (3, 6 and 9 refuse themselves and take nothing; 2, 4, 5, 7, 8, 10 and 11 take the other
+	// seven), then request 1, which finds it empty.
+	close(g.release[0])
+	check := func(i int) {
+		a := <-answers[i]
 		if a.err != nil {
 			t.Fatalf("request %d: %v", i, a.err)
 		}
@@ -97,12 +99,18 @@ func TestLimiterBatches(t *testing.T) {
 		for _, r := range a.res {
 			ok = ok && r.Allowed
 		}
-		if want := i%3 != 0 && i != 11 || i == 0; ok != want {
+		if want := i != 1 && (i == 0 || i%3 != 0); ok != want {
 			t.Errorf("request %d: allowed %v, want %v (%+v)", i, ok, want, a.res)
 		}
 	}
+	check(0)
+	for i := 2; i < 12; i++ {
+		check(i)
+	}
+	close(g.release[1])
+	check(1)
 	// A refused request was charged nothing: its own bucket still holds its token.
-	for _, i := range []int{3, 6, 9, 11} {
+	for _, i := range []int{1, 3, 6, 9} {
 		res, err := l.Allow(context.Background(), []storage.LimitRequest{own(i)})
 		if err != nil || !res[0].Allowed {
 			t.Errorf("request %d's own bucket afterwards: %+v, %v; want its token still there", i, res, err)
