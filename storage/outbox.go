@@ -54,3 +54,27 @@ func VehicleEvent(t events.Type, v Vehicle, previousUserID int64, seq int64, at 
 	}
 	return events.New(t, v.ID, seq, at, data)
 }
+
+// Revised is a record with its revision: the sequence number of the last event recorded for it.
+type Revised[T any] struct {
+	Record   T
+	Revision int64
+}
+
+// UserDeletedEvents are the events of a user's deletion, numbered one past each deleted row's
+// revision: a VEHICLE_DELETED for each of their vehicles, then the USER_DELETED.
+func UserDeletedEvents(u Revised[User], vehicles []Revised[Vehicle], at time.Time) ([]events.Event, error) {
+	evs := make([]events.Event, 0, len(vehicles)+1)
+	for _, v := range vehicles {
+		ev, err := VehicleEvent(events.VehicleDeleted, v.Record, 0, v.Revision+1, at)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	ev, err := UserEvent(events.UserDeleted, u.Record, "", u.Revision+1, at)
+	if err != nil {
+		return nil, err
+	}
+	return append(evs, ev), nil
+}

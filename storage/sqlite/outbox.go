@@ -112,17 +112,13 @@ func recordVehicle(ctx context.Context, q *sqlitedb.Queries, t events.Type, row 
 // recordUserDeleted records a VEHICLE_DELETED for each of the user's vehicles, then the
 // USER_DELETED.
 func recordUserDeleted(ctx context.Context, q *sqlitedb.Queries, user sqlitedb.User, vehicles []sqlitedb.Vehicle, at time.Time) error {
-	evs := make([]events.Event, 0, len(vehicles)+1)
-	for _, v := range vehicles {
-		ev, err := storage.VehicleEvent(events.VehicleDeleted, toVehicle(v), 0, v.Revision+1, at)
-		if err != nil {
-			return err
-		}
-		evs = append(evs, ev)
+	vs := make([]storage.Revised[storage.Vehicle], len(vehicles))
+	for i, v := range vehicles {
+		vs[i] = storage.Revised[storage.Vehicle]{Record: toVehicle(v), Revision: v.Revision}
 	}
-	ev, err := storage.UserEvent(events.UserDeleted, toUser(user), "", user.Revision+1, at)
+	evs, err := storage.UserDeletedEvents(storage.Revised[storage.User]{Record: toUser(user), Revision: user.Revision}, vs, at)
 	if err != nil {
 		return err
 	}
-	return record(ctx, q, append(evs, ev)...)
+	return record(ctx, q, evs...)
 }
