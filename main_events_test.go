@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,51 +11,10 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/motorpool/motorpool/broker"
+	"github.com/motorpool/motorpool/broker/brokertest"
 	"github.com/motorpool/motorpool/events"
 )
-
-// rabbitURL is the broker the events tests use, or a skip (a failure with CI set).
-func rabbitURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("TEST_RABBITMQ_URL")
-	if u == "" {
-		u = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp.Dial(u)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("RabbitMQ is unreachable: %v", err)
-		}
-		t.Skipf("RabbitMQ is unreachable (set TEST_RABBITMQ_URL): %v", err)
-	}
-	_ = conn.Close()
-	return u
-}
-
-// testExchange names an exchange and queue of the test's own, deleted when it ends.
-func testExchange(t *testing.T, url string) (exchange, queue string) {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	exchange = "motorpool.test." + hex.EncodeToString(b[:])
-	queue = exchange + ".q"
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(queue, false, false, false)
-			_, _ = ch.QueueDelete(queue+".dead", false, false, false)
-			_ = ch.ExchangeDelete(exchange, false, false)
-			_ = ch.ExchangeDelete(exchange+".dead", false, false)
-		}
-	})
-	return exchange, queue
-}
 
 // metric reads one unlabelled value from /metrics.
 func metric(t *testing.T, base, name string) float64 {
@@ -86,10 +42,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // TestRunRelaysEventsToRabbitMQ: a registration's USER_CREATED reaches RabbitMQ as a
 // CloudEvent on the configured exchange; the outbox empties and the metrics and /readyz say so.
 func TestRunRelaysEventsToRabbitMQ(t *testing.T) {
-	url := rabbitURL(t)
-	exchange, queue := testExchange(t, url)
-	cfg := broker.Config{URL: url, Exchange: exchange}
-	sub := broker.Subscription{Queue: queue, Keys: []string{"#"}, MaxDeliveries: 3}
+	cfg, name := brokertest.Config(t, ".q")
+	url, exchange := cfg.URL, cfg.Exchange
+	sub := broker.Subscription{Queue: name + ".q", Keys: []string{"#"}, MaxDeliveries: 3}
 	if err := broker.Declare(t.Context(), cfg, sub); err != nil {
 		t.Fatal(err)
 	}

@@ -2,61 +2,24 @@ package broker_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/motorpool/motorpool/broker"
+	"github.com/motorpool/motorpool/broker/brokertest"
 	"github.com/motorpool/motorpool/internal/testproxy"
 )
 
-// testURL is the broker tests use: $TEST_RABBITMQ_URL, or the local one.
-func testURL() string {
-	if u := os.Getenv("TEST_RABBITMQ_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}
-
-// setUp returns a config with an exchange of the test's own, and a fresh queue-name prefix;
-// it skips (fails with CI set) when the broker is unreachable, and deletes what the test
-// declared when it ends.
+// setUp is a config with an exchange of the test's own, and a prefix for its queues (".q" and
+// ".r"), all deleted when the test ends.
 func setUp(t *testing.T) (broker.Config, string) {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "motorpool.test." + hex.EncodeToString(b[:])
-	cfg := broker.Config{URL: testURL(), Exchange: name, DialTimeout: 3 * time.Second}
-	conn, err := amqp.Dial(cfg.URL)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("RabbitMQ at %s is unreachable: %v", cfg.URL, err)
-		}
-		t.Skipf("RabbitMQ is unreachable (set TEST_RABBITMQ_URL): %v", err)
-	}
-	t.Cleanup(func() {
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Errorf("cleanup: %v", err)
-			return
-		}
-		for _, suffix := range []string{".q", ".q.dead", ".r", ".r.dead"} {
-			_, _ = ch.QueueDelete(name+suffix, false, false, false)
-		}
-		_ = ch.ExchangeDelete(name, false, false)
-		_ = ch.ExchangeDelete(name+".dead", false, false)
-	})
-	return cfg, name
+	return brokertest.Config(t, ".q", ".r")
 }
 
 // collector records deliveries; fail makes the handler fail for a message id.

@@ -2,17 +2,13 @@ package relay_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/motorpool/motorpool/broker"
+	"github.com/motorpool/motorpool/broker/brokertest"
 	"github.com/motorpool/motorpool/events"
 	"github.com/motorpool/motorpool/relay"
 )
@@ -20,30 +16,7 @@ import (
 // TestRelayThroughRabbitMQ: events relayed to the broker reach a durable subscription as
 // CloudEvents that decode to the events recorded, and leave the outbox.
 func TestRelayThroughRabbitMQ(t *testing.T) {
-	url := os.Getenv("TEST_RABBITMQ_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("RabbitMQ is unreachable: %v", err)
-		}
-		t.Skipf("RabbitMQ is unreachable (set TEST_RABBITMQ_URL): %v", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "motorpool.test." + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		defer conn.Close()
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(name+".q", false, false, false)
-			_, _ = ch.QueueDelete(name+".q.dead", false, false, false)
-			_ = ch.ExchangeDelete(name, false, false)
-			_ = ch.ExchangeDelete(name+".dead", false, false)
-		}
-	})
-	cfg := broker.Config{URL: url, Exchange: name}
+	cfg, name := brokertest.Config(t, ".q")
 	sub := broker.Subscription{Queue: name + ".q", Keys: []string{"#"}, MaxDeliveries: 3}
 	if err := broker.Declare(t.Context(), cfg, sub); err != nil {
 		t.Fatal(err)
