@@ -67,24 +67,15 @@ func (c Config) withDefaults() Config {
 // Relay publishes the outbox's events. Any number of relays, in any number of processes, may
 // run on one outbox: the outbox hands each waiting event to one of them at a time.
 type Relay struct {
-	out  Outbox
-	pub  Publisher
-	cfg  Config
-	obs  Observer
-	kick chan struct{}
+	out Outbox
+	pub Publisher
+	cfg Config
+	obs Observer
 }
 
 // New returns a relay from out to pub; obs may be nil.
 func New(out Outbox, pub Publisher, cfg Config, obs Observer) *Relay {
-	return &Relay{out: out, pub: pub, cfg: cfg.withDefaults(), obs: obs, kick: make(chan struct{}, 1)}
-}
-
-// Kick makes an idle relay look at once: a write in this process has committed an event.
-func (r *Relay) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	return &Relay{out: out, pub: pub, cfg: cfg.withDefaults(), obs: obs}
 }
 
 // Once claims and publishes one batch, and reports how many events it relayed.
@@ -115,8 +106,8 @@ func (r *Relay) publish(ctx context.Context, evs []events.Event) error {
 }
 
 // Run relays until ctx ends, and returns its error. A full batch is followed at once by the
-// next; an empty outbox waits for Interval or a Kick; failures in a row wait longer each time,
-// up to MaxBackoff (a Kick does not cut that short: the broker is away).
+// next; an empty outbox waits for Interval; failures in a row wait longer each time, up to
+// MaxBackoff.
 func (r *Relay) Run(ctx context.Context) error {
 	failures := 0
 	for {
@@ -134,26 +125,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		default:
 			failures = 0
 		}
-		if err := r.sleep(ctx, wait, failures == 0); err != nil {
-			return err
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 		}
 	}
-}
-
-func (r *Relay) sleep(ctx context.Context, d time.Duration, kickable bool) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	kick := r.kick
-	if !kickable {
-		kick = nil
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-	case <-kick:
-	}
-	return nil
 }
 
 // Drain relays until the outbox has nothing left for it, or the first failure: for shutdown
