@@ -54,11 +54,17 @@ var listening = regexp.MustCompile(`motorpool listening on (http://127\.0\.0\.1:
 // start runs the program with env and waits until /healthz answers.
 func start(t *testing.T, env map[string]string) *instance {
 	t.Helper()
+	return startWith(t, context.Background(), env)
+}
+
+// startWith is start with ctx for run: cancelling it stops this instance alone.
+func startWith(t *testing.T, ctx context.Context, env map[string]string) *instance {
+	t.Helper()
 	env["HTTP_ADDR"] = "127.0.0.1:0"
 	pr, pw := io.Pipe()
 	in := &instance{done: make(chan error, 1), out: &lockedBuffer{w: pw}}
 	go func() {
-		err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, in.out)
+		err := run(ctx, []string{"serve"}, func(k string) string { return env[k] }, in.out)
 		pw.Close()
 		in.done <- err
 	}()
