@@ -80,13 +80,19 @@ func newWorkload(g *ingress, seed uint64) *workload {
 	return &workload{g: g, n: int64(seed % 1e6), answers: map[string]int{}}
 }
 
-func (w *workload) pick(r *rand.Rand, ids []int64) int64 {
+// pick is a random id among those of users (or vehicles), deleted ones too, and how many
+// users there are.
+func (w *workload) pick(r *rand.Rand, vehicles bool) (int64, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(ids) == 0 {
-		return 1 + r.Int64N(50)
+	ids := w.users
+	if vehicles {
+		ids = w.vehicles
 	}
-	return ids[r.IntN(len(ids))]
+	if len(ids) == 0 {
+		return 1 + r.Int64N(50), len(w.users)
+	}
+	return ids[r.IntN(len(ids))], len(w.users)
 }
 
 func (w *workload) unique() int64 {
@@ -122,9 +128,10 @@ func (w *workload) step(r *rand.Rand) error {
 		err  error
 		ok   []int
 	)
-	uid, vid := w.pick(r, w.users), w.pick(r, w.vehicles)
+	uid, nusers := w.pick(r, false)
+	vid, _ := w.pick(r, true)
 	switch x := r.IntN(100); {
-	case x < 12 || len(w.users) < 5:
+	case x < 12 || nusers < 5:
 		op, ok = "register", []int{201}
 		n := w.unique()
 		code, _, body, err = w.g.do("POST", "/users", map[string]any{
