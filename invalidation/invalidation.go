@@ -35,9 +35,13 @@ type Cache interface {
 
 // Config tunes an Invalidator; the zero value takes the defaults.
 type Config struct {
-	Timeout    time.Duration // bounds one call to the cache (2 s)
-	RetryEach  time.Duration // how often Run retries the pending keys (500 ms)
-	MaxBackoff time.Duration // the longest wait of a waiting Handler between tries (5 s)
+	Timeout time.Duration // bounds one call to the cache (2 s)
+	// QuickTimeout bounds the in-process consumer's call (250 ms): it runs inside the outbox's
+	// claim, which on SQLite holds the write lock, so a cache that does not answer must cost
+	// writes little; the event simply comes again.
+	QuickTimeout time.Duration
+	RetryEach    time.Duration // how often Run retries the pending keys (500 ms)
+	MaxBackoff   time.Duration // the longest wait of a waiting Handler between tries (5 s)
 	// After is the clock of the waits (time.After); tests give one that does not sleep.
 	After func(time.Duration) <-chan time.Time
 	Log   *slog.Logger
@@ -46,6 +50,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 2 * time.Second
+	}
+	if c.QuickTimeout <= 0 {
+		c.QuickTimeout = 250 * time.Millisecond
 	}
 	if c.RetryEach <= 0 {
 		c.RetryEach = 500 * time.Millisecond
@@ -105,6 +112,10 @@ func (i *Invalidator) Committed(ctx context.Context, evs []events.Event) {
 // apply invalidates set. On success it clears the pending marks of set's members that no
 // failure has marked again meanwhile; on failure it marks them all.
 func (i *Invalidator) apply(ctx context.Context, set cachekeys.Set) error {
+	return i.applyWithin(ctx, set, i.cfg.Timeout)
+}
+
+func (i *Invalidator) applyWithin(ctx context.Context, set cachekeys.Set, timeout time.Duration) error {
 	names := markNames(set)
 	i.mu.Lock()
 	seen := make(map[string]uint64, len(names))
@@ -114,7 +125,7 @@ func (i *Invalidator) apply(ctx context.Context, set cachekeys.Set) error {
 		}
 	}
 	i.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, i.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := i.cache.Invalidate(ctx, set.Keys, set.Families)
 	i.mu.Lock()
@@ -233,8 +244,12 @@ func (i *Invalidator) Handler(wait bool) broker.Handler {
 			return nil // a type this version does not know: nothing of ours to drop
 		}
 		backoff := 100 * time.Millisecond
+		timeout := i.cfg.Timeout
+		if !wait {
+			timeout = i.cfg.QuickTimeout
+		}
 		for tries := 1; ; tries++ {
-			err := i.apply(ctx, set)
+			err := i.applyWithin(ctx, set, timeout)
 			if err == nil {
 				return nil
 			}
