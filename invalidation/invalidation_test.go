@@ -258,3 +258,27 @@ func TestHandlerMalformed(t *testing.T) {
 		t.Errorf("malformed events invalidated %v", calls)
 	}
 }
+
+// ctxCache fails when the context it is given has ended.
+type ctxCache struct{ fakeCache }
+
+func (c *ctxCache) Invalidate(ctx context.Context, keys, families []string) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return c.fakeCache.Invalidate(ctx, keys, families)
+}
+
+// TestCommittedOutlivesTheWritesDeadline: the observer runs with the write's context, which
+// DB_QUERY_TIMEOUT's wrapper (storage/deadline) may have all but used up, or the client may
+// have cancelled, by the time the commit returns; the invalidation must still be made.
+func TestCommittedOutlivesTheWritesDeadline(t *testing.T) {
+	c := &ctxCache{}
+	inv := invalidation.New(c, invalidation.Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	inv.Committed(ctx, []events.Event{userUpdated(t, 7, "a@example.com", "a@example.com")})
+	if calls := c.took(); len(calls) != 1 || inv.Pending() != 0 {
+		t.Errorf("after a commit whose context had ended: invalidations %v, %d pending; want one, 0", calls, inv.Pending())
+	}
+}
