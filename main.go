@@ -171,10 +171,11 @@ func adminCreate(ctx context.Context, store storage.Store, args []string, getenv
 }
 
 // backend is a durable store that can migrate itself and report its pool, with the outbox its
-// writes record their events in.
+// writes record their events in, and whose commits can be observed.
 type backend interface {
 	storage.Store
 	storage.Outbox
+	storage.Observable
 	Migrate(ctx context.Context) (int, error)
 	Stats() storage.PoolStats
 }
@@ -214,8 +215,15 @@ func migrateAsOwner(ctx context.Context, cfg config) (int, error) {
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout io.Writer) error {
-	// Every call from here on is bounded by DB_QUERY_TIMEOUT (the migrations ran unbounded).
-	store := deadline.Wrap(db, cfg.DBQueryTimeout)
+	metrics := api.NewMetrics(db.Stats)
+	caching, err := openCaching(ctx, cfg, log, metrics)
+	if err != nil {
+		return err
+	}
+	defer caching.close() // after the events' stop: their consumer invalidates through it
+	// Every call from here on is bounded by DB_QUERY_TIMEOUT (the migrations ran unbounded),
+	// and every write invalidates the cache as it commits.
+	store := deadline.Wrap(caching.observe(db), cfg.DBQueryTimeout)
 	ad, err := openAuth(ctx, cfg, log, store)
 	if err != nil {
 		return err
@@ -230,12 +238,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 		}
 		log.Info("admin bootstrap", "created", created)
 	}
-	metrics := api.NewMetrics(db.Stats)
-	cache, err := openCache(ctx, cfg, metrics)
-	if err != nil {
-		return err
-	}
-	ev, err := startEvents(ctx, cfg, log, db, metrics)
+	ev, err := startEvents(ctx, cfg, log, db, metrics, caching.consumers(cfg)...)
 	if err != nil {
 		return err
 	}
@@ -247,15 +250,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	}
 	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
 		impl.WithChecks(2*time.Second, checks...), impl.WithLogger(log))
-	if cache != nil {
-		defer cache.Close()
+	if caching.cache != nil {
 		ttl := impl.DefaultCacheTTLs()
 		ttl.UserList, ttl.VehList = cfg.CacheTTL, cfg.CacheTTL
-		cached := impl.NewCached(server, store, cache, ttl, log)
-		ad.userChanged.Store(cached.UserChanged)
-		cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		defer stop()
-		go cached.Run(cctx)
+		cached := impl.NewCached(server, store, caching.cache, caching.inv, ttl, log)
 		if cfg.CacheWarm {
 			n, err := cached.Warm(ctx)
 			log.Info("cache warmed", "entries", n, "error", errString(err))

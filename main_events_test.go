@@ -42,7 +42,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // TestRunRelaysEventsToRabbitMQ: a registration's USER_CREATED reaches RabbitMQ as a
 // CloudEvent on the configured exchange; the outbox empties and the metrics and /readyz say so.
 func TestRunRelaysEventsToRabbitMQ(t *testing.T) {
-	cfg, name := brokertest.Config(t, ".q")
+	cfg, name := brokertest.Config(t, ".q", ".users-vehicles.cache") // the test's queue, and the cache consumer's
 	url, exchange := cfg.URL, cfg.Exchange
 	sub := broker.Subscription{Queue: name + ".q", Keys: []string{"#"}, MaxDeliveries: 3}
 	if err := broker.Declare(t.Context(), cfg, sub); err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/motorpool/motorpool/api"
@@ -29,8 +28,6 @@ type authDeps struct {
 	checks  []impl.Check
 	valkey  *valkey.Client // nil in embedded mode
 	close   func()
-	// userChanged is set once the cache exists (it is built after the auth service).
-	userChanged atomic.Value // func(context.Context, storage.User)
 }
 
 func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.Store) (*authDeps, error) {
@@ -87,12 +84,7 @@ func openAuth(ctx context.Context, cfg config, log *slog.Logger, store storage.S
 			mailer = m
 		}
 	}
-	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, hasher, mailer, cfg.Auth, auth.WithLogger(log),
-		auth.WithUserChanged(func(ctx context.Context, u storage.User) {
-			if f, ok := d.userChanged.Load().(func(context.Context, storage.User)); ok {
-				f(ctx, u)
-			}
-		}))
+	d.service, err = auth.NewService(ctx, store, state, tokens{d.issuer}, hasher, mailer, cfg.Auth, auth.WithLogger(log))
 	if err != nil {
 		d.close()
 		return nil, err

@@ -177,7 +177,6 @@ func (s countingStore) ListVehicles(ctx context.Context, f storage.VehicleFilter
 func cacheBench(b *testing.B, mode string) (s *testServer, dbq, authRTT, cacheRTT *atomic.Int64) {
 	dbq, cacheRTT = new(atomic.Int64), new(atomic.Int64)
 	be, authRTT := countedBackend(b)
-	be.store = countingStore{be.store, dbq}
 	if mode != "uncached" {
 		c, err := valkey.OpenCache(context.Background(), valkey.Config{Addrs: []string{valkeyAddr()}, KeyPrefix: be.valkey.KeyPrefix(),
 			Wrap: func(c valkeygo.Client) valkeygo.Client { return roundTrips{c, cacheRTT} }},
@@ -188,6 +187,8 @@ func cacheBench(b *testing.B, mode string) (s *testServer, dbq, authRTT, cacheRT
 		b.Cleanup(func() { _ = c.Close() })
 		be.cache = c
 	}
+	be = observed(b, be)
+	be.store = countingStore{be.store, dbq}
 	return newTestServer(b, be), dbq, authRTT, cacheRTT
 }
 

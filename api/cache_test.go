@@ -758,11 +758,11 @@ func twoInstances(t *testing.T, wrap func(i int, st storage.Store) storage.Store
 	state := valkey.NewAuthState(vc)
 	var out [2]*testServer
 	for i := range out {
-		var st storage.Store = pg
+		b := observed(t, backend{store: pg, state: state, cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
 		if wrap != nil {
-			st = wrap(i, pg)
+			b.store = wrap(i, b.store)
 		}
-		out[i] = newTestServer(t, backend{store: st, state: state, cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
+		out[i] = newTestServer(t, b)
 	}
 	return out
 }
@@ -962,7 +962,7 @@ func TestCacheValkeyOutage(t *testing.T) {
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("PUT with Valkey down: %d %s, want 200 (the write commits)", r.StatusCode, b)
 	}
-	if n := s.Cached.PendingInvalidations(); n == 0 {
+	if n := s.Inval.Pending(); n == 0 {
 		t.Fatal("PendingInvalidations() = 0 after a write whose invalidation could not reach Valkey")
 	}
 	if _, b := get(paths[0]); decodeAs[gen.User](t, b).Name != "Ada Offline" {
@@ -972,9 +972,9 @@ func TestCacheValkeyOutage(t *testing.T) {
 	port, _ := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
 	runValkeyOn(t, port)
 	deadline := time.Now().Add(10 * time.Second)
-	for s.Cached.PendingInvalidations() > 0 {
+	for s.Inval.Pending() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("PendingInvalidations() = %d 10 s after Valkey came back", s.Cached.PendingInvalidations())
+			t.Fatalf("PendingInvalidations() = %d 10 s after Valkey came back", s.Inval.Pending())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -1019,6 +1019,7 @@ func TestCacheMetrics(t *testing.T) {
 			t.Cleanup(func() { _ = c.Close() })
 			b.cache = c
 		}
+		b.store, b.inv = b.plain, nil // newTestServer invalidates the new cache
 		s := newTestServer(t, b)
 		// The handler under test serves its own registry; this one serves the registry the
 		// cache reports to.

@@ -53,8 +53,10 @@ func dbOutages(stall bool, queryTimeout time.Duration) map[string]func(t *testin
 			if stall {
 				cut = p.Hold
 			}
+			b := observed(t, backend{store: s, state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
+			b.store = deadline.Wrap(b.store, queryTimeout)
 			return dbOutage{
-				backend: backend{store: deadline.Wrap(s, queryTimeout), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc},
+				backend: b,
 				cut: func() func() {
 					cut()
 					return func() {
@@ -88,8 +90,10 @@ func stoppedServer(queryTimeout time.Duration) func(t *testing.T) dbOutage {
 			t.Fatal(err)
 		}
 		vc := valkeytest.Open(t)
+		b := observed(t, backend{store: s, state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
+		b.store = deadline.Wrap(b.store, queryTimeout)
 		return dbOutage{
-			backend: backend{store: deadline.Wrap(s, queryTimeout), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc},
+			backend: b,
 			cut:     func() func() { srv.Stop(); return srv.Start },
 			reads:   true,
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/impl"
+	"github.com/motorpool/motorpool/invalidation"
 	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/memory"
@@ -43,8 +44,35 @@ import (
 type backend struct {
 	store  storage.Store
 	state  storage.AuthState
-	cache  storage.Cache  // nil: no cache decorator
-	valkey *valkey.Client // nil for the embedded pairing
+	cache  storage.Cache             // nil: no cache decorator
+	valkey *valkey.Client            // nil for the embedded pairing
+	inv    *invalidation.Invalidator // set by observed, with the cache
+	plain  storage.Store             // the store as opened, before observed
+}
+
+// observed gives b's store the invalidator a deployment wires (main's wire_cache.go): each
+// commit invalidates what its events name, and failures are retried. Call it before wrapping
+// b.store; newTestServer calls it for a backend with a cache but no invalidator yet.
+func observed(t testing.TB, b backend) backend {
+	t.Helper()
+	if b.cache == nil || b.inv != nil {
+		return b
+	}
+	ob, ok := b.store.(storage.Observable)
+	if !ok {
+		t.Fatalf("store %T cannot be observed: call observed before wrapping it", b.store)
+	}
+	b.plain = b.store
+	b.inv = invalidation.New(b.cache, invalidation.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.inv.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	b.store = ob.Observe(b.inv.Committed)
+	return b
 }
 
 // openEmbedded is the embedded pairing on a migrated SQLite file opened with cfg.
@@ -61,7 +89,7 @@ func openEmbedded(t testing.TB, cfg sqlite.Config) backend {
 	t.Cleanup(func() { _ = state.Close() })
 	cache := memory.NewCache(memory.CacheConfig{})
 	t.Cleanup(func() { _ = cache.Close() })
-	return backend{store: s, state: state, cache: cache}
+	return observed(t, backend{store: s, state: state, cache: cache})
 }
 
 var backends = map[string]func(t testing.TB) backend{
@@ -70,7 +98,7 @@ var backends = map[string]func(t testing.TB) backend{
 	},
 	"production": func(t testing.TB) backend {
 		vc := valkeytest.Open(t)
-		return backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc}
+		return observed(t, backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
 	},
 }
 
@@ -184,8 +212,9 @@ type testServer struct {
 	Mail    *captureMailer
 	Logs    *syncBuffer
 	Admin   gen.User
-	Cached  *impl.Cached // nil when the backend has no cache
-	token   string       // the admin's access token, sent by s.do and s.Client
+	Cached  *impl.Cached              // nil when the backend has no cache
+	Inval   *invalidation.Invalidator // with Cached
+	token   string                    // the admin's access token, sent by s.do and s.Client
 }
 
 // captureMailer keeps reset links for tests to follow.
@@ -293,22 +322,15 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	}
 	mailer := &captureMailer{}
 	s0 := &testServer{}
-	authOpts := append([]auth.Option{auth.WithLogger(log),
-		auth.WithUserChanged(func(ctx context.Context, u storage.User) {
-			if s0.Cached != nil {
-				s0.Cached.UserChanged(ctx, u)
-			}
-		})}, setup.authOpts...)
+	b = observed(t, b)
+	authOpts := append([]auth.Option{auth.WithLogger(log)}, setup.authOpts...)
 	svc, err := auth.NewService(ctx, b.store, b.state, tokenAdapter{issuer}, testHasher, mailer, cfg, authOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, impl.WithLogger(log))
 	if b.cache != nil {
-		cached := impl.NewCached(server, b.store, b.cache, impl.DefaultCacheTTLs(), log)
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		go cached.Run(ctx)
+		cached := impl.NewCached(server, b.store, b.cache, b.inv, impl.DefaultCacheTTLs(), log)
 		server = cached
 		s0.Cached = cached
 	}
@@ -332,7 +354,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	t.Cleanup(srv.Close)
 	hc := &http.Client{Transport: contractTransport{t: t, next: http.DefaultTransport}}
 	s := s0
-	*s = testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs, Cached: s0.Cached}
+	*s = testServer{URL: srv.URL, Handler: h, HTTP: hc, Store: b.store, Backend: b, Auth: svc, Issuer: issuer, Mail: mailer, Logs: logs, Cached: s0.Cached, Inval: b.inv}
 	if _, err := auth.EnsureAdmin(ctx, b.store, testHasher, adminEmail, "Admin", testPassword); err != nil {
 		t.Fatal(err)
 	}

@@ -114,8 +114,5 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword s
 		return stateErr(err)
 	}
 	s.event(ctx, slog.LevelInfo, "password_reset", "user_id", u.ID)
-	if s.userChanged != nil {
-		s.userChanged(ctx, u)
-	}
 	return s.EndAllSessions(ctx, u.ID, "password_reset")
 }

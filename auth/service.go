@@ -123,8 +123,6 @@ type Service struct {
 
 	dummyHash string // verified for unknown emails, so they cost what a known one does
 
-	userChanged func(context.Context, storage.User) // told of changes made here (a reset), for caches
-
 	beforeSessionWrite func(ctx context.Context, userID int64) // a test's hook; nil in production
 
 	mailWG    sync.WaitGroup
@@ -135,12 +133,6 @@ type Service struct {
 
 // Option configures a Service.
 type Option func(*Service)
-
-// WithUserChanged registers f to hear of user records this service changes (a password reset
-// bumps the record's updatedAt), so that a cache can drop them.
-func WithUserChanged(f func(context.Context, storage.User)) Option {
-	return func(s *Service) { s.userChanged = f }
-}
 
 // WithBeforeSessionWrite registers f to run after a sign-in has checked the password and
 // before it writes the session, and before a refresh rotates its session: the window in which

@@ -35,6 +35,13 @@ type Delivery struct {
 // hands it duplicates.
 type Handler func(ctx context.Context, d Delivery) error
 
+// ErrLater, wrapped in a Handler's error, says the message is sound but cannot be handled now
+// (what the handler applies it to is away). The in-process relay (relay.Local) does not count
+// such a failure towards MaxDeliveries: the events stay in the outbox and come again, however
+// long the outage. RabbitMQ counts every delivery handed back, so a handler consuming from it
+// should rather wait for its dependency (until ctx ends) than return ErrLater.
+var ErrLater = errors.New("cannot be handled now")
+
 // Observer hears what a consumer does; every method must be cheap and safe for concurrent use.
 type Observer interface {
 	Delivered(queue string, d Delivery, lag time.Duration, err error)

@@ -54,7 +54,7 @@ func benchCached(b *testing.B, mode string, call func(ctx context.Context, s gen
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = c.Close() })
-		server = impl.NewCached(server, store, c, impl.DefaultCacheTTLs(), nil)
+		server = impl.NewCached(server, store, c, nil, impl.DefaultCacheTTLs(), nil)
 	}
 	w := &discard{h: http.Header{}}
 	run := func() {

@@ -139,75 +139,60 @@ func (s *Server) ownerCheck(ctx context.Context, id int64) (storage.Vehicle, *ge
 // UpdateVehicle replaces a vehicle's fields; an absent userId keeps the owner. Only the owner
 // or an admin may update it, and only an admin may give it to another user.
 func (s *Server) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequestObject) (gen.UpdateVehicleResponseObject, error) {
-	resp, _, err := s.updateVehicle(ctx, req)
-	return resp, err
-}
-
-// updateVehicle is UpdateVehicle that also returns the vehicle as the owner check read it
-// (nil when it was not read), so that the cache decorator learns the old owner without a
-// second read.
-func (s *Server) updateVehicle(ctx context.Context, req gen.UpdateVehicleRequestObject) (gen.UpdateVehicleResponseObject, *storage.Vehicle, error) {
 	b := req.Body
 	if p := s.checkYear(b.Year); p != nil {
-		return gen.UpdateVehicle400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*p)}, nil, nil
+		return gen.UpdateVehicle400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: gen.BadRequestApplicationProblemPlusJSONResponse(*p)}, nil
 	}
 	cur, p, err := s.ownerCheck(ctx, req.Id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("update vehicle: %w", err)
+		return nil, fmt.Errorf("update vehicle: %w", err)
 	}
 	if p != nil {
 		if p.Status == http.StatusNotFound {
-			return gen.UpdateVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(*p)}, nil, nil
+			return gen.UpdateVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(*p)}, nil
 		}
-		return gen.UpdateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*p)}, nil, nil
+		return gen.UpdateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*p)}, nil
 	}
 	if c, _ := auth.CallerFrom(ctx); b.UserId != nil && *b.UserId != cur.UserID && !c.IsAdmin() {
-		return gen.UpdateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(forbidden("Only an admin may give a vehicle to another user."))}, &cur, nil
+		return gen.UpdateVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(forbidden("Only an admin may give a vehicle to another user."))}, nil
 	}
 	v, err := s.store.UpdateVehicle(ctx, req.Id, storage.VehicleUpdate{
 		UserID: b.UserId, Make: b.Make, Model: b.Model, Year: b.Year, VIN: b.Vin,
 		LicensePlate: b.LicensePlate, Color: b.Color,
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		return gen.UpdateVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("vehicle", req.Id))}, &cur, nil
+		return gen.UpdateVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("vehicle", req.Id))}, nil
 	}
 	if err != nil {
 		if p, ok := fieldProblem(err); ok {
 			if p.Status == http.StatusConflict {
-				return gen.UpdateVehicle409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(p)}, &cur, nil
+				return gen.UpdateVehicle409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: gen.ConflictApplicationProblemPlusJSONResponse(p)}, nil
 			}
-			return gen.UpdateVehicle422ApplicationProblemPlusJSONResponse{UnprocessableEntityApplicationProblemPlusJSONResponse: gen.UnprocessableEntityApplicationProblemPlusJSONResponse(p)}, &cur, nil
+			return gen.UpdateVehicle422ApplicationProblemPlusJSONResponse{UnprocessableEntityApplicationProblemPlusJSONResponse: gen.UnprocessableEntityApplicationProblemPlusJSONResponse(p)}, nil
 		}
-		return nil, &cur, fmt.Errorf("update vehicle: %w", err)
+		return nil, fmt.Errorf("update vehicle: %w", err)
 	}
-	return gen.UpdateVehicle200JSONResponse{Body: toVehicle(v)}, &cur, nil
+	return gen.UpdateVehicle200JSONResponse{Body: toVehicle(v)}, nil
 }
 
 // DeleteVehicle deletes a vehicle; only its owner or an admin may.
 func (s *Server) DeleteVehicle(ctx context.Context, req gen.DeleteVehicleRequestObject) (gen.DeleteVehicleResponseObject, error) {
-	resp, _, err := s.deleteVehicle(ctx, req)
-	return resp, err
-}
-
-// deleteVehicle is DeleteVehicle that also returns the vehicle as the owner check read it
-// (nil when it was not read), for the same reason as updateVehicle.
-func (s *Server) deleteVehicle(ctx context.Context, req gen.DeleteVehicleRequestObject) (gen.DeleteVehicleResponseObject, *storage.Vehicle, error) {
-	cur, p, err := s.ownerCheck(ctx, req.Id)
+	_, p, err := s.ownerCheck(ctx, req.Id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("delete vehicle: %w", err)
+		return nil, fmt.Errorf("delete vehicle: %w", err)
 	}
 	if p != nil {
 		if p.Status == http.StatusNotFound {
-			return gen.DeleteVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(*p)}, nil, nil
+			return gen.DeleteVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(*p)}, nil
 		}
-		return gen.DeleteVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*p)}, nil, nil
+		return gen.DeleteVehicle403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: gen.ForbiddenApplicationProblemPlusJSONResponse(*p)}, nil
 	}
 	err = s.store.DeleteVehicle(ctx, req.Id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return gen.DeleteVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("vehicle", req.Id))}, &cur, nil
+		return gen.DeleteVehicle404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("vehicle", req.Id))}, nil
 	}
 	if err != nil {
-		return nil, &cur, fmt.Errorf("delete vehicle: %w", err)
+		return nil, fmt.Errorf("delete vehicle: %w", err)
 	}
-	return gen.DeleteVehicle204Response{}, &cur, nil
+	return gen.DeleteVehicle204Response{}, nil
 }

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -14,7 +15,8 @@ import (
 // the broker would give them to its queue. A handler's error fails the Publish, so the events
 // stay in the outbox and come again (to the subscriptions that had not handled them yet, while
 // this process lives; after a restart to all: handlers are idempotent), until a message has
-// failed MaxDeliveries times for one subscription: then it is dead-lettered for that
+// failed MaxDeliveries times for one subscription (failures wrapping broker.ErrLater, and
+// those of a Publish whose ctx ended, are not counted): then it is dead-lettered for that
 // subscription (kept, counted) and skipped, so that one bad event cannot hold the outbox.
 type Local struct {
 	mu       sync.Mutex
@@ -96,6 +98,10 @@ func (l *Local) deliver(ctx context.Context, s localSub, m broker.Message) error
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // not the handler's fault: it does not count
+	}
+	if errors.Is(err, broker.ErrLater) {
+		// Not the message's fault either: it stays in the outbox, uncounted, for a later try.
+		return fmt.Errorf("relay: %s: %s %s: %w", s.sub.Queue, m.RoutingKey, m.ID, err)
 	}
 	l.failures[key] = before + 1
 	if before+1 >= int64(s.sub.MaxDeliveries) {

@@ -245,3 +245,40 @@ func ExampleMessage() {
 	fmt.Println(m.RoutingKey, m.ContentType)
 	// Output: VEHICLE_CREATED application/cloudevents+json
 }
+
+// TestLocalLaterIsNotCounted: a handler that answers broker.ErrLater (its dependency is away)
+// keeps the events in the outbox however often it does, and is never dead-lettered for it;
+// once it handles them, they leave.
+func TestLocalLaterIsNotCounted(t *testing.T) {
+	out := &outbox{}
+	e := out.add(t, events.UserUpdated, 7)
+	l := relay.NewLocal(nil)
+	away := true
+	var tries int
+	if err := l.Subscribe(broker.Subscription{Queue: "cache", Keys: []string{"#"}, MaxDeliveries: 2},
+		func(_ context.Context, d broker.Delivery) error {
+			tries++
+			if away {
+				return fmt.Errorf("cache: %w", broker.ErrLater)
+			}
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	r := relay.New(out, l, relay.Config{}, nil)
+	for range 10 {
+		if n, err := r.Once(t.Context()); !errors.Is(err, broker.ErrLater) || n != 0 {
+			t.Fatalf("Once with the handler's dependency away = %d, %v; want 0, ErrLater", n, err)
+		}
+	}
+	if out.waiting() != 1 || l.DeadLetters("cache") != 0 {
+		t.Fatalf("after 10 tries: %d waiting, %d dead; want 1, 0", out.waiting(), l.DeadLetters("cache"))
+	}
+	away = false
+	if n, err := r.Once(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Once with the dependency back = %d, %v; want 1, nil", n, err)
+	}
+	if tries != 11 || out.waiting() != 0 {
+		t.Errorf("%d tries, %d waiting; want 11, 0 (event %s)", tries, out.waiting(), e.ID)
+	}
+}

@@ -78,3 +78,18 @@ func UserDeletedEvents(u Revised[User], vehicles []Revised[Vehicle], at time.Tim
 	}
 	return append(evs, ev), nil
 }
+
+// Committed hears of a write once its transaction has committed: evs are exactly the events
+// the write recorded in the outbox, in the order recorded (the ones a Relay hands out later).
+// It runs on the writer's goroutine before the write returns, so that what it does (dropping
+// cache entries) is done when the caller sees the result; it should be quick, and must not
+// write through the same store. ctx is the write's, and may be about to end.
+type Committed func(ctx context.Context, evs []events.Event)
+
+// Observable is a backend whose committed writes can be observed.
+type Observable interface {
+	// Observe returns the store with fn called after every write that committed events (a
+	// failed write, and a call that records nothing, calls nothing). The returned store shares
+	// the receiver's connections: close only one of them.
+	Observe(fn Committed) Store
+}

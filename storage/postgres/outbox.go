@@ -27,7 +27,7 @@ func (s *Store) Relay(ctx context.Context, max int, publish func(context.Context
 		return 0, fmt.Errorf("relay: max %d is not positive", max)
 	}
 	var n int
-	err := s.inTx(ctx, "relay", func(q *pgdb.Queries) error {
+	err := s.inTx(ctx, "relay", func(q *txn) error {
 		rows, err := q.ClaimOutbox(ctx, int32(min(max, math.MaxInt32)))
 		if err != nil {
 			return translate("claim events", err)
@@ -67,7 +67,7 @@ func (s *Store) Backlog(ctx context.Context) (int, time.Time, error) {
 }
 
 // record inserts the events of a write into the outbox, in q's transaction, in one statement.
-func record(ctx context.Context, q *pgdb.Queries, evs ...events.Event) error {
+func record(ctx context.Context, q *txn, evs ...events.Event) error {
 	var p pgdb.InsertOutboxParams
 	for _, ev := range evs {
 		id, err := ev.AggregateID()
@@ -89,12 +89,13 @@ func record(ctx context.Context, q *pgdb.Queries, evs ...events.Event) error {
 	if err := q.InsertOutbox(ctx, p); err != nil {
 		return translate("record events", err)
 	}
+	q.recorded = append(q.recorded, evs...)
 	return nil
 }
 
 // recordUser records the event of a write of row; seq is the user's revision after the write
 // (a deletion's is one past the deleted row's).
-func recordUser(ctx context.Context, q *pgdb.Queries, t events.Type, row pgdb.User, previousEmail string, seq int64, at time.Time) error {
+func recordUser(ctx context.Context, q *txn, t events.Type, row pgdb.User, previousEmail string, seq int64, at time.Time) error {
 	ev, err := storage.UserEvent(t, toUser(row), previousEmail, seq, at)
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func recordUser(ctx context.Context, q *pgdb.Queries, t events.Type, row pgdb.Us
 }
 
 // recordVehicle records the event of a write of row, as recordUser does for users.
-func recordVehicle(ctx context.Context, q *pgdb.Queries, t events.Type, row pgdb.Vehicle, previousUserID, seq int64, at time.Time) error {
+func recordVehicle(ctx context.Context, q *txn, t events.Type, row pgdb.Vehicle, previousUserID, seq int64, at time.Time) error {
 	ev, err := storage.VehicleEvent(t, toVehicle(row), previousUserID, seq, at)
 	if err != nil {
 		return err
@@ -113,7 +114,7 @@ func recordVehicle(ctx context.Context, q *pgdb.Queries, t events.Type, row pgdb
 
 // recordUserDeleted records a VEHICLE_DELETED for each of the user's vehicles, then the
 // USER_DELETED.
-func recordUserDeleted(ctx context.Context, q *pgdb.Queries, user pgdb.User, vehicles []pgdb.Vehicle, at time.Time) error {
+func recordUserDeleted(ctx context.Context, q *txn, user pgdb.User, vehicles []pgdb.Vehicle, at time.Time) error {
 	vs := make([]storage.Revised[storage.Vehicle], len(vehicles))
 	for i, v := range vehicles {
 		vs[i] = storage.Revised[storage.Vehicle]{Record: toVehicle(v), Revision: v.Revision}

@@ -42,8 +42,9 @@ type Config struct {
 
 // Store is a storage.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *pgdb.Queries
+	pool      *pgxpool.Pool
+	q         *pgdb.Queries
+	committed storage.Committed // nil: nobody observes
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -173,7 +174,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User
 		role = storage.RoleUser
 	}
 	var row pgdb.User
-	err := s.inTx(ctx, "create user", func(q *pgdb.Queries) error {
+	err := s.inTx(ctx, "create user", func(q *txn) error {
 		var err error
 		row, err = q.CreateUser(ctx, pgdb.CreateUserParams{
 			Email:           u.Email,
@@ -243,7 +244,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 	}
 	demotes := u.Role != nil && *u.Role != storage.RoleAdmin
 	var row pgdb.UpdateUserRow
-	err := s.inTx(ctx, "update user", func(q *pgdb.Queries) error {
+	err := s.inTx(ctx, "update user", func(q *txn) error {
 		if demotes {
 			if err := checkLastAdmin(ctx, q, id); err != nil {
 				return err
@@ -266,7 +267,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 // lock and then re-reads the row, whose version has moved on.
 func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version int64) (storage.User, error) {
 	var row pgdb.User
-	err := s.inTx(ctx, "set password", func(q *pgdb.Queries) error {
+	err := s.inTx(ctx, "set password", func(q *txn) error {
 		var err error
 		row, err = q.SetPassword(ctx, pgdb.SetPasswordParams{
 			ID:              id,
@@ -298,7 +299,7 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version 
 // every admin (see checkLastAdmin), then the user against new vehicles (LockUserForDelete),
 // and deletes the user's vehicles itself, before the user, to record an event for each.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	return s.inTx(ctx, "delete user", func(q *pgdb.Queries) error {
+	return s.inTx(ctx, "delete user", func(q *txn) error {
 		if err := checkLastAdmin(ctx, q, id); err != nil {
 			return err
 		}
@@ -323,7 +324,7 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 // another: the second waits for the first to commit and then counts the admins it left.
 // (Under READ COMMITTED a locked row that changed meanwhile is re-read, and one that stopped
 // being an admin drops out; a user promoted meanwhile may be missed, which only undercounts.)
-func checkLastAdmin(ctx context.Context, q *pgdb.Queries, id int64) error {
+func checkLastAdmin(ctx context.Context, q *txn, id int64) error {
 	rows, err := q.LockUserAndAdmins(ctx, id)
 	if err != nil {
 		return translate("lock admins", err)
@@ -336,19 +337,24 @@ func checkLastAdmin(ctx context.Context, q *pgdb.Queries, id int64) error {
 }
 
 // inTx runs fn in a transaction and commits it if fn returns nil, or rolls it back and returns
-// fn's error unchanged (fn translates its own errors).
-func (s *Store) inTx(ctx context.Context, op string, fn func(q *pgdb.Queries) error) error {
+// fn's error unchanged (fn translates its own errors). Once committed, the events fn recorded go to
+// the commit observer (see Observe).
+func (s *Store) inTx(ctx context.Context, op string, fn func(q *txn) error) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return translate(op, err)
 	}
 	// Rollback after Commit is a no-op.
 	defer func() { _ = tx.Rollback(ctx) }()
-	if err := fn(s.q.WithTx(tx)); err != nil {
+	q := &txn{Queries: s.q.WithTx(tx)}
+	if err := fn(q); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return translate(op, err)
+	}
+	if s.committed != nil && len(q.recorded) > 0 {
+		s.committed(ctx, q.recorded)
 	}
 	return nil
 }

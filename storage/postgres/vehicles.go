@@ -12,7 +12,7 @@ import (
 // CreateVehicle implements storage.Store.
 func (s *Store) CreateVehicle(ctx context.Context, v storage.NewVehicle) (storage.Vehicle, error) {
 	var row pgdb.Vehicle
-	err := s.inTx(ctx, "create vehicle", func(q *pgdb.Queries) error {
+	err := s.inTx(ctx, "create vehicle", func(q *txn) error {
 		var err error
 		row, err = q.CreateVehicle(ctx, pgdb.CreateVehicleParams{
 			UserID:       v.UserID,
@@ -71,7 +71,7 @@ func (s *Store) ListVehicles(ctx context.Context, f storage.VehicleFilter, p sto
 // UpdateVehicle implements storage.Store.
 func (s *Store) UpdateVehicle(ctx context.Context, id int64, v storage.VehicleUpdate) (storage.Vehicle, error) {
 	var row pgdb.UpdateVehicleRow
-	err := s.inTx(ctx, "update vehicle", func(q *pgdb.Queries) error {
+	err := s.inTx(ctx, "update vehicle", func(q *txn) error {
 		var err error
 		row, err = q.UpdateVehicle(ctx, pgdb.UpdateVehicleParams{
 			ID:           id,
@@ -97,7 +97,7 @@ func (s *Store) UpdateVehicle(ctx context.Context, id int64, v storage.VehicleUp
 
 // DeleteVehicle implements storage.Store.
 func (s *Store) DeleteVehicle(ctx context.Context, id int64) error {
-	return s.inTx(ctx, "delete vehicle", func(q *pgdb.Queries) error {
+	return s.inTx(ctx, "delete vehicle", func(q *txn) error {
 		row, err := q.DeleteVehicle(ctx, id)
 		if err != nil {
 			return translate("delete vehicle", err)

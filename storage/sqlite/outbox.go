@@ -25,7 +25,7 @@ func (s *Store) Relay(ctx context.Context, max int, publish func(context.Context
 		return 0, fmt.Errorf("relay: max %d is not positive", max)
 	}
 	var n int
-	err := s.inTx(ctx, "relay", func(q *sqlitedb.Queries) error {
+	err := s.inTx(ctx, "relay", func(q *txn) error {
 		rows, err := q.ClaimOutbox(ctx, int64(max))
 		if err != nil {
 			return translate("claim events", err)
@@ -65,7 +65,7 @@ func (s *Store) Backlog(ctx context.Context) (int, time.Time, error) {
 }
 
 // record inserts the events of a write into the outbox, in q's transaction.
-func record(ctx context.Context, q *sqlitedb.Queries, evs ...events.Event) error {
+func record(ctx context.Context, q *txn, evs ...events.Event) error {
 	for _, ev := range evs {
 		id, err := ev.AggregateID()
 		if err != nil {
@@ -87,12 +87,13 @@ func record(ctx context.Context, q *sqlitedb.Queries, evs ...events.Event) error
 			return translate("record events", err)
 		}
 	}
+	q.recorded = append(q.recorded, evs...)
 	return nil
 }
 
 // recordUser records the event of a write of row; seq is the user's revision after the write
 // (a deletion's is one past the deleted row's).
-func recordUser(ctx context.Context, q *sqlitedb.Queries, t events.Type, row sqlitedb.User, previousEmail string, seq int64, at time.Time) error {
+func recordUser(ctx context.Context, q *txn, t events.Type, row sqlitedb.User, previousEmail string, seq int64, at time.Time) error {
 	ev, err := storage.UserEvent(t, toUser(row), previousEmail, seq, at)
 	if err != nil {
 		return err
@@ -101,7 +102,7 @@ func recordUser(ctx context.Context, q *sqlitedb.Queries, t events.Type, row sql
 }
 
 // recordVehicle records the event of a write of row, as recordUser does for users.
-func recordVehicle(ctx context.Context, q *sqlitedb.Queries, t events.Type, row sqlitedb.Vehicle, previousUserID, seq int64, at time.Time) error {
+func recordVehicle(ctx context.Context, q *txn, t events.Type, row sqlitedb.Vehicle, previousUserID, seq int64, at time.Time) error {
 	ev, err := storage.VehicleEvent(t, toVehicle(row), previousUserID, seq, at)
 	if err != nil {
 		return err
@@ -111,7 +112,7 @@ func recordVehicle(ctx context.Context, q *sqlitedb.Queries, t events.Type, row 
 
 // recordUserDeleted records a VEHICLE_DELETED for each of the user's vehicles, then the
 // USER_DELETED.
-func recordUserDeleted(ctx context.Context, q *sqlitedb.Queries, user sqlitedb.User, vehicles []sqlitedb.Vehicle, at time.Time) error {
+func recordUserDeleted(ctx context.Context, q *txn, user sqlitedb.User, vehicles []sqlitedb.Vehicle, at time.Time) error {
 	vs := make([]storage.Revised[storage.Vehicle], len(vehicles))
 	for i, v := range vehicles {
 		vs[i] = storage.Revised[storage.Vehicle]{Record: toVehicle(v), Revision: v.Revision}

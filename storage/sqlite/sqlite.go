@@ -36,8 +36,9 @@ type Config struct {
 
 // Store is a storage.Store on SQLite. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
-	q  *sqlitedb.Queries
+	db        *sql.DB
+	q         *sqlitedb.Queries
+	committed storage.Committed // nil: nobody observes
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -174,7 +175,7 @@ func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User
 		role = storage.RoleUser
 	}
 	var row sqlitedb.User
-	err := s.inTx(ctx, "create user", func(q *sqlitedb.Queries) error {
+	err := s.inTx(ctx, "create user", func(q *txn) error {
 		var err error
 		row, err = q.CreateUser(ctx, sqlitedb.CreateUserParams{
 			Email:           u.Email,
@@ -243,7 +244,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 	}
 	demotes := u.Role != nil && *u.Role != storage.RoleAdmin
 	var row sqlitedb.User
-	err := s.inTx(ctx, "update user", func(q *sqlitedb.Queries) error {
+	err := s.inTx(ctx, "update user", func(q *txn) error {
 		if demotes {
 			if err := checkLastAdmin(ctx, q, id); err != nil {
 				return err
@@ -268,7 +269,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, u storage.UserUpdate) 
 // SQLite runs one write at a time, so of two calls with one version only the first succeeds.
 func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version int64) (storage.User, error) {
 	var row sqlitedb.User
-	err := s.inTx(ctx, "set password", func(q *sqlitedb.Queries) error {
+	err := s.inTx(ctx, "set password", func(q *txn) error {
 		var err error
 		row, err = q.SetPassword(ctx, sqlitedb.SetPasswordParams{
 			ID:              id,
@@ -300,7 +301,7 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version 
 // first (see checkLastAdmin) and deletes the user's vehicles itself, before the user, to
 // record an event for each.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	return s.inTx(ctx, "delete user", func(q *sqlitedb.Queries) error {
+	return s.inTx(ctx, "delete user", func(q *txn) error {
 		if err := checkLastAdmin(ctx, q, id); err != nil {
 			return err
 		}
@@ -320,7 +321,7 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 // only admin. It must run in a transaction from inTx: BEGIN IMMEDIATE holds SQLite's single
 // write lock from before this read until the change is committed, so no other demotion or
 // deletion can slip in between.
-func checkLastAdmin(ctx context.Context, q *sqlitedb.Queries, id int64) error {
+func checkLastAdmin(ctx context.Context, q *txn, id int64) error {
 	rows, err := q.GetUserAndAdmins(ctx, id)
 	if err != nil {
 		return translate("read admins", err)
@@ -333,20 +334,25 @@ func checkLastAdmin(ctx context.Context, q *sqlitedb.Queries, id int64) error {
 }
 
 // inTx runs fn in a transaction and commits it if fn returns nil, or rolls it back and returns
-// fn's error unchanged (fn translates its own errors). The DSN's _txlock=immediate makes BeginTx
+// fn's error unchanged (fn translates its own errors). Once committed, the events fn recorded go to
+// the commit observer (see Observe). The DSN's _txlock=immediate makes BeginTx
 // issue BEGIN IMMEDIATE, which takes the write lock at once (waiting up to busy_timeout).
-func (s *Store) inTx(ctx context.Context, op string, fn func(q *sqlitedb.Queries) error) error {
+func (s *Store) inTx(ctx context.Context, op string, fn func(q *txn) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(op, err)
 	}
 	// Rollback after Commit is a no-op.
 	defer func() { _ = tx.Rollback() }()
-	if err := fn(s.q.WithTx(tx)); err != nil {
+	q := &txn{Queries: s.q.WithTx(tx)}
+	if err := fn(q); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return translate(op, err)
+	}
+	if s.committed != nil && len(q.recorded) > 0 {
+		s.committed(ctx, q.recorded)
 	}
 	return nil
 }

@@ -28,8 +28,8 @@ type OutboxOptions struct {
 	SkipLocked bool
 }
 
-// RunOutbox runs the storage.Outbox conformance suite: the events each write records, and the
-// relay's claims. newStore must return a new, empty, migrated store and close it when its t
+// RunOutbox runs the storage.Outbox conformance suite: the events each write records, the
+// relay's claims, and the commit observer (storage.Observable, which every backend must be). newStore must return a new, empty, migrated store and close it when its t
 // ends. The subtests run in parallel.
 func RunOutbox(t *testing.T, newStore func(t *testing.T) OutboxStore, opts OutboxOptions) {
 	tests := []struct {
@@ -48,6 +48,7 @@ func RunOutbox(t *testing.T, newStore func(t *testing.T) OutboxStore, opts Outbo
 		{"RelayConcurrent", testRelayConcurrent},
 		{"RelayFailsMidway", func(t *testing.T, s OutboxStore) { testRelayFailsMidway(t, s, opts.SkipLocked) }},
 		{"RelayContextEnds", testRelayContextEnds},
+		{"CommitObserved", testOutboxCommitObserved},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

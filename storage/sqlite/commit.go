@@ -1,0 +1,25 @@
+package sqlite
+
+import (
+	"github.com/motorpool/motorpool/events"
+	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
+	"github.com/motorpool/motorpool/storage"
+)
+
+var _ storage.Observable = (*Store)(nil)
+
+// txn is a write's transaction: its queries, and the events record put in the outbox, which
+// inTx hands to the commit observer once the transaction has committed (and to nobody if it
+// rolled back).
+type txn struct {
+	*sqlitedb.Queries
+	recorded []events.Event
+}
+
+// Observe implements storage.Observable: the copy shares s's connection pool, and inTx calls
+// fn after each commit that recorded events, so every write gets it, including future ones.
+func (s *Store) Observe(fn storage.Committed) storage.Store {
+	c := *s
+	c.committed = fn
+	return &c
+}
