@@ -46,7 +46,7 @@ func TestDistributed(t *testing.T) {
 	usersDB := pgtest.NewDatabase(t)
 	vehiclesDB := usersDB
 	vc := clustertest.Open(t)
-	bcfg, exchange := brokertest.Config(t, ".tap")
+	bcfg, exchange := brokertest.Config(t, ".tap", ".users.cache", ".vehicles.cache")
 	bu, err := url.Parse(bcfg.URL)
 	if err != nil {
 		t.Fatal(err)
