@@ -89,7 +89,8 @@ type Committed func(ctx context.Context, evs []events.Event)
 // Observable is a backend whose committed writes can be observed.
 type Observable interface {
 	// Observe returns the store with fn called after every write that committed events (a
-	// failed write, and a call that records nothing, calls nothing). The returned store shares
-	// the receiver's connections: close only one of them.
-	Observe(fn Committed) Store
+	// failed write, and a call that records nothing, calls nothing), the projection's
+	// ApplyUserDeleted included. The returned store shares the receiver's connections: close
+	// only one of them.
+	Observe(fn Committed) Observed
 }
