@@ -10,6 +10,14 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type DeletedUser struct {
+	ID int64
+}
+
+type KnownUser struct {
+	ID int64
+}
+
 type Outbox struct {
 	ID            int64
 	EventID       pgtype.UUID

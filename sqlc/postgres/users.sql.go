@@ -207,22 +207,6 @@ func (q *Queries) LockUserAndAdmins(ctx context.Context, id int64) ([]LockUserAn
 	return items, nil
 }
 
-const lockUserForDelete = `-- name: LockUserForDelete :exec
-SELECT id
-FROM users
-WHERE id = $1
-FOR UPDATE
-`
-
-// FOR UPDATE (where LockUserAndAdmins takes NO KEY UPDATE) also blocks the foreign-key checks
-// of a vehicle being created for or moved to this user, until the deletion commits (and the
-// check fails): so the vehicles DeleteVehiclesOfUser then deletes, each with its event, are all
-// the user will have had, and the cascade silently removes none.
-func (q *Queries) LockUserForDelete(ctx context.Context, id int64) error {
-	_, err := q.db.Exec(ctx, lockUserForDelete, id)
-	return err
-}
-
 const setPassword = `-- name: SetPassword :one
 UPDATE users
 SET password_hash = $1,

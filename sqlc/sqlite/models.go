@@ -8,6 +8,14 @@ import (
 	"time"
 )
 
+type DeletedUser struct {
+	ID int64
+}
+
+type KnownUser struct {
+	ID int64
+}
+
 type Outbox struct {
 	ID            int64
 	EventID       string

@@ -53,21 +53,12 @@ WHERE id = @id
 RETURNING *;
 
 -- name: DeleteUser :one
--- The caller deletes the user's vehicles first (DeleteVehiclesOfUser), to record their events;
--- ON DELETE CASCADE would find none left.
+-- The caller locks the user's known_users row (LockUserForDelete) and deletes their vehicles
+-- first (DeleteVehiclesOfUser), to record their events, then that row (DeleteKnownUser), whose
+-- ON DELETE CASCADE finds no vehicle left.
 DELETE FROM users
 WHERE id = @id
 RETURNING *;
-
--- name: LockUserForDelete :exec
--- FOR UPDATE (where LockUserAndAdmins takes NO KEY UPDATE) also blocks the foreign-key checks
--- of a vehicle being created for or moved to this user, until the deletion commits (and the
--- check fails): so the vehicles DeleteVehiclesOfUser then deletes, each with its event, are all
--- the user will have had, and the cascade silently removes none.
-SELECT id
-FROM users
-WHERE id = @id
-FOR UPDATE;
 
 -- name: LockUserAndAdmins :many
 -- Locks the user and every admin, in id order so that concurrent callers cannot deadlock, for

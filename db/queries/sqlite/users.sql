@@ -57,7 +57,8 @@ RETURNING *;
 
 -- name: DeleteUser :one
 -- The caller deletes the user's vehicles first (DeleteVehiclesOfUser), in the same
--- transaction, to record their events; ON DELETE CASCADE would find none left.
+-- transaction, to record their events, then their known_users row (DeleteKnownUser), whose
+-- ON DELETE CASCADE finds no vehicle left.
 DELETE FROM users
 WHERE id = @id
 RETURNING *;
