@@ -17,8 +17,9 @@ type txn struct {
 }
 
 // Observe implements storage.Observable: the copy shares s's connection pool, and inTx calls
-// fn after each commit that recorded events, so every write gets it, including future ones.
-func (s *Store) Observe(fn storage.Committed) storage.Store {
+// fn after each commit that recorded events, so every write gets it, the projection's
+// included, and future ones too.
+func (s *Store) Observe(fn storage.Committed) storage.Observed {
 	c := *s
 	c.committed = fn
 	return &c

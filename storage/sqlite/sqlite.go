@@ -188,6 +188,10 @@ func (s *Store) CreateUser(ctx context.Context, u storage.NewUser) (storage.User
 		if err != nil {
 			return translate("create user", err)
 		}
+		// On one database the users domain keeps the vehicles domain's projection itself.
+		if err := q.InsertKnownUser(ctx, row.ID); err != nil {
+			return translate("create user", err)
+		}
 		return recordUser(ctx, q, events.UserCreated, row, "", row.Revision, row.CreatedAt)
 	})
 	if err != nil {
@@ -298,8 +302,8 @@ func (s *Store) SetPassword(ctx context.Context, id int64, hash string, version 
 }
 
 // DeleteUser implements storage.Store. It runs in a transaction that checks for the last admin
-// first (see checkLastAdmin) and deletes the user's vehicles itself, before the user, to
-// record an event for each.
+// first (see checkLastAdmin) and deletes the user's vehicles itself, before the user and their
+// known_users row, to record an event for each.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return s.inTx(ctx, "delete user", func(q *txn) error {
 		if err := checkLastAdmin(ctx, q, id); err != nil {
@@ -311,6 +315,9 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 		}
 		user, err := q.DeleteUser(ctx, id)
 		if err != nil {
+			return translate("delete user", err)
+		}
+		if err := q.DeleteKnownUser(ctx, id); err != nil {
 			return translate("delete user", err)
 		}
 		return recordUserDeleted(ctx, q, user, vehicles, storage.Now())
