@@ -11,9 +11,12 @@
 --                       the only role, superusers aside, that may run DDL or write
 --                       goose_db_version. It may be made NOLOGIN, with a person's role that is
 --                       a member of it migrating as it (options=-c role=motorpool_owner).
---   motorpool_users     LOGIN. Reads and writes the users domain's tables and reads
---                       goose_db_version (to see that the schema is up to date), nothing else.
---   motorpool_vehicles  LOGIN. The same for the vehicles domain.
+--   motorpool_users     LOGIN. Reads and writes the users domain's tables and known_users
+--                       (which its CreateUser and DeleteUser keep), reads goose_db_version (to
+--                       see that the schema is up to date), and reads and deletes vehicles
+--                       (which DeleteUser takes with their owner on one database), nothing else.
+--   motorpool_vehicles  LOGIN. The same for the vehicles domain: vehicles, known_users and
+--                       deleted_users (its projection of the users), never users.
 --   motorpool_app       LOGIN, a member of both domain roles: the one pool (DATABASE_URL) of
 --                       today's one-process, one-database layout. It goes away when the storage
 --                       is split and each domain connects as its own role.
@@ -74,13 +77,22 @@ LANGUAGE sql IMMUTABLE AS $$
     VALUES
         -- users domain: the accounts.
         ('users', 'users'),
-        -- vehicles domain.
+        -- vehicles domain, with the tombstones of the user deletions its projection applied,
+        -- which only the projection (fed by the users domain's events) writes.
         ('vehicles', 'vehicles'),
+        ('vehicles', 'deleted_users'),
         -- Both: on one database each domain's writes record their events in the one outbox,
         -- in the write's transaction, and either domain's process may relay it. (With a
         -- database per domain, each has an outbox of its own.)
         ('users', 'outbox'),
-        ('vehicles', 'outbox')
+        ('vehicles', 'outbox'),
+        -- Both: known_users, the users a vehicle may name, is the vehicles domain's, which
+        -- reads it and, on a database of its own, writes it from the users domain's events;
+        -- the users domain's CreateUser and DeleteUser write it in their transactions, which
+        -- on one database keeps it for the vehicles (DeleteUser locks the row against new
+        -- vehicles first).
+        ('users', 'known_users'),
+        ('vehicles', 'known_users')
 $$;
 
 -- grant_domain_tables grants each listed table in the schema public (only only_table, when it
@@ -109,10 +121,11 @@ BEGIN
             EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', seq, t.role);
         END LOOP;
     END LOOP;
-    -- The one grant across domains, on one database: deleting a user deletes their vehicles in
-    -- the same transaction, recording an event for each (storage/postgres DeleteUser), so the
-    -- users role may read and delete vehicles, never create or change them. With a database per
-    -- domain there is no vehicles table beside the users.
+    -- The one grant across domains beyond the tables both list: on one database deleting a
+    -- user deletes their vehicles in the same transaction, recording an event for each
+    -- (storage/postgres DeleteUser), so the users role may read and delete vehicles, never
+    -- create or change them. With a database per domain the users database's vehicles table
+    -- stays empty.
     IF to_regclass('public.vehicles') IS NOT NULL AND (only_table IS NULL OR only_table = to_regclass('public.vehicles')) THEN
         EXECUTE format('GRANT SELECT, DELETE ON TABLE public.vehicles TO %I', motorpool_roles.prefix() || '_users');
     END IF;

@@ -66,18 +66,18 @@ func TestStoreAsAppRole(t *testing.T) {
 }
 
 // Each domain role reads and writes its own tables and no other (but that the users role reads
-// the vehicles it deletes with a user, on one database); all read goose's version table, which
-// only the owner writes.
+// the vehicles it deletes with a user, on one database, and keeps known_users); all read
+// goose's version table, which only the owner writes.
 func TestRolesDomains(t *testing.T) {
 	r := leastPrivilege(t)
 	owns := map[string][]string{
-		r.Users.Name:    {"users", "vehicles", "goose_db_version"},
-		r.Vehicles.Name: {"vehicles", "goose_db_version"},
-		r.App.Name:      {"users", "vehicles", "goose_db_version"},
+		r.Users.Name:    {"users", "vehicles", "known_users", "goose_db_version"},
+		r.Vehicles.Name: {"vehicles", "known_users", "deleted_users", "goose_db_version"},
+		r.App.Name:      {"users", "vehicles", "known_users", "deleted_users", "goose_db_version"},
 	}
 	for _, role := range []pgtest.Role{r.Users, r.Vehicles, r.App} {
 		c := connect(t, role.URL)
-		for _, table := range []string{"users", "vehicles", "goose_db_version"} {
+		for _, table := range []string{"users", "vehicles", "known_users", "deleted_users", "goose_db_version"} {
 			_, err := c.Exec(t.Context(), "SELECT * FROM "+table)
 			if want := contains(owns[role.Name], table); want && err != nil {
 				t.Errorf("%s: SELECT from %s: %v", role.Name, table, err)
@@ -139,6 +139,40 @@ func TestRolesDomainStores(t *testing.T) {
 	}
 	if _, err := vehicles.GetVehicle(ctx, v.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetVehicle after its owner was deleted: %v, want ErrNotFound", err)
+	}
+	if known, err := vehicles.KnownUser(ctx, u.ID); err != nil || known {
+		t.Errorf("KnownUser after DeleteUser as the vehicles role = %v, %v; want false", known, err)
+	}
+}
+
+// The vehicles role runs the projection of a database of its own; the users role, which may
+// not touch the tombstones, cannot.
+func TestRolesProjection(t *testing.T) {
+	r := leastPrivilege(t)
+	users, vehicles := openAs(t, r.Users), openAs(t, r.Vehicles)
+	ctx := t.Context()
+	const id = 4242
+	if err := vehicles.ApplyUserCreated(ctx, id); err != nil {
+		t.Fatalf("ApplyUserCreated as the vehicles role: %v", err)
+	}
+	if known, err := vehicles.KnownUser(ctx, id); err != nil || !known {
+		t.Fatalf("KnownUser as the vehicles role = %v, %v; want true", known, err)
+	}
+	v, err := vehicles.CreateVehicle(ctx, storage.NewVehicle{UserID: id, Make: "Toyota", Model: "Corolla", Year: 2021, VIN: "1HGCM82633A004352", LicensePlate: "AB-123-CD"})
+	if err != nil {
+		t.Fatalf("CreateVehicle for a projected user: %v", err)
+	}
+	if err := users.ApplyUserDeleted(ctx, id); !denied(err) {
+		t.Errorf("ApplyUserDeleted as the users role: %v, want permission denied", err)
+	}
+	if err := users.ApplyUserCreated(ctx, id+1); !denied(err) {
+		t.Errorf("ApplyUserCreated as the users role: %v, want permission denied", err)
+	}
+	if err := vehicles.ApplyUserDeleted(ctx, id); err != nil {
+		t.Fatalf("ApplyUserDeleted as the vehicles role: %v", err)
+	}
+	if _, err := vehicles.GetVehicle(ctx, v.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetVehicle after ApplyUserDeleted: %v, want ErrNotFound", err)
 	}
 }
 
@@ -229,12 +263,14 @@ ORDER BY 1`, r.Users.Name, r.Vehicles.Name)
 		if anon {
 			t.Errorf("PUBLIC may read %s", name)
 		}
-		// The outbox is the one table both domains write on one database (db/roles/postgres.sql).
-		shared := name == "outbox" || name == "outbox_id_seq"
+		// The tables both domains write on one database (db/roles/postgres.sql): each records
+		// its events in the outbox, and known_users is the vehicles domain's projection that
+		// the users domain's writes keep.
+		shared := name == "outbox" || name == "outbox_id_seq" || name == "known_users"
 		if inGoose := strings.HasPrefix(name, "goose_db_version"); inGoose && (users || vehicles) {
 			t.Errorf("an application role may write %s; only the owner migrates", name)
 		} else if shared && !(users && vehicles) {
-			t.Errorf("%s is granted to users: %v, vehicles: %v; want both (each domain records its events in it)", name, users, vehicles)
+			t.Errorf("%s is granted to users: %v, vehicles: %v; want both", name, users, vehicles)
 		} else if !inGoose && !shared && users == vehicles {
 			t.Errorf("%s (relkind %s) is granted to users: %v, vehicles: %v; want exactly one domain: list it in db/roles/postgres.sql", name, kind, users, vehicles)
 		}
