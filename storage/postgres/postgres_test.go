@@ -131,3 +131,7 @@ func TestOutbox(t *testing.T) {
 	storagetest.RunOutbox(t, func(t *testing.T) storagetest.OutboxStore { return pgtest.Open(t) },
 		storagetest.OutboxOptions{SkipLocked: true})
 }
+
+func TestUserProjection(t *testing.T) {
+	storagetest.RunUserProjection(t, func(t *testing.T) storagetest.ProjectionStore { return pgtest.Open(t) })
+}

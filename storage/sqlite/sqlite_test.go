@@ -46,6 +46,12 @@ func TestOutbox(t *testing.T) {
 	}, storagetest.OutboxOptions{})
 }
 
+func TestUserProjection(t *testing.T) {
+	storagetest.RunUserProjection(t, func(t *testing.T) storagetest.ProjectionStore {
+		return open(t, filepath.Join(t.TempDir(), "motorpool.db"))
+	})
+}
+
 func TestMigrateIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "motorpool.db")
 	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})

@@ -33,23 +33,29 @@ const stallDeadline = 300 * time.Millisecond
 // must cut short. Either way every write fails within the bound with an error wrapping
 // storage.ErrUnavailable (not a contract error such as ErrNotFound, which the API would answer
 // as the request's fault), and once the backend is back the same store serves again at once,
-// with nothing written before the outage lost.
+// with nothing written before the outage lost. A Store that is also a storage.UserProjection
+// has its Apply methods checked with the writes.
 func RunOutage(t *testing.T, down, stall func(t *testing.T) Outage) {
 	t.Run("Down", func(t *testing.T) {
 		t.Parallel()
 		o := down(t)
-		testOutage(t, o.Store, o.Cut, o.Bound, true)
+		proj, _ := o.Store.(storage.UserProjection)
+		testOutage(t, o.Store, proj, 0, o.Cut, o.Bound, true)
 	})
 	t.Run("Stalled", func(t *testing.T) {
 		t.Parallel()
 		o := stall(t)
 		// A stalled write may still land when the stall ends (a partition delivers what it
-		// held), so what was written before must be found again, not unchanged.
-		testOutage(t, deadline.Wrap(o.Store, stallDeadline), o.Cut, stallDeadline+o.Bound, false)
+		// held), so what was written before must be found again, not unchanged. Package
+		// deadline wraps only the Store, so the projection's calls get the deadline here.
+		proj, _ := o.Store.(storage.UserProjection)
+		testOutage(t, deadline.Wrap(o.Store, stallDeadline), proj, stallDeadline, o.Cut, stallDeadline+o.Bound, false)
 	})
 }
 
-func testOutage(t *testing.T, s storage.Store, cut func(t *testing.T) func(), bound time.Duration, unchanged bool) {
+// testOutage cuts the backend under s's writes and proj's (when not nil), each of proj's
+// calls bounded by perCall (when not zero).
+func testOutage(t *testing.T, s storage.Store, proj storage.UserProjection, perCall time.Duration, cut func(t *testing.T) func(), bound time.Duration, unchanged bool) {
 	ctx := context.Background()
 	u, err := s.CreateUser(ctx, storage.NewUser{Email: "before@example.com", Name: "Before", PasswordHash: "h"})
 	if err != nil {
@@ -90,6 +96,25 @@ func testOutage(t *testing.T, s storage.Store, cut func(t *testing.T) func(), bo
 			return err
 		}},
 		{"DeleteVehicle", func() error { return s.DeleteVehicle(ctx, v.ID) }},
+	}
+	if proj != nil {
+		bounded := func(call func(ctx context.Context) error) func() error {
+			return func() error {
+				if perCall == 0 {
+					return call(ctx)
+				}
+				ctx, cancel := context.WithTimeout(ctx, perCall)
+				defer cancel()
+				return call(ctx)
+			}
+		}
+		writes = append(writes, []struct {
+			name string
+			call func() error
+		}{
+			{"ApplyUserCreated", bounded(func(ctx context.Context) error { return proj.ApplyUserCreated(ctx, other) })},
+			{"ApplyUserDeleted", bounded(func(ctx context.Context) error { return proj.ApplyUserDeleted(ctx, other+1) })},
+		}...)
 	}
 	for _, w := range writes {
 		start := time.Now()
