@@ -57,8 +57,9 @@ WHERE id = $1
 RETURNING id, email, email_normalized, name, role, password_hash, created_at, updated_at, password_version, revision
 `
 
-// The caller deletes the user's vehicles first (DeleteVehiclesOfUser), to record their events;
-// ON DELETE CASCADE would find none left.
+// The caller locks the user's known_users row (LockUserForDelete) and deletes their vehicles
+// first (DeleteVehiclesOfUser), to record their events, then that row (DeleteKnownUser), whose
+// ON DELETE CASCADE finds no vehicle left.
 func (q *Queries) DeleteUser(ctx context.Context, id int64) (User, error) {
 	row := q.db.QueryRow(ctx, deleteUser, id)
 	var i User

@@ -58,7 +58,8 @@ RETURNING id, email, email_normalized, name, role, password_hash, created_at, up
 `
 
 // The caller deletes the user's vehicles first (DeleteVehiclesOfUser), in the same
-// transaction, to record their events; ON DELETE CASCADE would find none left.
+// transaction, to record their events, then their known_users row (DeleteKnownUser), whose
+// ON DELETE CASCADE finds no vehicle left.
 func (q *Queries) DeleteUser(ctx context.Context, id int64) (User, error) {
 	row := q.db.QueryRowContext(ctx, deleteUser, id)
 	var i User
