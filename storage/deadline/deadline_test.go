@@ -59,3 +59,45 @@ func TestZeroTimeoutIsNoWrapper(t *testing.T) {
 		t.Errorf("Wrap(s, 0) = %T, want s itself", got)
 	}
 }
+
+// projRecorder is a UserProjection that remembers the deadline of each call.
+type projRecorder struct{ deadlines []time.Time }
+
+func (p *projRecorder) record(ctx context.Context) {
+	dl, _ := ctx.Deadline()
+	p.deadlines = append(p.deadlines, dl)
+}
+
+func (p *projRecorder) KnownUser(ctx context.Context, _ int64) (bool, error) {
+	p.record(ctx)
+	return true, nil
+}
+func (p *projRecorder) ApplyUserCreated(ctx context.Context, _ int64) error {
+	p.record(ctx)
+	return nil
+}
+func (p *projRecorder) ApplyUserDeleted(ctx context.Context, _ int64) error {
+	p.record(ctx)
+	return nil
+}
+
+// The projection's calls are bounded as the store's are.
+func TestProjectionCallsAreBounded(t *testing.T) {
+	rec := &projRecorder{}
+	p := deadline.WrapProjection(rec, time.Minute)
+	before := time.Now()
+	_, _ = p.KnownUser(context.Background(), 1)
+	_ = p.ApplyUserCreated(context.Background(), 1)
+	_ = p.ApplyUserDeleted(context.Background(), 1)
+	if len(rec.deadlines) != 3 {
+		t.Fatalf("%d calls reached the projection, want 3", len(rec.deadlines))
+	}
+	for i, dl := range rec.deadlines {
+		if dl.Before(before.Add(time.Minute)) || dl.After(time.Now().Add(time.Minute)) {
+			t.Errorf("call %d's deadline %v, want a minute from the call", i, dl)
+		}
+	}
+	if got := deadline.WrapProjection(rec, 0); got != storage.UserProjection(rec) {
+		t.Errorf("WrapProjection(p, 0) = %T, want p itself", got)
+	}
+}
