@@ -20,6 +20,12 @@ type PasswordHasher interface {
 	Hash(ctx context.Context, plain string) (string, error)
 }
 
+// Owners tells which users vehicles may belong to: the vehicles domain's view of the users
+// (storage.UserProjection), which, in the two-database layout, is all the vehicles domain has.
+type Owners interface {
+	KnownUser(ctx context.Context, id int64) (bool, error)
+}
+
 // Check is one backend that readiness depends on.
 type Check struct {
 	Name string                          // as reported in /readyz, e.g. "database"
@@ -29,6 +35,7 @@ type Check struct {
 // Server implements gen.StrictServerInterface.
 type Server struct {
 	store        storage.Store
+	owners       Owners
 	hasher       PasswordHasher
 	auth         Authenticator
 	jwks         func() ([]byte, error)
@@ -41,6 +48,7 @@ type Server struct {
 // Deps are what a Server works on.
 type Deps struct {
 	Store  storage.Store
+	Owners Owners         // for the vehicles domain's operations
 	Hasher PasswordHasher // for the users domain's operations; nil in a process that does not serve them
 	Auth   Authenticator
 	JWKS   func() ([]byte, error) // the public key set, as JSON
@@ -66,6 +74,7 @@ func WithLogger(log *slog.Logger) Option {
 func New(d Deps, opts ...Option) *Server {
 	s := &Server{
 		store:        d.Store,
+		owners:       d.Owners,
 		hasher:       d.Hasher,
 		auth:         d.Auth,
 		jwks:         d.JWKS,
