@@ -29,8 +29,6 @@ import (
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/deadline"
 	"github.com/motorpool/motorpool/storage/memory"
-	"github.com/motorpool/motorpool/storage/postgres"
-	"github.com/motorpool/motorpool/storage/sqlite"
 	"github.com/motorpool/motorpool/storage/valkey"
 )
 
@@ -108,37 +106,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var applied int
-	if cfg.MigrateURL != "" {
-		if applied, err = migrateAsOwner(ctx, cfg); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		if cmd == "migrate" { // a migration job needs no other credentials
-			fmt.Fprintf(stdout, "applied %d migration(s)\n", applied)
-			return nil
-		}
+	migrated, all, err := migrateAsOwners(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
-	store, err := openStore(ctx, cfg)
+	if cmd == "migrate" && all { // a migration job needs no other credentials
+		fmt.Fprintf(stdout, "applied %d migration(s)\n", migrated)
+		return nil
+	}
+	dbs, applied, err := openStores(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if cfg.MigrateURL == "" {
-		if applied, err = store.Migrate(ctx); errors.Is(err, postgres.ErrNotOwner) {
-			return fmt.Errorf("migrate: %w (set MIGRATE_DATABASE_URL to the owner's URL: README.md, Least privilege)", err)
-		} else if err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-	}
+	defer dbs.close()
+	applied += migrated
 	switch cmd {
 	case "migrate":
 		fmt.Fprintf(stdout, "applied %d migration(s)\n", applied)
 		return nil
 	case "admin":
-		return adminCreate(ctx, deadline.Wrap(store, cfg.DBQueryTimeout), args[2:], getenv, stdout)
+		if dbs.users == nil {
+			return fmt.Errorf("admin create: this process does not open the users database (SERVE_DOMAINS=%s)", getenv("SERVE_DOMAINS"))
+		}
+		return adminCreate(ctx, deadline.Wrap(dbs.users, cfg.DBQueryTimeout), args[2:], getenv, stdout)
 	}
 	log.Info("starting", append([]any{"version", version, "migrations_applied", applied}, cfg.describe()...)...)
-	return serve(ctx, cfg, log, store, stdout)
+	return serve(ctx, cfg, log, dbs, stdout)
 }
 
 // adminCreate bootstraps an admin. The password comes from the environment, never the
@@ -170,60 +163,16 @@ func adminCreate(ctx context.Context, store storage.Store, args []string, getenv
 	return nil
 }
 
-// backend is a durable store that can migrate itself and report its pool, with the outbox its
-// writes record their events in, and whose commits can be observed.
-type backend interface {
-	storage.Store
-	storage.Outbox
-	storage.Observable
-	Migrate(ctx context.Context) (int, error)
-	Stats() storage.PoolStats
-}
-
-func openStore(ctx context.Context, cfg config) (backend, error) {
-	if cfg.DatabaseURL != "" {
-		s, err := postgres.Open(ctx, postgres.Config{
-			URL:             cfg.DatabaseURL,
-			MaxConns:        cfg.DBMaxConns,
-			MinConns:        cfg.DBMinConns,
-			ConnectTimeout:  cfg.DBConnTimeout,
-			MaxConnLifetime: cfg.DBConnLifetime,
-			MaxConnIdleTime: cfg.DBConnIdleTime,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("open PostgreSQL (%s): %w", maskURL(cfg.DatabaseURL), err)
-		}
-		return s, nil
-	}
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.SQLitePath, MaxOpenConns: int(cfg.DBMaxConns)})
-	if err != nil {
-		return nil, fmt.Errorf("open SQLite (SQLITE_PATH=%s): %w", cfg.SQLitePath, err)
-	}
-	return s, nil
-}
-
-// migrateAsOwner applies the migrations as MIGRATE_DATABASE_URL's role, which owns what they
-// create (db/roles/postgres.sql), on a pool of its own that is closed before the
-// application's opens: no connection that serves requests may run DDL.
-func migrateAsOwner(ctx context.Context, cfg config) (int, error) {
-	s, err := postgres.Open(ctx, postgres.Config{URL: cfg.MigrateURL, ConnectTimeout: cfg.DBConnTimeout})
-	if err != nil {
-		return 0, fmt.Errorf("open PostgreSQL (MIGRATE_DATABASE_URL=%s): %w", maskURL(cfg.MigrateURL), err)
-	}
-	defer s.Close()
-	return s.Migrate(ctx)
-}
-
-func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout io.Writer) error {
-	metrics := api.NewMetrics(db.Stats)
+func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdout io.Writer) error {
+	metrics := api.NewMetrics(dbs.stats)
 	caching, err := openCaching(ctx, cfg, log, metrics)
 	if err != nil {
 		return err
 	}
 	defer caching.close() // after the events' stop: their consumer invalidates through it
-	// Every call from here on is bounded by DB_QUERY_TIMEOUT (the migrations ran unbounded),
-	// and every write invalidates the cache as it commits.
-	store := deadline.Wrap(caching.observe(db), cfg.DBQueryTimeout)
+	// Every write invalidates the cache as it commits.
+	w := dbs.wire(cfg, caching.observe)
+	store := w.store
 	ad, err := openAuth(ctx, cfg, log, store)
 	if err != nil {
 		return err
@@ -238,7 +187,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 		}
 		log.Info("admin bootstrap", "created", created)
 	}
-	ev, err := startEvents(ctx, cfg, log, db, metrics, caching.consumers(cfg)...)
+	ev, err := startEvents(ctx, cfg, log, dbs.outboxes(), metrics, declaredQueues(cfg), eventConsumers(cfg, log, w, caching)...)
 	if err != nil {
 		return err
 	}
@@ -248,7 +197,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, db backend, stdout
 	if ad.hasher != nil {
 		hasher = ad.hasher
 	}
-	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Hasher: hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: store, Owners: w.owners, Hasher: hasher, Auth: ad.service, JWKS: ad.issuer.JWKS},
 		impl.WithChecks(2*time.Second, checks...), impl.WithLogger(log))
 	if caching.cache != nil {
 		ttl := impl.DefaultCacheTTLs()

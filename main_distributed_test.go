@@ -29,8 +29,8 @@ import (
 func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
 
 // TestDistributed runs the plan's deployment: two users-domain and two vehicles-domain
-// instances (on one database until the two-database layout exists), events through
-// RabbitMQ, caches and sessions on a Valkey Cluster. A randomized workload of registrations, updates, deletions and vehicle
+// instances, each domain on a database of its own, events through RabbitMQ, caches and
+// sessions on a Valkey Cluster. A randomized workload of registrations, updates, deletions and vehicle
 // writes runs across them, through a broker outage in its middle (a proxy the test controls
 // in front of RabbitMQ). After quiescence every API answer equals the databases, no vehicle
 // belongs to a missing user, and no cached read is stale. It logs the figures the closing
@@ -42,11 +42,9 @@ func TestDistributed(t *testing.T) {
 	}
 	t.Logf("DISTRIBUTED_SEED=%d", seed)
 
-	// One database for both domains: the two-database layout is not built yet.
-	usersDB := pgtest.NewDatabase(t)
-	vehiclesDB := usersDB
+	usersDB, vehiclesDB := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
 	vc := clustertest.Open(t)
-	bcfg, exchange := brokertest.Config(t, ".tap", ".users.cache", ".vehicles.cache")
+	bcfg, exchange := brokertest.Config(t, ".tap", ".users.cache", ".vehicles.cache", ".vehicles.projection")
 	bu, err := url.Parse(bcfg.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +75,7 @@ func TestDistributed(t *testing.T) {
 			"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "warn", "DATA_DIR": t.TempDir(),
 			"ADMIN_EMAIL": "root@example.com", "ADMIN_PASSWORD": "a long admin password",
 		}
-		e["DATABASE_URL"] = usersDB
+		e["USERS_DATABASE_URL"], e["VEHICLES_DATABASE_URL"] = usersDB, vehiclesDB
 		if domains == "users" {
 			e["JWT_PRIVATE_KEY_FILE"] = keyFile
 		} else {

@@ -240,6 +240,20 @@ func (w *workload) check(t *testing.T, usersDB, vehiclesDB string) string {
 		return err
 	})
 	var faults []string
+	// The vehicles database's projection knows exactly the users that exist.
+	queryDB(t, vehiclesDB, func(c *pgx.Conn) error {
+		rows, _ := c.Query(context.Background(), "SELECT id FROM known_users")
+		known, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		for _, id := range known {
+			if _, ok := users[id]; !ok {
+				faults = append(faults, fmt.Sprintf("user %d is known to the vehicles database but not in the users database", id))
+			}
+		}
+		if len(known) != len(users) && err == nil {
+			faults = append(faults, fmt.Sprintf("the vehicles database knows %d users, the users database has %d", len(known), len(users)))
+		}
+		return err
+	})
 	for _, v := range vehicles {
 		if _, ok := users[v.UserID]; !ok {
 			faults = append(faults, fmt.Sprintf("vehicle %d belongs to user %d, who is not in the users database", v.ID, v.UserID))

@@ -46,7 +46,7 @@ func openCaching(ctx context.Context, cfg config, log *slog.Logger, obs storage.
 
 // observe is db as the service writes through it: each commit invalidates what its events
 // name before the write returns.
-func (d *cacheDeps) observe(db backend) storage.Store {
+func (d *cacheDeps) observe(db backend) storage.Observed {
 	if d.inv == nil {
 		return db
 	}

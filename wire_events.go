@@ -15,32 +15,41 @@ import (
 	"github.com/motorpool/motorpool/storage"
 )
 
-// eventsDeps is the events' relay, running for the life of the server.
+// eventsDeps is the events' relays, one per database, running for the life of the server.
 type eventsDeps struct {
-	relay  *relay.Relay
 	checks []impl.Check
-	stop   func() // stops the relay, then relays what is left (a few seconds at most)
+	stop   func() // stops the relays, then relays what is left (a few seconds at most)
 }
 
-// startEvents relays the outbox's events: to RabbitMQ when RABBITMQ_URL is set, else within
-// the process. Either way an event leaves the outbox only once it is delivered, so a restart
+// namedOutbox is a database's outbox; name names its readiness check.
+type namedOutbox struct {
+	storage.Outbox
+	name string
+}
+
+// startEvents relays the outboxes' events: to RabbitMQ when RABBITMQ_URL is set, else within
+// the process. Either way an event leaves its outbox only once it is delivered, so a restart
 // or a crash loses none.
 //
 // consumers are this service's subscriptions, handled here: subscribed to the in-process relay,
-// or consumed from their durable queues on RabbitMQ.
-func startEvents(ctx context.Context, cfg config, log *slog.Logger, out storage.Outbox, metrics *api.Metrics, consumers ...consumer) (*eventsDeps, error) {
-	m := relay.NewMetrics(out.Backlog)
+// or consumed from their durable queues on RabbitMQ. declare are queues of other services that
+// this one's events must reach even before those services first connect.
+func startEvents(ctx context.Context, cfg config, log *slog.Logger, outs []namedOutbox, metrics *api.Metrics, declare []broker.Subscription, consumers ...consumer) (*eventsDeps, error) {
+	m := relay.NewMetrics(backlogs(outs))
 	if err := metrics.Register(m); err != nil {
 		return nil, fmt.Errorf("events metrics: %w", err)
 	}
 	local := relay.NewLocal(m)
 	var pub relay.Publisher = local
-	d := &eventsDeps{checks: []impl.Check{{Name: "outbox", Ping: outboxLag(out, cfg.Events.MaxLag)}}}
+	d := &eventsDeps{}
+	for _, out := range outs {
+		d.checks = append(d.checks, impl.Check{Name: out.name, Ping: outboxLag(out, cfg.Events.MaxLag)})
+	}
 	var closePub func()
 	cctx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))
 	var consuming sync.WaitGroup
 	if cfg.Events.Broker.URL != "" {
-		p := &declaringPublisher{Publisher: broker.NewPublisher(cfg.Events.Broker), cfg: cfg.Events.Broker}
+		p := &declaringPublisher{Publisher: broker.NewPublisher(cfg.Events.Broker), cfg: cfg.Events.Broker, subs: declare}
 		pub, closePub = p, func() { _ = p.Close() }
 		d.checks = append(d.checks, impl.Check{Name: "broker", Ping: p.Ping})
 		for _, c := range consumers {
@@ -61,22 +70,28 @@ func startEvents(ctx context.Context, cfg config, log *slog.Logger, out storage.
 			}
 		}
 	}
-	d.relay = relay.New(out, pub, relay.Config{}, m)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.relay.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("event relay stopped", "error", err.Error())
-		}
-	}()
+	var relaying sync.WaitGroup
+	relays := make([]*relay.Relay, len(outs))
+	for i, out := range outs {
+		relays[i] = relay.New(out, pub, relay.Config{}, m)
+		relaying.Add(1)
+		go func() {
+			defer relaying.Done()
+			if err := relays[i].Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("event relay stopped", "outbox", out.name, "error", err.Error())
+			}
+		}()
+	}
 	d.stop = func() {
 		cancel()
-		<-done
+		relaying.Wait()
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer dcancel()
-		if err := d.relay.Drain(dctx); err != nil {
-			log.Warn("events left in the outbox at shutdown; the next instance relays them", "error", err.Error())
+		for i, r := range relays {
+			if err := r.Drain(dctx); err != nil {
+				log.Warn("events left in the outbox at shutdown; the next instance relays them", "outbox", outs[i].name, "error", err.Error())
+			}
 		}
 		// What the consumers have not acknowledged stays in their queues for the next one.
 		stopConsumers()
@@ -86,6 +101,24 @@ func startEvents(ctx context.Context, cfg config, log *slog.Logger, out storage.
 		}
 	}
 	return d, nil
+}
+
+// backlogs is the outboxes' backlog together: the events waiting in all, and the oldest.
+func backlogs(outs []namedOutbox) func(context.Context) (int, time.Time, error) {
+	return func(ctx context.Context) (int, time.Time, error) {
+		total, oldest := 0, time.Time{}
+		for _, out := range outs {
+			n, t, err := out.Backlog(ctx)
+			if err != nil {
+				return 0, time.Time{}, err
+			}
+			total += n
+			if n > 0 && (oldest.IsZero() || t.Before(oldest)) {
+				oldest = t
+			}
+		}
+		return total, oldest, nil
+	}
 }
 
 // consumer is one of this service's subscriptions. handler(wait) is its handler: with wait

@@ -32,7 +32,9 @@ import (
 	"github.com/motorpool/motorpool/password"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/memory"
+	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
+	"github.com/motorpool/motorpool/storage/split"
 	"github.com/motorpool/motorpool/storage/sqlite"
 	"github.com/motorpool/motorpool/storage/valkey"
 	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
@@ -48,6 +50,7 @@ type backend struct {
 	valkey *valkey.Client            // nil for the embedded pairing
 	inv    *invalidation.Invalidator // set by observed, with the cache
 	plain  storage.Store             // the store as opened, before observed
+	owners storage.UserProjection    // set by observed; else the store itself is asked
 }
 
 // observed gives b's store the invalidator a deployment wires (main's wire_cache.go): each
@@ -71,8 +74,29 @@ func observed(t testing.TB, b backend) backend {
 		b.inv.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	b.store = ob.Observe(b.inv.Committed)
+	o := ob.Observe(b.inv.Committed)
+	b.store, b.owners = o, o
 	return b
+}
+
+// databases is the two-database layout as the API sees it (main's wire_db.go): the split
+// store, the users domain's calls on one database and the vehicles domain's on the other,
+// observable as one store. Its users' writes reach the projection as they commit (as in a
+// process serving both domains); no events are relayed.
+type databases struct {
+	*split.Store
+	users, vehicles *postgres.Store
+}
+
+func newDatabases(t testing.TB) databases {
+	u, v := pgtest.Open(t), pgtest.Open(t)
+	return databases{Store: split.New(split.Config{Users: u, Vehicles: v, Owners: v, OwnerWait: 2 * time.Second}), users: u, vehicles: v}
+}
+
+// Observe implements storage.Observable, observing both databases.
+func (d databases) Observe(fn storage.Committed) storage.Observed {
+	u, v := d.users.Observe(fn), d.vehicles.Observe(fn)
+	return split.New(split.Config{Users: u, Vehicles: v, Owners: v, OwnerWait: 2 * time.Second})
 }
 
 // openEmbedded is the embedded pairing on a migrated SQLite file opened with cfg.
@@ -99,6 +123,10 @@ var backends = map[string]func(t testing.TB) backend{
 	"production": func(t testing.TB) backend {
 		vc := valkeytest.Open(t)
 		return observed(t, backend{store: pgtest.Open(t), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
+	},
+	"two-databases": func(t testing.TB) backend {
+		vc := valkeytest.Open(t)
+		return observed(t, backend{store: newDatabases(t), state: valkey.NewAuthState(vc), cache: openValkeyCache(t, vc.KeyPrefix(), nil), valkey: vc})
 	},
 }
 
@@ -328,7 +356,15 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, impl.WithLogger(log))
+	owners := b.owners
+	if owners == nil {
+		p, ok := b.store.(storage.UserProjection)
+		if !ok {
+			t.Fatalf("store %T has no projection of the users: observe it before wrapping it", b.store)
+		}
+		owners = p
+	}
+	var server gen.StrictServerInterface = impl.New(impl.Deps{Store: b.store, Owners: owners, Hasher: testHasher, Auth: svc, JWKS: issuer.JWKS}, impl.WithLogger(log))
 	if b.cache != nil {
 		cached := impl.NewCached(server, b.store, b.cache, b.inv, impl.DefaultCacheTTLs(), log)
 		server = cached
