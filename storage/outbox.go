@@ -64,7 +64,21 @@ type Revised[T any] struct {
 // UserDeletedEvents are the events of a user's deletion, numbered one past each deleted row's
 // revision: a VEHICLE_DELETED for each of their vehicles, then the USER_DELETED.
 func UserDeletedEvents(u Revised[User], vehicles []Revised[Vehicle], at time.Time) ([]events.Event, error) {
-	evs := make([]events.Event, 0, len(vehicles)+1)
+	evs, err := VehiclesDeletedEvents(vehicles, at)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := UserEvent(events.UserDeleted, u.Record, "", u.Revision+1, at)
+	if err != nil {
+		return nil, err
+	}
+	return append(evs, ev), nil
+}
+
+// VehiclesDeletedEvents are the VEHICLE_DELETED events of vehicles' deletion, each numbered
+// one past the deleted row's revision.
+func VehiclesDeletedEvents(vehicles []Revised[Vehicle], at time.Time) ([]events.Event, error) {
+	evs := make([]events.Event, 0, len(vehicles)+1) // room for a USER_DELETED
 	for _, v := range vehicles {
 		ev, err := VehicleEvent(events.VehicleDeleted, v.Record, 0, v.Revision+1, at)
 		if err != nil {
@@ -72,11 +86,7 @@ func UserDeletedEvents(u Revised[User], vehicles []Revised[Vehicle], at time.Tim
 		}
 		evs = append(evs, ev)
 	}
-	ev, err := UserEvent(events.UserDeleted, u.Record, "", u.Revision+1, at)
-	if err != nil {
-		return nil, err
-	}
-	return append(evs, ev), nil
+	return evs, nil
 }
 
 // Committed hears of a write once its transaction has committed: evs are exactly the events

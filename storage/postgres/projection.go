@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/motorpool/motorpool/events"
 	pgdb "github.com/motorpool/motorpool/sqlc/postgres"
 	"github.com/motorpool/motorpool/storage"
 )
@@ -72,12 +71,9 @@ func recordVehiclesDeleted(ctx context.Context, q *txn, vehicles []pgdb.Vehicle,
 	if len(vehicles) == 0 {
 		return nil
 	}
-	evs := make([]events.Event, len(vehicles))
-	for i, v := range vehicles {
-		var err error
-		if evs[i], err = storage.VehicleEvent(events.VehicleDeleted, toVehicle(v), 0, v.Revision+1, at); err != nil {
-			return err
-		}
+	evs, err := storage.VehiclesDeletedEvents(revised(vehicles), at)
+	if err != nil {
+		return err
 	}
 	return record(ctx, q, evs...)
 }

@@ -113,13 +113,18 @@ func recordVehicle(ctx context.Context, q *txn, t events.Type, row sqlitedb.Vehi
 // recordUserDeleted records a VEHICLE_DELETED for each of the user's vehicles, then the
 // USER_DELETED.
 func recordUserDeleted(ctx context.Context, q *txn, user sqlitedb.User, vehicles []sqlitedb.Vehicle, at time.Time) error {
-	vs := make([]storage.Revised[storage.Vehicle], len(vehicles))
-	for i, v := range vehicles {
-		vs[i] = storage.Revised[storage.Vehicle]{Record: toVehicle(v), Revision: v.Revision}
-	}
-	evs, err := storage.UserDeletedEvents(storage.Revised[storage.User]{Record: toUser(user), Revision: user.Revision}, vs, at)
+	evs, err := storage.UserDeletedEvents(storage.Revised[storage.User]{Record: toUser(user), Revision: user.Revision}, revised(vehicles), at)
 	if err != nil {
 		return err
 	}
 	return record(ctx, q, evs...)
+}
+
+// revised pairs each vehicle row with its revision.
+func revised(vehicles []sqlitedb.Vehicle) []storage.Revised[storage.Vehicle] {
+	vs := make([]storage.Revised[storage.Vehicle], len(vehicles))
+	for i, v := range vehicles {
+		vs[i] = storage.Revised[storage.Vehicle]{Record: toVehicle(v), Revision: v.Revision}
+	}
+	return vs
 }

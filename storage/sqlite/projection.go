@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/motorpool/motorpool/events"
 	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
 	"github.com/motorpool/motorpool/storage"
 )
@@ -60,12 +59,9 @@ func recordVehiclesDeleted(ctx context.Context, q *txn, vehicles []sqlitedb.Vehi
 	if len(vehicles) == 0 {
 		return nil
 	}
-	evs := make([]events.Event, len(vehicles))
-	for i, v := range vehicles {
-		var err error
-		if evs[i], err = storage.VehicleEvent(events.VehicleDeleted, toVehicle(v), 0, v.Revision+1, at); err != nil {
-			return err
-		}
+	evs, err := storage.VehiclesDeletedEvents(revised(vehicles), at)
+	if err != nil {
+		return err
 	}
 	return record(ctx, q, evs...)
 }
