@@ -171,7 +171,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 	}
 	defer caching.close() // after the events' stop: their consumer invalidates through it
 	// Every write invalidates the cache as it commits.
-	w := dbs.wire(cfg, caching.observe)
+	w := dbs.wire(cfg, caching.committed())
 	store := w.store
 	ad, err := openAuth(ctx, cfg, log, store)
 	if err != nil {

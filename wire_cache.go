@@ -44,13 +44,13 @@ func openCaching(ctx context.Context, cfg config, log *slog.Logger, obs storage.
 	return d, nil
 }
 
-// observe is db as the service writes through it: each commit invalidates what its events
-// name before the write returns.
-func (d *cacheDeps) observe(db backend) storage.Observed {
+// committed is what each commit tells the cache: invalidate what its events name before the
+// write returns; nil without a cache.
+func (d *cacheDeps) committed() storage.Committed {
 	if d.inv == nil {
-		return db
+		return nil
 	}
-	return db.Observe(d.inv.Committed)
+	return d.inv.Committed
 }
 
 // consumers is the cache's subscription to every event, when there is a cache.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/events"
+	"github.com/motorpool/motorpool/relay"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/deadline"
 	"github.com/motorpool/motorpool/storage/postgres"
@@ -32,6 +35,17 @@ type stores struct {
 	two      bool    // a database per domain
 	users    backend // the users domain's; nil when it is not opened
 	vehicles backend // the vehicles domain's; nil when it is not opened
+	wakers   map[backend]*waker
+}
+
+// waker wakes the relay of a backend's outbox when a write through this process commits (see
+// relay.Relay.Wake); set once the relay runs.
+type waker struct{ r atomic.Pointer[relay.Relay] }
+
+func (w *waker) wake() {
+	if r := w.r.Load(); r != nil {
+		r.Wake()
+	}
 }
 
 // migrateAsOwners applies the migrations of each database that names its owner
@@ -69,7 +83,7 @@ func (d database) name() string {
 // openStores opens every database of cfg.databases(), and migrates those that
 // migrateAsOwners did not.
 func openStores(ctx context.Context, cfg config) (*stores, int, error) {
-	s := &stores{dbs: cfg.databases(), two: cfg.twoDatabases()}
+	s := &stores{dbs: cfg.databases(), two: cfg.twoDatabases(), wakers: map[backend]*waker{}}
 	applied := 0
 	for _, d := range s.dbs {
 		b, err := openBackend(ctx, cfg, d)
@@ -78,6 +92,7 @@ func openStores(ctx context.Context, cfg config) (*stores, int, error) {
 			return nil, applied, err
 		}
 		s.backends = append(s.backends, b)
+		s.wakers[b] = &waker{}
 		if d.MigrateURL == "" {
 			n, err := b.Migrate(ctx)
 			applied += n
@@ -150,13 +165,14 @@ func (s *stores) outboxes() []namedOutbox {
 		if d := s.dbs[i].domain; d != "" {
 			name += "_" + string(d)
 		}
-		outs = append(outs, namedOutbox{name: name, Outbox: b})
+		outs = append(outs, namedOutbox{name: name, Outbox: b, wake: s.wakers[b]})
 	}
 	return outs
 }
 
 // wired is what the service works on: every call bounded by DB_QUERY_TIMEOUT (the migrations
-// ran unbounded) and every commit observed.
+// ran unbounded), and every commit told to committed (the cache's invalidation; nil without a
+// cache) and to its outbox's relay.
 type wired struct {
 	store  storage.Store
 	owners storage.UserProjection // for the vehicles domain's owner checks
@@ -165,7 +181,16 @@ type wired struct {
 	projection storage.UserProjection
 }
 
-func (s *stores) wire(cfg config, observe func(backend) storage.Observed) wired {
+func (s *stores) wire(cfg config, committed storage.Committed) wired {
+	observe := func(b backend) storage.Observed {
+		w := s.wakers[b]
+		return b.Observe(func(ctx context.Context, evs []events.Event) {
+			if committed != nil {
+				committed(ctx, evs)
+			}
+			w.wake()
+		})
+	}
 	t := cfg.DBQueryTimeout
 	if !s.two {
 		o := observe(s.backends[0])

@@ -25,6 +25,7 @@ type eventsDeps struct {
 type namedOutbox struct {
 	storage.Outbox
 	name string
+	wake *waker // told of the relay, which commits through this process then wake
 }
 
 // startEvents relays the outboxes' events: to RabbitMQ when RABBITMQ_URL is set, else within
@@ -75,6 +76,9 @@ func startEvents(ctx context.Context, cfg config, log *slog.Logger, outs []named
 	relays := make([]*relay.Relay, len(outs))
 	for i, out := range outs {
 		relays[i] = relay.New(out, pub, relay.Config{}, m)
+		if out.wake != nil {
+			out.wake.r.Store(relays[i])
+		}
 		relaying.Add(1)
 		go func() {
 			defer relaying.Done()

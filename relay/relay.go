@@ -46,6 +46,8 @@ type Config struct {
 	Interval       time.Duration // how often an idle relay looks for events written elsewhere (200 ms)
 	PublishTimeout time.Duration // bounds one claim-and-publish (5 s)
 	MaxBackoff     time.Duration // longest wait after failures in a row (5 s)
+	// Coalesce is how long a woken relay waits for more commits to join the batch (5 ms).
+	Coalesce time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -61,21 +63,36 @@ func (c Config) withDefaults() Config {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Second
 	}
+	if c.Coalesce <= 0 {
+		c.Coalesce = 5 * time.Millisecond
+	}
 	return c
 }
 
 // Relay publishes the outbox's events. Any number of relays, in any number of processes, may
 // run on one outbox: the outbox hands each waiting event to one of them at a time.
 type Relay struct {
-	out Outbox
-	pub Publisher
-	cfg Config
-	obs Observer
+	out  Outbox
+	pub  Publisher
+	cfg  Config
+	obs  Observer
+	wake chan struct{}
 }
 
 // New returns a relay from out to pub; obs may be nil.
 func New(out Outbox, pub Publisher, cfg Config, obs Observer) *Relay {
-	return &Relay{out: out, pub: pub, cfg: cfg.withDefaults(), obs: obs}
+	return &Relay{out: out, pub: pub, cfg: cfg.withDefaults(), obs: obs, wake: make(chan struct{}, 1)}
+}
+
+// Wake tells a running relay that an event was committed: it relays within Coalesce instead
+// of at its next look (Interval), so an event written through this process leaves in
+// milliseconds; events written elsewhere still wait for a look. It never blocks, and wakes
+// given while the relay works count once. It does not cut short the backoff after failures.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Once claims and publishes one batch, and reports how many events it relayed.
@@ -125,12 +142,25 @@ func (r *Relay) Run(ctx context.Context) error {
 		default:
 			failures = 0
 		}
+		var woken <-chan struct{}
+		if failures == 0 {
+			woken = r.wake
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
+		case <-woken:
+			// Let the commits of the next few milliseconds join this one's batch.
+			t.Reset(r.cfg.Coalesce)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
 		}
 	}
 }

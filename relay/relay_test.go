@@ -239,6 +239,41 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestWake: a woken relay relays at once, though its next look is an hour away, and wakes
+// given while it works are not lost.
+func TestWake(t *testing.T) {
+	out := &outbox{}
+	l := relay.NewLocal(nil)
+	delivered := make(chan string, 10)
+	if err := l.Subscribe(broker.Subscription{Queue: "q", Keys: []string{"#"}, MaxDeliveries: 3}, func(_ context.Context, d broker.Delivery) error {
+		delivered <- d.ID
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := relay.New(out, l, relay.Config{Interval: time.Hour, Coalesce: time.Millisecond}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for i := range 3 {
+		e := out.add(t, events.UserCreated, int64(i))
+		r.Wake()
+		r.Wake() // a second wake before the relay ran is the same wake
+		select {
+		case id := <-delivered:
+			if id != e.ID {
+				t.Fatalf("delivered %s, want %s", id, e.ID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d not relayed 10 s after the wake (interval 1 h)", i)
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v", err)
+	}
+}
+
 func ExampleMessage() {
 	e, _ := events.New(events.VehicleCreated, 7, 1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), map[string]int{"id": 7})
 	m, _ := relay.Message(e)
