@@ -31,7 +31,8 @@ func (f *fake) next(what string) error {
 	return nil
 }
 
-func (f *fake) KnownUser(context.Context, int64) (bool, error) { return false, nil }
+func (f *fake) KnownUser(context.Context, int64) (bool, error)   { return false, nil }
+func (f *fake) UserDeleted(context.Context, int64) (bool, error) { return false, nil }
 func (f *fake) ApplyUserCreated(_ context.Context, id int64) error {
 	return f.next(fmt.Sprint("created ", id))
 }

@@ -19,6 +19,10 @@ import "context"
 type UserProjection interface {
 	// KnownUser reports whether user id is known: whether vehicles may reference them.
 	KnownUser(ctx context.Context, id int64) (bool, error)
+	// UserDeleted reports whether the deletion of user id was applied (ApplyUserDeleted): they
+	// will never be known again. On one database, where DeleteUser keeps no record of the
+	// deletion, it is false.
+	UserDeleted(ctx context.Context, id int64) (bool, error)
 	// ApplyUserCreated makes user id known, unless their deletion was applied already.
 	ApplyUserCreated(ctx context.Context, id int64) error
 	// ApplyUserDeleted forgets user id for good and deletes their vehicles in one

@@ -35,6 +35,17 @@ func (q *Queries) DeleteKnownUser(ctx context.Context, id int64) error {
 	return err
 }
 
+const deletedUserExists = `-- name: DeletedUserExists :one
+SELECT EXISTS (SELECT 1 FROM deleted_users WHERE id = ?1) AS deleted
+`
+
+func (q *Queries) DeletedUserExists(ctx context.Context, id int64) (bool, error) {
+	row := q.db.QueryRowContext(ctx, deletedUserExists, id)
+	var deleted bool
+	err := row.Scan(&deleted)
+	return deleted, err
+}
+
 const insertDeletedUser = `-- name: InsertDeletedUser :exec
 INSERT INTO deleted_users (id)
 VALUES (?1)

@@ -72,6 +72,10 @@ func (p *projRecorder) KnownUser(ctx context.Context, _ int64) (bool, error) {
 	p.record(ctx)
 	return true, nil
 }
+func (p *projRecorder) UserDeleted(ctx context.Context, _ int64) (bool, error) {
+	p.record(ctx)
+	return false, nil
+}
 func (p *projRecorder) ApplyUserCreated(ctx context.Context, _ int64) error {
 	p.record(ctx)
 	return nil
@@ -87,10 +91,11 @@ func TestProjectionCallsAreBounded(t *testing.T) {
 	p := deadline.WrapProjection(rec, time.Minute)
 	before := time.Now()
 	_, _ = p.KnownUser(context.Background(), 1)
+	_, _ = p.UserDeleted(context.Background(), 1)
 	_ = p.ApplyUserCreated(context.Background(), 1)
 	_ = p.ApplyUserDeleted(context.Background(), 1)
-	if len(rec.deadlines) != 3 {
-		t.Fatalf("%d calls reached the projection, want 3", len(rec.deadlines))
+	if len(rec.deadlines) != 4 {
+		t.Fatalf("%d calls reached the projection, want 4", len(rec.deadlines))
 	}
 	for i, dl := range rec.deadlines {
 		if dl.Before(before.Add(time.Minute)) || dl.After(time.Now().Add(time.Minute)) {

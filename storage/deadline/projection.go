@@ -31,6 +31,13 @@ func (p *Projection) KnownUser(ctx context.Context, id int64) (bool, error) {
 	return p.next.KnownUser(ctx, id)
 }
 
+// UserDeleted implements storage.UserProjection.
+func (p *Projection) UserDeleted(ctx context.Context, id int64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	return p.next.UserDeleted(ctx, id)
+}
+
 // ApplyUserCreated implements storage.UserProjection.
 func (p *Projection) ApplyUserCreated(ctx context.Context, id int64) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)

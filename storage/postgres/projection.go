@@ -19,6 +19,15 @@ func (s *Store) KnownUser(ctx context.Context, id int64) (bool, error) {
 	return known, nil
 }
 
+// UserDeleted implements storage.UserProjection.
+func (s *Store) UserDeleted(ctx context.Context, id int64) (bool, error) {
+	deleted, err := s.q.DeletedUserExists(ctx, id)
+	if err != nil {
+		return false, translate("user deleted", err)
+	}
+	return deleted, nil
+}
+
 // ApplyUserCreated implements storage.UserProjection. Under READ COMMITTED a creation that
 // checked for the tombstone before a concurrent deletion committed would insert after it, and
 // the deletion, finding no row yet, would leave the user known; the per-user advisory lock

@@ -176,6 +176,14 @@ func (s *Store) KnownUser(ctx context.Context, id int64) (bool, error) {
 	return s.cfg.Owners.KnownUser(ctx, id)
 }
 
+// UserDeleted implements storage.UserProjection.
+func (s *Store) UserDeleted(ctx context.Context, id int64) (bool, error) {
+	if _, err := s.vehicles(); err != nil {
+		return false, err
+	}
+	return s.cfg.Owners.UserDeleted(ctx, id)
+}
+
 // ApplyUserCreated implements storage.UserProjection.
 func (s *Store) ApplyUserCreated(ctx context.Context, id int64) error {
 	if _, err := s.vehicles(); err != nil {

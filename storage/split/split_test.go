@@ -18,13 +18,14 @@ import (
 type projection struct {
 	mu         sync.Mutex
 	known      map[int64]bool
+	deleted    map[int64]bool
 	looks      map[int64]int
 	knownAfter map[int64]int
 	applied    []string
 }
 
 func newProjection() *projection {
-	return &projection{known: map[int64]bool{}, looks: map[int64]int{}, knownAfter: map[int64]int{}}
+	return &projection{known: map[int64]bool{}, deleted: map[int64]bool{}, looks: map[int64]int{}, knownAfter: map[int64]int{}}
 }
 
 func (p *projection) KnownUser(_ context.Context, id int64) (bool, error) {
@@ -37,10 +38,18 @@ func (p *projection) KnownUser(_ context.Context, id int64) (bool, error) {
 	return p.known[id], nil
 }
 
+func (p *projection) UserDeleted(_ context.Context, id int64) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.deleted[id], nil
+}
+
 func (p *projection) ApplyUserCreated(_ context.Context, id int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.known[id] = true
+	if !p.deleted[id] {
+		p.known[id] = true
+	}
 	p.applied = append(p.applied, "created")
 	return nil
 }
@@ -49,6 +58,7 @@ func (p *projection) ApplyUserDeleted(_ context.Context, id int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.known, id)
+	p.deleted[id] = true
 	p.applied = append(p.applied, "deleted")
 	return nil
 }
@@ -146,6 +156,20 @@ func TestOwnerNeverArrives(t *testing.T) {
 	}
 	if v.calls != 1 {
 		t.Errorf("the vehicles database was asked %d times, want 1", v.calls)
+	}
+}
+
+// A deleted user's vehicle is refused at once: the projection knows they are gone for good.
+func TestDeletedOwnerIsNotWaitedFor(t *testing.T) {
+	s, p, _, c := newVehicles(2 * time.Second)
+	if err := p.ApplyUserDeleted(t.Context(), 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateVehicle(t.Context(), storage.NewVehicle{UserID: 6}); !errors.Is(err, storage.ErrReference) {
+		t.Fatalf("CreateVehicle error = %v, want ErrReference", err)
+	}
+	if len(c.waits) != 0 {
+		t.Errorf("waited %v for a deleted owner", c.waits)
 	}
 }
 

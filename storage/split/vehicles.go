@@ -77,8 +77,12 @@ func unknownOwner(err error) bool {
 
 // awaitOwner looks at the projection, with backoff, until it knows user id or OwnerWait has
 // passed (false, nil: the owner does not exist, as far as anyone can tell). It polls because
-// any instance's consumer may be the one that applies the USER_CREATED.
+// any instance's consumer may be the one that applies the USER_CREATED. A user whose deletion
+// the projection applied is not waited for: they will never be known again.
 func (s *Store) awaitOwner(ctx context.Context, id int64) (bool, error) {
+	if gone, err := s.cfg.Owners.UserDeleted(ctx, id); err != nil || gone {
+		return false, err
+	}
 	waited, backoff := 0*firstBackoff, firstBackoff
 	for waited < s.cfg.OwnerWait {
 		d := min(backoff, s.cfg.OwnerWait-waited)

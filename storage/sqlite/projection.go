@@ -19,6 +19,15 @@ func (s *Store) KnownUser(ctx context.Context, id int64) (bool, error) {
 	return known, nil
 }
 
+// UserDeleted implements storage.UserProjection.
+func (s *Store) UserDeleted(ctx context.Context, id int64) (bool, error) {
+	deleted, err := s.q.DeletedUserExists(ctx, id)
+	if err != nil {
+		return false, translate("user deleted", err)
+	}
+	return deleted, nil
+}
+
 // ApplyUserCreated implements storage.UserProjection. Its transaction holds SQLite's one write
 // lock from BEGIN IMMEDIATE on (see inTx), so the tombstone check and the insert cannot
 // interleave with a deletion's.

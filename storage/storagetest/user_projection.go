@@ -70,6 +70,18 @@ func (p *projection) known(t *testing.T, id int64, want bool) {
 	}
 }
 
+// deleted fails t unless UserDeleted(id) is want.
+func (p *projection) deleted(t *testing.T, id int64, want bool) {
+	t.Helper()
+	got, err := p.s.UserDeleted(t.Context(), id)
+	if err != nil {
+		t.Fatalf("UserDeleted(%d): %v", id, err)
+	}
+	if got != want {
+		t.Errorf("UserDeleted(%d) = %v, want %v", id, got, want)
+	}
+}
+
 // quiet fails t if the observer was called since the last take.
 func (p *projection) quiet(t *testing.T, what string) {
 	t.Helper()
@@ -112,6 +124,7 @@ func testProjectionOneDatabase(t *testing.T, p *projection) {
 		t.Fatalf("DeleteUser: %v", err)
 	}
 	p.known(t, u.ID, false)
+	p.deleted(t, u.ID, false) // no tombstone: nothing applies users' events on one database
 	if _, err := p.s.GetVehicle(ctx, v.ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetVehicle after its owner's deletion: %v, want ErrNotFound", err)
 	}
@@ -225,9 +238,12 @@ func eventIDs(evs []events.Event) []string {
 func testProjectionDeletionIsFinal(t *testing.T, p *projection) {
 	const late, early, bare = 4242, 4343, 4444
 	p.applyCreated(t, late)
+	p.deleted(t, late, false)
 	p.applyDeleted(t, late)
+	p.deleted(t, late, true)
 	p.applyCreated(t, late)
 	p.known(t, late, false)
+	p.deleted(t, late, true)
 	p.refused(t, late, "VIN-1")
 
 	p.applyDeleted(t, early)
@@ -359,6 +375,7 @@ func testProjectionDeadlinePassed(t *testing.T, p *projection) {
 	defer cancel()
 	calls := map[string]func() error{
 		"KnownUser":        func() error { _, err := p.s.KnownUser(ctx, 1); return err },
+		"UserDeleted":      func() error { _, err := p.s.UserDeleted(ctx, 1); return err },
 		"ApplyUserCreated": func() error { return p.s.ApplyUserCreated(ctx, 1) },
 		"ApplyUserDeleted": func() error { return p.s.ApplyUserDeleted(ctx, 1) },
 	}

@@ -47,3 +47,6 @@ FOR UPDATE;
 -- users, and the user id is folded into 31 bits; two ids that fold alike only wait for each
 -- other.
 SELECT pg_advisory_xact_lock(1836084085, mod(@id::bigint, 2147483648)::integer);
+
+-- name: DeletedUserExists :one
+SELECT EXISTS (SELECT 1 FROM deleted_users WHERE id = @id) AS deleted;

@@ -25,3 +25,6 @@ WHERE id = @id;
 INSERT INTO deleted_users (id)
 VALUES (@id)
 ON CONFLICT DO NOTHING;
+
+-- name: DeletedUserExists :one
+SELECT EXISTS (SELECT 1 FROM deleted_users WHERE id = @id) AS deleted;
