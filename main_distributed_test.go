@@ -159,14 +159,16 @@ func TestDistributed(t *testing.T) {
 	t.Logf("FIGURE delivery lag (commit to the broker's delivery to a queue): p50 %s, p99 %s of %d events committed outside the outage (and the half second before it); p50 %s, p99 %s, max %s of all %d",
 		pct(calm, 50), pct(calm, 99), len(calm), pct(all, 50), pct(all, 99), pct(all, 100), len(all))
 
-	// Every event reached the broker, none was lost: each that a relay published was
-	// delivered, and the only extra deliveries are those of batches published twice.
+	// Every event reached the broker, none was lost: an event leaves its outbox once, counted
+	// as published, when the broker confirmed it, so the distinct events delivered are exactly
+	// those published. A duplicate is a batch the broker took but whose confirmation the
+	// outage cut off: it stayed in the outbox, counted as a relay error, and went out again.
 	published := 0.0
 	for _, in := range append(slices.Clone(ig.users), ig.vehicles...) {
 		published += metric(t, in.url, "motorpool_relay_published_total")
 	}
-	waitFor(t, 10*time.Second, func() bool { return float64(len(tap.lags())+tap.duplicates()) >= published })
-	if got := float64(len(tap.lags()) + tap.duplicates()); got != published || len(all) == 0 {
+	waitFor(t, 10*time.Second, func() bool { return float64(len(tap.lags())) >= published })
+	if got := float64(len(tap.lags())); got != published || len(all) == 0 {
 		t.Errorf("the relays published %v events; the broker delivered %d distinct ones and %d duplicates", published, len(tap.lags()), tap.duplicates())
 	}
 
