@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"github.com/motorpool/motorpool/internal/testproxy"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey/clustertest"
-	"github.com/motorpool/motorpool/token"
 )
 
 func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
@@ -52,19 +50,7 @@ func TestDistributed(t *testing.T) {
 	bproxy := testproxy.New(t, bu.Host)
 	bu.Host = bproxy.Addr()
 
-	dir := t.TempDir()
-	keyFile, pubFile := filepath.Join(dir, "jwt.pem"), filepath.Join(dir, "jwt.pub")
-	key, err := token.LoadOrCreateKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := key.PublicKeyPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pubFile, pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile, pubFile := jwtKeyFiles(t)
 	tap := startTap(t, bcfg.URL, exchange, exchange+".tap")
 
 	env := func(domains string) map[string]string {
