@@ -5,15 +5,15 @@ PKGS := ./...
 
 .PHONY: generate check-generated run test bench lint loadtest
 
-## generate: regenerate gen/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/
+## generate: regenerate gen/ and client/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/
 generate:
-	$(GO) generate ./gen/ ./db/
+	$(GO) generate ./gen/ ./client/ ./db/
 
 ## check-generated: fail if the committed generated code differs from what generate makes
 check-generated: generate
-	@if ! git diff --quiet -- gen sqlc || [ -n "$$(git ls-files --others --exclude-standard -- gen sqlc)" ]; then \
+	@if ! git diff --quiet -- gen client sqlc || [ -n "$$(git ls-files --others --exclude-standard -- gen client sqlc)" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; \
-		git --no-pager diff --stat -- gen sqlc; git ls-files --others --exclude-standard -- gen sqlc; exit 1; \
+		git --no-pager diff --stat -- gen client sqlc; git ls-files --others --exclude-standard -- gen client sqlc; exit 1; \
 	fi
 	@echo "generated code is up to date"
 

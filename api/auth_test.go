@@ -29,7 +29,7 @@ import (
 	valkeygo "github.com/valkey-io/valkey-go"
 
 	"github.com/motorpool/motorpool/auth"
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/token"
 )
@@ -146,19 +146,19 @@ func claimsOf(t testing.TB, s *testServer, tok string) token.Claims {
 }
 
 // loginRaw posts a login and returns the response. The email is sent exactly as given (the
-// generated gen.Email would normalize it while marshalling).
+// generated client.Email would normalize it while marshalling).
 func loginRaw(t testing.TB, s *testServer, email, password string) (*http.Response, []byte) {
 	t.Helper()
 	return send(t, s, http.MethodPost, "/auth/login", "", map[string]string{"email": email, "password": password})
 }
 
 // refreshRaw posts a refresh and returns the status and the new pair (zero unless 200).
-func refreshRaw(s *testServer, refresh string) (int, gen.TokenPair, error) {
-	resp, b, err := request(s, http.MethodPost, "/auth/refresh", "", gen.RefreshTokensJSONRequestBody{RefreshToken: refresh})
+func refreshRaw(s *testServer, refresh string) (int, client.TokenPair, error) {
+	resp, b, err := request(s, http.MethodPost, "/auth/refresh", "", client.RefreshTokensJSONRequestBody{RefreshToken: refresh})
 	if err != nil {
-		return 0, gen.TokenPair{}, err
+		return 0, client.TokenPair{}, err
 	}
-	var p gen.TokenPair
+	var p client.TokenPair
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, &p); err != nil {
 			return 0, p, err
@@ -212,7 +212,7 @@ func requestReset(t testing.TB, s *testServer, email string, mailbox ...string) 
 		return len(s.Mail.links[to])
 	}
 	before := mails()
-	expect(t, s, http.StatusAccepted, http.MethodPost, "/auth/password-reset", "", gen.RequestPasswordResetJSONRequestBody{Email: gen.Email(email)})
+	expect(t, s, http.StatusAccepted, http.MethodPost, "/auth/password-reset", "", client.RequestPasswordResetJSONRequestBody{Email: client.Email(email)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Auth.WaitMail(ctx); err != nil {
@@ -558,11 +558,11 @@ func TestAuthLogin(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("login: %d %s", resp.StatusCode, b)
 		}
-		var p gen.TokenPair
+		var p client.TokenPair
 		if err := json.Unmarshal(b, &p); err != nil {
 			t.Fatal(err)
 		}
-		if p.TokenType != gen.Bearer || p.ExpiresIn < 895 || p.ExpiresIn > 900 || p.RefreshExpiresIn <= p.ExpiresIn || p.RefreshExpiresIn > 7*24*3600 ||
+		if p.TokenType != client.Bearer || p.ExpiresIn < 895 || p.ExpiresIn > 900 || p.RefreshExpiresIn <= p.ExpiresIn || p.RefreshExpiresIn > 7*24*3600 ||
 			p.AccessToken == "" || p.RefreshToken == "" || p.AccessToken == p.RefreshToken {
 			t.Errorf("token pair = %+v", p)
 		}
@@ -721,7 +721,7 @@ func TestAuthLogout(t *testing.T) {
 			wantAlive(t, s, "first", one.AccessToken)
 			wantAlive(t, s, "second", two.AccessToken)
 			expect(t, s, http.StatusNoContent, http.MethodPost, "/auth/logout-all", bearer(one.AccessToken), nil)
-			for name, p := range map[string]gen.TokenPair{"first": one, "second": two, "member": {AccessToken: tok}} {
+			for name, p := range map[string]client.TokenPair{"first": one, "second": two, "member": {AccessToken: tok}} {
 				wantDead(t, s, name+" after logout-all", p.AccessToken)
 				if p.RefreshToken != "" {
 					if code, _, _ := refreshRaw(s, p.RefreshToken); code != http.StatusUnauthorized {
@@ -752,7 +752,7 @@ func TestAuthRefresh(t *testing.T) {
 			if err != nil || code != http.StatusOK {
 				t.Fatalf("refresh: %d %v", code, err)
 			}
-			if next.AccessToken == first.AccessToken || next.RefreshToken == first.RefreshToken || next.TokenType != gen.Bearer {
+			if next.AccessToken == first.AccessToken || next.RefreshToken == first.RefreshToken || next.TokenType != client.Bearer {
 				t.Errorf("refresh did not return a new pair: %+v", next)
 			}
 			if next.RefreshExpiresIn > first.RefreshExpiresIn {
@@ -796,7 +796,7 @@ func TestAuthRefresh(t *testing.T) {
 				wg      sync.WaitGroup
 				mu      sync.Mutex
 				codes   = map[int]int{}
-				winners []gen.TokenPair
+				winners []client.TokenPair
 			)
 			start := make(chan struct{})
 			for range 10 {
@@ -840,7 +840,7 @@ func TestAuthSessions(t *testing.T) {
 		tok2 := s.login(t, "ada@example.com", testPassword).AccessToken
 		sid1, sid2 := claimsOf(t, s, tok1).SessionID, claimsOf(t, s, tok2).SessionID
 
-		var me gen.Me
+		var me client.Me
 		getJSON(t, s, "/auth/me", tok1, &me)
 		if diff := cmp.Diff(ada, me.User); diff != "" {
 			t.Errorf("me.user (-want +got):\n%s", diff)
@@ -850,7 +850,7 @@ func TestAuthSessions(t *testing.T) {
 			t.Errorf("me.session = %+v, want id %s, current", ss, sid1)
 		}
 
-		var list gen.SessionList
+		var list client.SessionList
 		getJSON(t, s, "/auth/sessions", tok1, &list)
 		type row struct {
 			ID      string
@@ -879,7 +879,7 @@ func TestAuthSessions(t *testing.T) {
 		expect(t, s, http.StatusNotFound, http.MethodDelete, "/auth/sessions/"+sid2, bearer(tok1), nil)
 		expect(t, s, http.StatusNotFound, http.MethodDelete, "/auth/sessions/no-such-session", bearer(tok1), nil)
 		expect(t, s, http.StatusBadRequest, http.MethodDelete, "/auth/sessions/bad%7Bsid%7D", bearer(tok1), nil)
-		list = gen.SessionList{}
+		list = client.SessionList{}
 		getJSON(t, s, "/auth/sessions", tok1, &list)
 		if len(list.Items) != 1 || list.Items[0].Id != sid1 {
 			t.Errorf("sessions after ending one: %+v", list)
@@ -900,8 +900,8 @@ func TestAuthPasswordReset(t *testing.T) {
 		v, prod := valkeyOf(s)
 
 		// Registered and unknown emails get the same answer; only the registered one gets mail.
-		_, known := send(t, s, http.MethodPost, "/auth/password-reset", "", gen.RequestPasswordResetJSONRequestBody{Email: "ada@example.com"})
-		_, unknown := send(t, s, http.MethodPost, "/auth/password-reset", "", gen.RequestPasswordResetJSONRequestBody{Email: "nobody@example.com"})
+		_, known := send(t, s, http.MethodPost, "/auth/password-reset", "", client.RequestPasswordResetJSONRequestBody{Email: "ada@example.com"})
+		_, unknown := send(t, s, http.MethodPost, "/auth/password-reset", "", client.RequestPasswordResetJSONRequestBody{Email: "nobody@example.com"})
 		if !bytes.Equal(known, unknown) {
 			t.Errorf("reset answers differ for a known and an unknown email:\n%s\n%s", known, unknown)
 		}
@@ -931,7 +931,7 @@ func TestAuthPasswordReset(t *testing.T) {
 			v.wantTTL(t, "reset_token:{"+sha256Hex(tok)+"}", time.Hour)
 		}
 		const newPassword = "a brand new passphrase"
-		expect(t, s, http.StatusNoContent, http.MethodPost, "/auth/password-reset/confirm", "", gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: newPassword})
+		expect(t, s, http.StatusNoContent, http.MethodPost, "/auth/password-reset/confirm", "", client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: newPassword})
 		if prod && v.exists(t, "reset_token:{"+sha256Hex(tok)+"}") {
 			t.Error("reset_token key survives its use")
 		}
@@ -947,7 +947,7 @@ func TestAuthPasswordReset(t *testing.T) {
 		s.login(t, "ada@example.com", newPassword)
 
 		// Used once, never again.
-		resp, b := send(t, s, http.MethodPost, "/auth/password-reset/confirm", "", gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: "yet another passphrase"})
+		resp, b := send(t, s, http.MethodPost, "/auth/password-reset/confirm", "", client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: "yet another passphrase"})
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("second confirm: %d %s", resp.StatusCode, b)
 		}
@@ -966,7 +966,7 @@ func TestAuthPasswordReset(t *testing.T) {
 			for i := range codes {
 				wg.Go(func() {
 					<-start
-					resp, _, err := request(s, http.MethodPost, "/auth/password-reset/confirm", "", gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: passwords[i]})
+					resp, _, err := request(s, http.MethodPost, "/auth/password-reset/confirm", "", client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: passwords[i]})
 					if err != nil {
 						t.Error(err)
 						return
@@ -987,7 +987,7 @@ func TestAuthPasswordReset(t *testing.T) {
 
 		t.Run("bad tokens", func(t *testing.T) {
 			for _, bad := range []string{"x", strings.Repeat("A", 43), sha256Hex("whatever")} {
-				resp, b := send(t, s, http.MethodPost, "/auth/password-reset/confirm", "", gen.ConfirmPasswordResetJSONRequestBody{Token: bad, NewPassword: "some long passphrase"})
+				resp, b := send(t, s, http.MethodPost, "/auth/password-reset/confirm", "", client.ConfirmPasswordResetJSONRequestBody{Token: bad, NewPassword: "some long passphrase"})
 				if resp.StatusCode != http.StatusBadRequest {
 					t.Errorf("confirm with %q: %d %s", bad, resp.StatusCode, b)
 					continue
@@ -1002,8 +1002,8 @@ func TestAuthPasswordReset(t *testing.T) {
 			tok := requestReset(t, s, "ada@example.com")
 			s.login(t, "ada@example.com", current)
 			expect(t, s, http.StatusOK, http.MethodPut, "/users/"+itoa(ada.Id), bearer(s.token),
-				gen.UpdateUserJSONRequestBody{Email: "ada@example.com", Name: "Ada", Password: ptr("set by the admin meanwhile")})
-			expect(t, s, http.StatusBadRequest, http.MethodPost, "/auth/password-reset/confirm", "", gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: "too late passphrase"})
+				client.UpdateUserJSONRequestBody{Email: "ada@example.com", Name: "Ada", Password: ptr("set by the admin meanwhile")})
+			expect(t, s, http.StatusBadRequest, http.MethodPost, "/auth/password-reset/confirm", "", client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: "too late passphrase"})
 			s.login(t, "ada@example.com", "set by the admin meanwhile")
 		})
 	})
@@ -1143,7 +1143,7 @@ func TestAuthLogsHoldNoSecrets(t *testing.T) {
 		send(t, s, http.MethodGet, "/auth/me", bearer(q.AccessToken), nil)
 		tok := requestReset(t, s, "ada@example.com")
 		secrets = append(secrets, tok, sha256Hex(tok))
-		expect(t, s, http.StatusNoContent, http.MethodPost, "/auth/password-reset/confirm", "", gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: fresh})
+		expect(t, s, http.StatusNoContent, http.MethodPost, "/auth/password-reset/confirm", "", client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: fresh})
 		r := s.login(t, "ada@example.com", fresh)
 		secrets = append(secrets, r.AccessToken, r.RefreshToken)
 
@@ -1204,7 +1204,7 @@ func TestAuthSessionExpiry(t *testing.T) {
 			if p.ExpiresIn > 3 || p.RefreshExpiresIn > 3 {
 				t.Errorf("tokens outlive the session: %+v", p)
 			}
-			var me gen.Me
+			var me client.Me
 			getJSON(t, s, "/auth/me", p.AccessToken, &me)
 			if d := me.Session.ExpiresAt.Sub(me.Session.LoginAt); d != maxAge {
 				t.Errorf("session expiresAt - loginAt = %v, want %v", d, maxAge)

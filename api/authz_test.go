@@ -9,7 +9,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // operations lists every operation of openapi.yaml as "METHOD /path" with whether it needs a
@@ -88,16 +88,16 @@ func TestAuthzNoToken(t *testing.T) {
 			}{
 				{"POST /users", http.StatusCreated, func() any {
 					n++
-					return gen.CreateUserJSONRequestBody{Email: gen.Email("public" + itoa(int64(n)) + "@example.com"), Name: "P", Password: testPassword}
+					return client.CreateUserJSONRequestBody{Email: client.Email("public" + itoa(int64(n)) + "@example.com"), Name: "P", Password: testPassword}
 				}},
-				{"POST /auth/login", http.StatusOK, func() any { return gen.LoginJSONRequestBody{Email: adminEmail, Password: testPassword} }},
+				{"POST /auth/login", http.StatusOK, func() any { return client.LoginJSONRequestBody{Email: adminEmail, Password: testPassword} }},
 				{"POST /auth/refresh", http.StatusOK, func() any {
-					return gen.RefreshTokensJSONRequestBody{RefreshToken: s.login(t, adminEmail, testPassword).RefreshToken}
+					return client.RefreshTokensJSONRequestBody{RefreshToken: s.login(t, adminEmail, testPassword).RefreshToken}
 				}},
-				{"POST /auth/password-reset", http.StatusAccepted, func() any { return gen.RequestPasswordResetJSONRequestBody{Email: "nobody@example.com"} }},
+				{"POST /auth/password-reset", http.StatusAccepted, func() any { return client.RequestPasswordResetJSONRequestBody{Email: "nobody@example.com"} }},
 				// A bad reset token is a 400, not a 401: the operation needs no bearer token.
 				{"POST /auth/password-reset/confirm", http.StatusBadRequest, func() any {
-					return gen.ConfirmPasswordResetJSONRequestBody{Token: "bogus", NewPassword: "some long passphrase"}
+					return client.ConfirmPasswordResetJSONRequestBody{Token: "bogus", NewPassword: "some long passphrase"}
 				}},
 				{"GET /.well-known/jwks.json", http.StatusOK, nil},
 				{"GET /healthz", http.StatusOK, nil},
@@ -144,14 +144,14 @@ func TestAuthzRules(t *testing.T) {
 		b, bTok, _ := s.member(t, "b@example.com")
 		vA := mustVehicle(t, s, a.Id, 1)
 		A, B, admin := bearer(aTok), bearer(bTok), bearer(s.token)
-		vehicle := func(n int, owner *int64) gen.CreateVehicleJSONRequestBody {
-			return gen.CreateVehicleJSONRequestBody{UserId: owner, Make: "Fiat", Model: "Panda", Year: 2020, Vin: vin(n), LicensePlate: "P-1"}
+		vehicle := func(n int, owner *int64) client.CreateVehicleJSONRequestBody {
+			return client.CreateVehicleJSONRequestBody{UserId: owner, Make: "Fiat", Model: "Panda", Year: 2020, Vin: vin(n), LicensePlate: "P-1"}
 		}
-		update := func(v gen.Vehicle, owner *int64) gen.UpdateVehicleJSONRequestBody {
-			return gen.UpdateVehicleJSONRequestBody{UserId: owner, Make: v.Make, Model: "Changed", Year: v.Year, Vin: v.Vin, LicensePlate: v.LicensePlate}
+		update := func(v client.Vehicle, owner *int64) client.UpdateVehicleJSONRequestBody {
+			return client.UpdateVehicleJSONRequestBody{UserId: owner, Make: v.Make, Model: "Changed", Year: v.Year, Vin: v.Vin, LicensePlate: v.LicensePlate}
 		}
-		userPut := func(u gen.User, role *gen.Role) gen.UpdateUserJSONRequestBody {
-			return gen.UpdateUserJSONRequestBody{Email: u.Email, Name: "Changed", Role: role}
+		userPut := func(u client.User, role *client.Role) client.UpdateUserJSONRequestBody {
+			return client.UpdateUserJSONRequestBody{Email: u.Email, Name: "Changed", Role: role}
 		}
 		uA, uB, vpath := "/users/"+itoa(a.Id), "/users/"+itoa(b.Id), "/vehicles/"+itoa(vA.Id)
 
@@ -160,7 +160,7 @@ func TestAuthzRules(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("B creates a vehicle: %d %s", resp.StatusCode, body)
 		}
-		vB := decodeAs[gen.Vehicle](t, body)
+		vB := decodeAs[client.Vehicle](t, body)
 		if vB.UserId != b.Id {
 			t.Errorf("B's vehicle belongs to %d, want B (%d)", vB.UserId, b.Id)
 		}
@@ -189,11 +189,11 @@ func TestAuthzRules(t *testing.T) {
 			{"B deletes A's vehicle", B, "DELETE", vpath, nil, 403},
 			{"B creates a vehicle for A", B, "POST", "/vehicles", vehicle(3, &a.Id), 403},
 			{"B gives their vehicle to A", B, "PUT", vBpath, update(vB, &a.Id), 403},
-			{"B makes themself admin", B, "PUT", uB, userPut(b, ptr(gen.RoleAdmin)), 403},
+			{"B makes themself admin", B, "PUT", uB, userPut(b, ptr(client.RoleAdmin)), 403},
 			{"B ends their own sessions (admin only)", B, "DELETE", uB + "/sessions", nil, 403},
 			// B on their own things.
 			{"B reads themself", B, "GET", uB, nil, 200},
-			{"B names their own role", B, "PUT", uB, userPut(b, ptr(gen.RoleUser)), 200},
+			{"B names their own role", B, "PUT", uB, userPut(b, ptr(client.RoleUser)), 200},
 			{"B creates a vehicle naming themself", B, "POST", "/vehicles", vehicle(4, &b.Id), 201},
 			{"B updates their vehicle", B, "PUT", vBpath, update(vB, nil), 200},
 			{"B updates their vehicle naming themself", B, "PUT", vBpath, update(vB, &b.Id), 200},
@@ -219,21 +219,21 @@ func TestAuthzRules(t *testing.T) {
 		}
 
 		// The refusals changed nothing: A still has A's vehicle (as the admin updated it).
-		got := decodeAs[gen.Vehicle](t, expect(t, s, http.StatusOK, "GET", vpath, admin, nil))
+		got := decodeAs[client.Vehicle](t, expect(t, s, http.StatusOK, "GET", vpath, admin, nil))
 		if got.UserId != a.Id || got.Model != "Changed" {
 			t.Errorf("A's vehicle after the refusals: %+v", got)
 		}
 		// Naming one's own role was a no-op that kept the session; refusals end no session.
 		wantAlive(t, s, "B after the no-op role", bTok)
 		wantAlive(t, s, "A after the admin updated A without a password or role", aTok)
-		var me gen.Me
+		var me client.Me
 		getJSON(t, s, "/auth/me", bTok, &me)
-		if me.User.Role != gen.RoleUser {
+		if me.User.Role != client.RoleUser {
 			t.Errorf("B's role: %+v", me.User)
 		}
 
 		t.Run("last admin", func(t *testing.T) {
-			resp, body := send(t, s, "PUT", "/users/"+itoa(s.Admin.Id), admin, userPut(s.Admin, ptr(gen.RoleUser)))
+			resp, body := send(t, s, "PUT", "/users/"+itoa(s.Admin.Id), admin, userPut(s.Admin, ptr(client.RoleUser)))
 			if resp.StatusCode != http.StatusConflict {
 				t.Fatalf("demote the last admin: %d %s", resp.StatusCode, body)
 			}
@@ -242,25 +242,25 @@ func TestAuthzRules(t *testing.T) {
 			}
 			expect(t, s, http.StatusConflict, "DELETE", "/users/"+itoa(s.Admin.Id), admin, nil)
 			wantAlive(t, s, "the last admin after the refused demotion", s.token)
-			var u gen.User
+			var u client.User
 			getJSON(t, s, "/users/"+itoa(s.Admin.Id), s.token, &u)
-			if u.Role != gen.RoleAdmin {
+			if u.Role != client.RoleAdmin {
 				t.Errorf("the last admin after the refusals: %+v", u)
 			}
 		})
 
 		t.Run("role change ends sessions", func(t *testing.T) {
-			expect(t, s, http.StatusOK, "PUT", uB, admin, userPut(b, ptr(gen.RoleAdmin)))
+			expect(t, s, http.StatusOK, "PUT", uB, admin, userPut(b, ptr(client.RoleAdmin)))
 			wantDead(t, s, "B's token from before the promotion", bTok)
 			newB := s.login(t, "b@example.com", testPassword).AccessToken
-			var me gen.Me
+			var me client.Me
 			getJSON(t, s, "/auth/me", newB, &me)
-			if me.User.Role != gen.RoleAdmin {
+			if me.User.Role != client.RoleAdmin {
 				t.Fatalf("B after promotion: %+v", me.User)
 			}
 			expect(t, s, http.StatusOK, "GET", uA, bearer(newB), nil) // now B may
 			// With two admins, one can be demoted; that ends B's sessions again.
-			expect(t, s, http.StatusOK, "PUT", uB, admin, userPut(b, ptr(gen.RoleUser)))
+			expect(t, s, http.StatusOK, "PUT", uB, admin, userPut(b, ptr(client.RoleUser)))
 			wantDead(t, s, "B's admin token after the demotion", newB)
 			bTok = s.login(t, "b@example.com", testPassword).AccessToken
 			expect(t, s, http.StatusForbidden, "GET", uA, bearer(bTok), nil)
@@ -268,7 +268,7 @@ func TestAuthzRules(t *testing.T) {
 
 		t.Run("password change ends sessions", func(t *testing.T) {
 			other := s.login(t, "b@example.com", testPassword).AccessToken
-			body := gen.UpdateUserJSONRequestBody{Email: b.Email, Name: "B", Password: ptr("b's new passphrase")}
+			body := client.UpdateUserJSONRequestBody{Email: b.Email, Name: "B", Password: ptr("b's new passphrase")}
 			expect(t, s, http.StatusOK, "PUT", uB, bearer(bTok), body)
 			wantDead(t, s, "the session that changed the password", bTok)
 			wantDead(t, s, "B's other session", other)

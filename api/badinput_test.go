@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // Every kind of bad input gets a problem+json 4xx naming what is wrong; none reaches the
@@ -22,7 +22,7 @@ func TestBadInput(t *testing.T) {
 		veh := mustVehicle(t, s, owner.Id, 1)
 		usersCursor := func() string {
 			mustUser(t, s, "second@example.com")
-			r, err := s.Client.ListUsersWithResponse(context.Background(), &gen.ListUsersParams{Limit: ptr(gen.Limit(1))})
+			r, err := s.Client.ListUsersWithResponse(context.Background(), &client.ListUsersParams{Limit: ptr(client.Limit(1))})
 			if err != nil || r.JSON200 == nil || r.JSON200.NextCursor == nil {
 				t.Fatalf("no users cursor: %v %s", err, r.Body)
 			}

@@ -18,7 +18,7 @@ import (
 	valkeygo "github.com/valkey-io/valkey-go"
 
 	"github.com/motorpool/motorpool/api"
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey"
@@ -88,7 +88,7 @@ func authed(req *http.Request, tok string) *http.Request {
 }
 
 // benchGet runs an authenticated GET of the path setup returns, on each pairing.
-func benchGet(b *testing.B, setup func(b *testing.B, s *testServer, u gen.User) string) {
+func benchGet(b *testing.B, setup func(b *testing.B, s *testServer, u client.User) string) {
 	for _, name := range []string{"embedded", "production"} {
 		b.Run(name, func(b *testing.B) {
 			s, rtt := benchServer(b, name)
@@ -106,11 +106,11 @@ func benchGet(b *testing.B, setup func(b *testing.B, s *testServer, u gen.User) 
 }
 
 func BenchmarkGetUser(b *testing.B) {
-	benchGet(b, func(_ *testing.B, _ *testServer, u gen.User) string { return fmt.Sprintf("/users/%d", u.Id) })
+	benchGet(b, func(_ *testing.B, _ *testServer, u client.User) string { return fmt.Sprintf("/users/%d", u.Id) })
 }
 
 func BenchmarkGetVehicle(b *testing.B) {
-	benchGet(b, func(b *testing.B, s *testServer, u gen.User) string {
+	benchGet(b, func(b *testing.B, s *testServer, u client.User) string {
 		return fmt.Sprintf("/vehicles/%d", mustVehicle(b, s, u.Id, 1).Id)
 	})
 }

@@ -22,7 +22,7 @@ import (
 	valkeygo "github.com/valkey-io/valkey-go"
 
 	"github.com/motorpool/motorpool/api"
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/memory"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
@@ -75,12 +75,12 @@ func decodeAs[T any](t testing.TB, body []byte) T {
 	return v
 }
 
-func userUpdate(u gen.User, name string) gen.UserUpdate {
-	return gen.UserUpdate{Email: u.Email, Name: name}
+func userUpdate(u client.User, name string) client.UserUpdate {
+	return client.UserUpdate{Email: u.Email, Name: name}
 }
 
-func vehicleUpdate(v gen.Vehicle, model string, owner *int64) gen.VehicleUpdate {
-	return gen.VehicleUpdate{LicensePlate: v.LicensePlate, Make: v.Make, Model: model, UserId: owner, Vin: v.Vin, Year: v.Year}
+func vehicleUpdate(v client.Vehicle, model string, owner *int64) client.VehicleUpdate {
+	return client.VehicleUpdate{LicensePlate: v.LicensePlate, Make: v.Make, Model: model, UserId: owner, Vin: v.Vin, Year: v.Year}
 }
 
 // TestCacheXCache: every cached read says miss the first time and hit the second.
@@ -401,7 +401,7 @@ func TestCacheKeyTable(t *testing.T) {
 	uv := func(id int64) string { return fmt.Sprintf("vehicles:user:%d", id) }
 
 	// Create a user: users:all, and the 404 of the id it takes and the empty answer for its email.
-	var c gen.User
+	var c client.User
 	nextUser := bob.Id + 1
 	step("create user", []string{idPath("/users/%d", nextUser), idPath("/users/%d/vehicles", nextUser), "/users?email=cy@example.com"}, func() {
 		c = mustUser(t, s, "cy@example.com")
@@ -412,12 +412,12 @@ func TestCacheKeyTable(t *testing.T) {
 
 	// Update a user's name and email: user:{id}, the old and the new email, users:all.
 	step("update user", []string{"/users?email=ada2@example.com"}, func() {
-		s.mustSend(t, http.StatusOK, "PUT", idPath("/users/%d", a.Id), gen.UserUpdate{Email: "Ada2@example.com", Name: "Ada Two"})
+		s.mustSend(t, http.StatusOK, "PUT", idPath("/users/%d", a.Id), client.UserUpdate{Email: "Ada2@example.com", Name: "Ada Two"})
 	}, []string{uk(a.Id), "user:email:ada@example.com", "user:email:ada2@example.com"}, []string{"users:all"})
 	emails[a.Id] = "ada2@example.com"
 
 	// Create a vehicle: its 404, vehicles:all, the owner's list.
-	var va3 gen.Vehicle
+	var va3 client.Vehicle
 	nextVehicle := vb.Id + 1
 	step("create vehicle", []string{idPath("/vehicles/%d", nextVehicle)}, func() {
 		va3 = mustVehicle(t, s, a.Id, 4)
@@ -486,11 +486,11 @@ func TestCacheNegative(t *testing.T) {
 			t.Fatalf("setup: the new user got id %d, want %s", bob.Id, next)
 		}
 		r, b := s.mustSend(t, http.StatusOK, "GET", next, nil)
-		if got := decodeAs[gen.User](t, b); got.Email != "bob@example.com" || r.Header.Get("X-Cache") != "miss" {
+		if got := decodeAs[client.User](t, b); got.Email != "bob@example.com" || r.Header.Get("X-Cache") != "miss" {
 			t.Errorf("GET %s after the create: %s (X-Cache %q)", next, b, r.Header.Get("X-Cache"))
 		}
 		_, b = s.mustSend(t, http.StatusOK, "GET", "/users?email=bob@example.com", nil)
-		if p := decodeAs[gen.UserPage](t, b); len(p.Items) != 1 || p.Items[0].Id != bob.Id {
+		if p := decodeAs[client.UserPage](t, b); len(p.Items) != 1 || p.Items[0].Id != bob.Id {
 			t.Errorf("email lookup after the create: %s", b)
 		}
 		// A user who exists but has no vehicles: an empty page, no longer the cached 404.
@@ -532,7 +532,7 @@ func TestCacheAuthorizationFirst(t *testing.T) {
 		}
 		for i := range 2 {
 			r, body, err := s.sendE(bTok, "GET", fmt.Sprintf("/users/%d", b.Id), nil)
-			if err != nil || r.StatusCode != http.StatusOK || decodeAs[gen.User](t, body).Id != b.Id {
+			if err != nil || r.StatusCode != http.StatusOK || decodeAs[client.User](t, body).Id != b.Id {
 				t.Fatalf("member GET own record: %v %d %s", err, r.StatusCode, body)
 			}
 			if want := []string{"miss", "hit"}[i]; r.Header.Get("X-Cache") != want {
@@ -554,19 +554,19 @@ func TestCacheReadYourOwnWrite(t *testing.T) {
 			name := fmt.Sprintf("Ada %d", i)
 			s.mustSend(t, http.StatusOK, "GET", path, nil) // warm: the old value is cached
 			s.mustSend(t, http.StatusOK, "PUT", path, userUpdate(u, name))
-			if _, b := s.mustSend(t, http.StatusOK, "GET", path, nil); decodeAs[gen.User](t, b).Name != name {
+			if _, b := s.mustSend(t, http.StatusOK, "GET", path, nil); decodeAs[client.User](t, b).Name != name {
 				t.Fatalf("round %d: GET after PUT returned %s, want name %q", i, b, name)
 			}
 			if i%10 == 0 { // lists and vehicles too, less often
 				_, b := s.mustSend(t, http.StatusOK, "GET", "/users", nil)
-				p := decodeAs[gen.UserPage](t, b)
-				if j := slices.IndexFunc(p.Items, func(x gen.User) bool { return x.Id == u.Id }); j < 0 || p.Items[j].Name != name {
+				p := decodeAs[client.UserPage](t, b)
+				if j := slices.IndexFunc(p.Items, func(x client.User) bool { return x.Id == u.Id }); j < 0 || p.Items[j].Name != name {
 					t.Fatalf("round %d: GET /users after PUT: %s", i, b)
 				}
 				model := fmt.Sprintf("Model %d", i)
 				s.mustSend(t, http.StatusOK, "GET", vpath, nil)
 				s.mustSend(t, http.StatusOK, "PUT", vpath, vehicleUpdate(v, model, nil))
-				if _, b := s.mustSend(t, http.StatusOK, "GET", vpath, nil); decodeAs[gen.Vehicle](t, b).Model != model {
+				if _, b := s.mustSend(t, http.StatusOK, "GET", vpath, nil); decodeAs[client.Vehicle](t, b).Model != model {
 					t.Fatalf("round %d: GET vehicle after PUT: %s", i, b)
 				}
 			}
@@ -656,7 +656,7 @@ func TestCacheNoStaleSet(t *testing.T) {
 			// It may answer with what it read; nothing after it may.
 			for i := range 3 {
 				r, body := s.mustSend(t, http.StatusOK, "GET", path, nil)
-				if got := decodeAs[gen.User](t, body).Name; got != newName {
+				if got := decodeAs[client.User](t, body).Name; got != newName {
 					t.Fatalf("round %d: GET #%d after the write returned %q (X-Cache %s), want %q: the stale fill was stored",
 						round, i+1, got, r.Header.Get("X-Cache"), newName)
 				}
@@ -767,12 +767,12 @@ func twoInstances(t *testing.T, wrap func(i int, st storage.Store) storage.Store
 	return out
 }
 
-func toGenUser(u storage.User) gen.User {
-	return gen.User{Id: u.ID, Email: gen.Email(u.Email), Name: u.Name, Role: gen.Role(u.Role), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func toGenUser(u storage.User) client.User {
+	return client.User{Id: u.ID, Email: client.Email(u.Email), Name: u.Name, Role: client.Role(u.Role), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
-func toGenVehicle(v storage.Vehicle) gen.Vehicle {
-	return gen.Vehicle{Id: v.ID, UserId: v.UserID, Make: v.Make, Model: v.Model, Year: v.Year, Vin: v.VIN,
+func toGenVehicle(v storage.Vehicle) client.Vehicle {
+	return client.Vehicle{Id: v.ID, UserId: v.UserID, Make: v.Make, Model: v.Model, Year: v.Year, Vin: v.VIN,
 		LicensePlate: v.LicensePlate, Color: v.Color, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
 }
 
@@ -783,8 +783,8 @@ func TestCacheStress(t *testing.T) {
 	t.Parallel()
 	inst := twoInstances(t, nil)
 	ctx := context.Background()
-	var users []gen.User
-	var vehicles []gen.Vehicle
+	var users []client.User
+	var vehicles []client.Vehicle
 	for i := range 4 {
 		u := mustUser(t, inst[0], fmt.Sprintf("user%d@example.com", i))
 		users = append(users, u)
@@ -843,7 +843,7 @@ func TestCacheStress(t *testing.T) {
 			}
 			for range 2 { // a miss or a hit, then surely a hit
 				_, b := s.mustSend(t, http.StatusOK, "GET", fmt.Sprintf("/users/%d", u.Id), nil)
-				if d := cmp.Diff(toGenUser(want), decodeAs[gen.User](t, b)); d != "" {
+				if d := cmp.Diff(toGenUser(want), decodeAs[client.User](t, b)); d != "" {
 					t.Errorf("instance %d GET /users/%d differs from the database (-db +api):\n%s", i, u.Id, d)
 				}
 			}
@@ -851,13 +851,13 @@ func TestCacheStress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantPage := gen.VehiclePage{Items: []gen.Vehicle{}}
+			wantPage := client.VehiclePage{Items: []client.Vehicle{}}
 			for _, v := range wantVs {
 				wantPage.Items = append(wantPage.Items, toGenVehicle(v))
 			}
 			for range 2 {
 				_, b := s.mustSend(t, http.StatusOK, "GET", fmt.Sprintf("/users/%d/vehicles", u.Id), nil)
-				if d := cmp.Diff(wantPage, decodeAs[gen.VehiclePage](t, b)); d != "" {
+				if d := cmp.Diff(wantPage, decodeAs[client.VehiclePage](t, b)); d != "" {
 					t.Errorf("instance %d GET /users/%d/vehicles differs from the database (-db +api):\n%s", i, u.Id, d)
 				}
 			}
@@ -869,7 +869,7 @@ func TestCacheStress(t *testing.T) {
 			}
 			for range 2 {
 				_, b := s.mustSend(t, http.StatusOK, "GET", fmt.Sprintf("/vehicles/%d", v.Id), nil)
-				if d := cmp.Diff(toGenVehicle(want), decodeAs[gen.Vehicle](t, b)); d != "" {
+				if d := cmp.Diff(toGenVehicle(want), decodeAs[client.Vehicle](t, b)); d != "" {
 					t.Errorf("instance %d GET /vehicles/%d differs from the database (-db +api):\n%s", i, v.Id, d)
 				}
 			}
@@ -878,7 +878,7 @@ func TestCacheStress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantUsers := gen.UserPage{Items: []gen.User{}}
+		wantUsers := client.UserPage{Items: []client.User{}}
 		for _, u := range dbUsers {
 			wantUsers.Items = append(wantUsers.Items, toGenUser(u))
 		}
@@ -886,17 +886,17 @@ func TestCacheStress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantVehicles := gen.VehiclePage{Items: []gen.Vehicle{}}
+		wantVehicles := client.VehiclePage{Items: []client.Vehicle{}}
 		for _, v := range dbVehicles {
 			wantVehicles.Items = append(wantVehicles.Items, toGenVehicle(v))
 		}
 		for range 2 {
 			_, b := s.mustSend(t, http.StatusOK, "GET", "/users", nil)
-			if d := cmp.Diff(wantUsers, decodeAs[gen.UserPage](t, b)); d != "" {
+			if d := cmp.Diff(wantUsers, decodeAs[client.UserPage](t, b)); d != "" {
 				t.Errorf("instance %d GET /users differs from the database (-db +api):\n%s", i, d)
 			}
 			_, b = s.mustSend(t, http.StatusOK, "GET", "/vehicles", nil)
-			if d := cmp.Diff(wantVehicles, decodeAs[gen.VehiclePage](t, b)); d != "" {
+			if d := cmp.Diff(wantVehicles, decodeAs[client.VehiclePage](t, b)); d != "" {
 				t.Errorf("instance %d GET /vehicles differs from the database (-db +api):\n%s", i, d)
 			}
 		}
@@ -965,7 +965,7 @@ func TestCacheValkeyOutage(t *testing.T) {
 	if n := s.Inval.Pending(); n == 0 {
 		t.Fatal("PendingInvalidations() = 0 after a write whose invalidation could not reach Valkey")
 	}
-	if _, b := get(paths[0]); decodeAs[gen.User](t, b).Name != "Ada Offline" {
+	if _, b := get(paths[0]); decodeAs[client.User](t, b).Name != "Ada Offline" {
 		t.Errorf("GET after the offline write: %s, want the new name", b)
 	}
 
@@ -981,7 +981,7 @@ func TestCacheValkeyOutage(t *testing.T) {
 	// The cache works again: miss then hit, with the database's values.
 	for i, want := range []string{"miss", "hit"} {
 		r, b := s.mustSend(t, http.StatusOK, "GET", paths[0], nil)
-		if decodeAs[gen.User](t, b).Name != "Ada Offline" {
+		if decodeAs[client.User](t, b).Name != "Ada Offline" {
 			t.Errorf("GET #%d after Valkey came back: %s, want the new name", i+1, b)
 		}
 		if r.Header.Get("X-Cache") != want {

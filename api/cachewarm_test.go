@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // CACHE_WARM: after Warm, the first page of each list and the records on them are answered
@@ -13,8 +13,8 @@ import (
 func TestCacheWarm(t *testing.T) {
 	eachBackend(t, func(t *testing.T, newBackend func(testing.TB) backend) {
 		s := newTestServer(t, newBackend(t))
-		var users []gen.User
-		var vehicles []gen.Vehicle
+		var users []client.User
+		var vehicles []client.Vehicle
 		for i := range 3 {
 			u := mustUser(t, s, "warm"+itoa(int64(i))+"@example.com")
 			users = append(users, u)

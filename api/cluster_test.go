@@ -15,7 +15,7 @@ import (
 
 	valkeygo "github.com/valkey-io/valkey-go"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey"
@@ -72,7 +72,7 @@ func TestClusterSmoke(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create vehicle: %d %s", resp.StatusCode, body)
 	}
-	path := fmt.Sprintf("/vehicles/%d", decodeAs[gen.Vehicle](t, body).Id)
+	path := fmt.Sprintf("/vehicles/%d", decodeAs[client.Vehicle](t, body).Id)
 	for _, want := range []string{"miss", "hit"} {
 		resp, body := rlReq(t, s, "GET", path, pair.AccessToken, "", nil)
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Cache") != want {

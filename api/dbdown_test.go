@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage/deadline"
 	"github.com/motorpool/motorpool/storage/postgres"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
@@ -111,12 +111,12 @@ type dbCall struct {
 // dbCalls are requests that need the database: registration, vehicle and user writes,
 // sign-in, and a read that misses the cache (user was never read, so user:{id} is not cached).
 // doomed is deleted once the database is back.
-func dbCalls(t *testing.T, s *testServer, user, doomed gen.User) []dbCall {
+func dbCalls(t *testing.T, s *testServer, user, doomed client.User) []dbCall {
 	n := 0
 	guest := s.clientWith(t, "")
 	return []dbCall{
 		{"update user", false, http.StatusOK, func(ctx context.Context) (*http.Response, error) {
-			r, err := s.Client.UpdateUserWithResponse(ctx, user.Id, gen.UpdateUserJSONRequestBody{Email: user.Email, Name: "Kept"})
+			r, err := s.Client.UpdateUserWithResponse(ctx, user.Id, client.UpdateUserJSONRequestBody{Email: user.Email, Name: "Kept"})
 			if err != nil {
 				return nil, err
 			}
@@ -131,7 +131,7 @@ func dbCalls(t *testing.T, s *testServer, user, doomed gen.User) []dbCall {
 		}},
 		{"register", false, http.StatusCreated, func(ctx context.Context) (*http.Response, error) {
 			n++
-			r, err := guest.CreateUserWithResponse(ctx, gen.CreateUserJSONRequestBody{Email: gen.Email("new" + strconv.Itoa(n) + "@example.com"), Name: "New", Password: testPassword})
+			r, err := guest.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: client.Email("new" + strconv.Itoa(n) + "@example.com"), Name: "New", Password: testPassword})
 			if err != nil {
 				return nil, err
 			}
@@ -139,14 +139,14 @@ func dbCalls(t *testing.T, s *testServer, user, doomed gen.User) []dbCall {
 		}},
 		{"create vehicle", false, http.StatusCreated, func(ctx context.Context) (*http.Response, error) {
 			n++
-			r, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{UserId: &user.Id, Make: "Fiat", Model: "Panda", Year: 2019, Vin: vin(900 + n), LicensePlate: "FI-123"})
+			r, err := s.Client.CreateVehicleWithResponse(ctx, client.CreateVehicleJSONRequestBody{UserId: &user.Id, Make: "Fiat", Model: "Panda", Year: 2019, Vin: vin(900 + n), LicensePlate: "FI-123"})
 			if err != nil {
 				return nil, err
 			}
 			return r.HTTPResponse, nil
 		}},
 		{"sign in", true, http.StatusOK, func(ctx context.Context) (*http.Response, error) {
-			r, err := guest.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: user.Email, Password: testPassword})
+			r, err := guest.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: user.Email, Password: testPassword})
 			if err != nil {
 				return nil, err
 			}
@@ -199,7 +199,7 @@ func testDBAway(t *testing.T, o dbOutage, bound time.Duration) {
 	}
 	// A reset request answers 202 whatever happens; its mail, sent in the background, fails
 	// without being logged as a bug.
-	if r, err := s.clientWith(t, "").RequestPasswordResetWithResponse(context.Background(), gen.RequestPasswordResetJSONRequestBody{Email: user.Email}); err != nil || r.StatusCode() != http.StatusAccepted {
+	if r, err := s.clientWith(t, "").RequestPasswordResetWithResponse(context.Background(), client.RequestPasswordResetJSONRequestBody{Email: user.Email}); err != nil || r.StatusCode() != http.StatusAccepted {
 		t.Errorf("password reset with the database away: %v %d", err, r.StatusCode())
 	}
 	if err := s.Auth.WaitMail(context.Background()); err != nil {
@@ -268,9 +268,9 @@ func TestSignInDuringOutageDoesNotLockOut(t *testing.T) {
 			s := newTestServer(t, o.backend)
 			user := mustUser(t, s, "retrying@example.com")
 			guest := s.clientWith(t, "")
-			login := func() *gen.LoginResponse {
+			login := func() *client.LoginResponse {
 				t.Helper()
-				r, err := guest.LoginWithResponse(context.Background(), gen.LoginJSONRequestBody{Email: user.Email, Password: testPassword})
+				r, err := guest.LoginWithResponse(context.Background(), client.LoginJSONRequestBody{Email: user.Email, Password: testPassword})
 				if err != nil {
 					t.Fatal(err)
 				}

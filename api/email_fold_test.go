@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // Emails are case-insensitive under full Unicode case folding, everywhere one is compared or
@@ -19,7 +19,7 @@ func TestEmailFullCaseFolding(t *testing.T) {
 		u := mustUser(t, s, "xς@example.com")
 
 		for _, e := range []string{"xΣ@example.com", "xσ@example.com", "XΣ@EXAMPLE.COM"} {
-			r, err := guest.CreateUserWithResponse(ctx, gen.CreateUserJSONRequestBody{Email: gen.Email(e), Name: "Twin", Password: testPassword})
+			r, err := guest.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: client.Email(e), Name: "Twin", Password: testPassword})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -27,7 +27,7 @@ func TestEmailFullCaseFolding(t *testing.T) {
 				t.Errorf("register %s beside xς@example.com: %d %s, want 409", e, r.StatusCode(), r.Body)
 			}
 		}
-		l, err := s.Client.ListUsersWithResponse(ctx, &gen.ListUsersParams{Email: ptr(gen.Email("XΣ@example.com"))})
+		l, err := s.Client.ListUsersWithResponse(ctx, &client.ListUsersParams{Email: ptr(client.Email("XΣ@example.com"))})
 		if err != nil || l.JSON200 == nil || len(l.JSON200.Items) != 1 || l.JSON200.Items[0].Id != u.Id {
 			t.Errorf("GET /users?email=XΣ@example.com: %v %s, want user %d", err, l.Body, u.Id)
 		}
@@ -35,7 +35,7 @@ func TestEmailFullCaseFolding(t *testing.T) {
 
 		// Five failures under three spellings lock every spelling out.
 		for _, e := range []string{"xΣ@example.com", "xσ@example.com", "XΣ@example.com", "xς@example.com", "Xς@example.com"} {
-			r, err := guest.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: gen.Email(e), Password: "not the password"})
+			r, err := guest.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: client.Email(e), Password: "not the password"})
 			if err != nil || r.StatusCode() != http.StatusUnauthorized {
 				t.Fatalf("failed sign-in as %s: %v %d, want 401", e, err, r.StatusCode())
 			}
@@ -43,7 +43,7 @@ func TestEmailFullCaseFolding(t *testing.T) {
 		wantLocked(t, s, "xς@example.com", testPassword, 15*60)
 
 		tok := requestReset(t, s, "XΣ@EXAMPLE.COM", "xς@example.com") // mailed to the address on file
-		r, err := guest.ConfirmPasswordResetWithResponse(ctx, gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: "a folded new passphrase"})
+		r, err := guest.ConfirmPasswordResetWithResponse(ctx, client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: "a folded new passphrase"})
 		if err != nil || r.StatusCode() != http.StatusNoContent {
 			t.Fatalf("confirm the reset: %v %d %s", err, r.StatusCode(), r.Body)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
@@ -31,6 +32,8 @@ type Config struct {
 	// Domains are the domains whose operations are served (SERVE_DOMAINS); nil: all of them.
 	// The operational routes (health, metrics, the contract, docs, JWKS) are always served.
 	Domains []Domain
+	// Now is the clock for the served spec's VehicleYear maximum (next year); time.Now when nil.
+	Now func() time.Time
 }
 
 // NewHandler returns the whole HTTP surface of the service. This is the one route table.
@@ -60,10 +63,11 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	if err != nil {
 		return nil, fmt.Errorf("build router: %w", err)
 	}
-	specJSON, specYAML, err := specHandlers(spec)
+	contract, err := newServedSpec(gen.Spec, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
+	specJSON, specYAML := contract.handlers()
 	m := cfg.Metrics
 	if m == nil {
 		m = newMetrics(cfg.PoolStats)

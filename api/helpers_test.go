@@ -26,6 +26,7 @@ import (
 
 	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/gen"
 	"github.com/motorpool/motorpool/impl"
 	"github.com/motorpool/motorpool/invalidation"
@@ -225,21 +226,57 @@ func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
 		c.t.Errorf("%s %s: response %d breaks openapi.yaml: %v\nbody: %s", req.Method, req.URL, resp.StatusCode, err, body)
 	}
+	if undeclared := undeclaredHeaders(route, resp); len(undeclared) > 0 {
+		c.t.Errorf("%s %s: response %d sends headers openapi.yaml does not declare for it: %v", req.Method, req.URL, resp.StatusCode, undeclared)
+	}
 	return resp, nil
+}
+
+// describedHeaders are the fields of the service's own that openapi.yaml must declare on each
+// response that carries them, so that generated clients know them.
+var describedHeaders = []string{
+	"X-Request-Id", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "Ratelimit",
+	"Ratelimit-Policy", "Retry-After", "X-Cache", "Etag", "Location", "Www-Authenticate",
+}
+
+// undeclaredHeaders lists the described headers resp carries that its operation's response
+// for that status does not declare.
+func undeclaredHeaders(route *routers.Route, resp *http.Response) []string {
+	r := route.Operation.Responses.Status(resp.StatusCode)
+	if r == nil {
+		r = route.Operation.Responses.Default()
+	}
+	if r == nil || r.Value == nil {
+		return nil // an undeclared status: ValidateResponse reports it
+	}
+	var out []string
+	for _, h := range describedHeaders {
+		if _, sent := resp.Header[h]; !sent {
+			continue
+		}
+		declared := false
+		for name := range r.Value.Headers {
+			declared = declared || http.CanonicalHeaderKey(name) == h
+		}
+		if !declared {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 type testServer struct {
 	URL     string
 	Handler http.Handler // the handler under test, for in-process benchmarks
 	HTTP    *http.Client // validates every response against the contract
-	Client  *gen.ClientWithResponses
+	Client  *client.ClientWithResponses
 	Store   storage.Store
 	Backend backend
 	Auth    *auth.Service
 	Issuer  *token.Issuer
 	Mail    *captureMailer
 	Logs    *syncBuffer
-	Admin   gen.User
+	Admin   client.User
 	Cached  *impl.Cached              // nil when the backend has no cache
 	Inval   *invalidation.Invalidator // with Cached
 	token   string                    // the admin's access token, sent by s.do and s.Client
@@ -415,16 +452,16 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 }
 
 // clientWith returns a generated client that sends tok as its bearer token ("" for none).
-func (s *testServer) clientWith(t testing.TB, tok string) *gen.ClientWithResponses {
+func (s *testServer) clientWith(t testing.TB, tok string) *client.ClientWithResponses {
 	t.Helper()
-	opts := []gen.ClientOption{gen.WithHTTPClient(s.HTTP)}
+	opts := []client.ClientOption{client.WithHTTPClient(s.HTTP)}
 	if tok != "" {
-		opts = append(opts, gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+		opts = append(opts, client.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+tok)
 			return nil
 		}))
 	}
-	c, err := gen.NewClientWithResponses(s.URL, opts...)
+	c, err := client.NewClientWithResponses(s.URL, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,10 +469,10 @@ func (s *testServer) clientWith(t testing.TB, tok string) *gen.ClientWithRespons
 }
 
 // login signs in and fails the test unless it works.
-func (s *testServer) login(t testing.TB, email, password string) gen.TokenPair {
+func (s *testServer) login(t testing.TB, email, password string) client.TokenPair {
 	t.Helper()
 	c := s.clientWith(t, "")
-	r, err := c.LoginWithResponse(context.Background(), gen.LoginJSONRequestBody{Email: gen.Email(email), Password: password})
+	r, err := c.LoginWithResponse(context.Background(), client.LoginJSONRequestBody{Email: client.Email(email), Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +483,7 @@ func (s *testServer) login(t testing.TB, email, password string) gen.TokenPair {
 }
 
 // member registers a user and signs them in, returning the user, their token and a client.
-func (s *testServer) member(t testing.TB, email string) (gen.User, string, *gen.ClientWithResponses) {
+func (s *testServer) member(t testing.TB, email string) (client.User, string, *client.ClientWithResponses) {
 	t.Helper()
 	u := mustUser(t, s, email)
 	tok := s.login(t, email, testPassword).AccessToken
@@ -522,12 +559,12 @@ func unavailable(t testing.TB, what string, resp *http.Response, body []byte) {
 	}
 }
 
-func decodeProblem(t testing.TB, resp *http.Response, body []byte) gen.Problem {
+func decodeProblem(t testing.TB, resp *http.Response, body []byte) client.Problem {
 	t.Helper()
 	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, body)
 	}
-	var p gen.Problem
+	var p client.Problem
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatalf("problem body %s: %v", body, err)
 	}
@@ -540,7 +577,7 @@ func decodeProblem(t testing.TB, resp *http.Response, body []byte) gen.Problem {
 	return p
 }
 
-func problemFields(p gen.Problem) []string {
+func problemFields(p client.Problem) []string {
 	var out []string
 	if p.Errors != nil {
 		for _, e := range *p.Errors {
@@ -550,10 +587,10 @@ func problemFields(p gen.Problem) []string {
 	return out
 }
 
-func mustUser(t testing.TB, s *testServer, email string) gen.User {
+func mustUser(t testing.TB, s *testServer, email string) client.User {
 	t.Helper()
-	resp, err := s.Client.CreateUserWithResponse(context.Background(), gen.CreateUserJSONRequestBody{
-		Email: gen.Email(email), Name: "Test User", Password: testPassword,
+	resp, err := s.Client.CreateUserWithResponse(context.Background(), client.CreateUserJSONRequestBody{
+		Email: client.Email(email), Name: "Test User", Password: testPassword,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -575,9 +612,9 @@ func vin(n int) string {
 	return string(b)
 }
 
-func mustVehicle(t testing.TB, s *testServer, owner int64, n int) gen.Vehicle {
+func mustVehicle(t testing.TB, s *testServer, owner int64, n int) client.Vehicle {
 	t.Helper()
-	resp, err := s.Client.CreateVehicleWithResponse(context.Background(), gen.CreateVehicleJSONRequestBody{
+	resp, err := s.Client.CreateVehicleWithResponse(context.Background(), client.CreateVehicleJSONRequestBody{
 		UserId: &owner, Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(n), LicensePlate: "AB-123-CD",
 	})
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // doAs sends a raw request with tok as its bearer token ("" for none, "-" for a malformed one).
@@ -139,11 +139,11 @@ func TestSecurityHeaders(t *testing.T) {
 		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 		anon := s.clientWith(t, "")
-		login, err := anon.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: adminEmail, Password: testPassword})
+		login, err := anon.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: adminEmail, Password: testPassword})
 		if err != nil || login.JSON200 == nil {
 			t.Fatalf("login: %v %s", err, login.Body)
 		}
-		refresh, err := anon.RefreshTokensWithResponse(ctx, gen.RefreshTokensJSONRequestBody{RefreshToken: login.JSON200.RefreshToken})
+		refresh, err := anon.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: login.JSON200.RefreshToken})
 		if err != nil || refresh.JSON200 == nil {
 			t.Fatalf("refresh: %v %s", err, refresh.Body)
 		}

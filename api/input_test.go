@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // Control characters in any stored text field get the same 400 naming the field on both
@@ -22,8 +22,8 @@ func TestControlCharactersRefused(t *testing.T) {
 		veh := mustVehicle(t, s, owner.Id, 1)
 		for _, ch := range []string{"\x00", "\x07", "\t", "\n", "\x1f", "\x7f", "\u0085", "\u009f"} {
 			bad := "Bad" + ch + "Value"
-			vehicle := func(field string) gen.VehicleCreate {
-				v := gen.VehicleCreate{Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(100), LicensePlate: "AB-1"}
+			vehicle := func(field string) client.VehicleCreate {
+				v := client.VehicleCreate{Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(100), LicensePlate: "AB-1"}
 				switch field {
 				case "make":
 					v.Make = bad
@@ -43,7 +43,7 @@ func TestControlCharactersRefused(t *testing.T) {
 						t.Fatal(err)
 					}
 					wantFieldError(t, cr.StatusCode(), cr.ApplicationproblemJSON400, cr.Body, field)
-					up, err := s.Client.UpdateVehicleWithResponse(ctx, veh.Id, gen.VehicleUpdate(vehicle(field)))
+					up, err := s.Client.UpdateVehicleWithResponse(ctx, veh.Id, client.VehicleUpdate(vehicle(field)))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -51,12 +51,12 @@ func TestControlCharactersRefused(t *testing.T) {
 				})
 			}
 			t.Run(fmt.Sprintf("name %q", ch), func(t *testing.T) {
-				cr, err := s.Client.CreateUserWithResponse(ctx, gen.UserCreate{Email: "new@example.com", Name: bad, Password: testPassword})
+				cr, err := s.Client.CreateUserWithResponse(ctx, client.UserCreate{Email: "new@example.com", Name: bad, Password: testPassword})
 				if err != nil {
 					t.Fatal(err)
 				}
 				wantFieldError(t, cr.StatusCode(), cr.ApplicationproblemJSON400, cr.Body, "name")
-				up, err := s.Client.UpdateUserWithResponse(ctx, owner.Id, gen.UserUpdate{Email: owner.Email, Name: bad})
+				up, err := s.Client.UpdateUserWithResponse(ctx, owner.Id, client.UserUpdate{Email: owner.Email, Name: bad})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -71,7 +71,7 @@ func TestControlCharactersRefused(t *testing.T) {
 			})
 		}
 		// Text that is merely unusual still goes in.
-		u, err := s.Client.UpdateUserWithResponse(ctx, owner.Id, gen.UserUpdate{Email: owner.Email, Name: "Zoë  O’Brien-李 😀"})
+		u, err := s.Client.UpdateUserWithResponse(ctx, owner.Id, client.UserUpdate{Email: owner.Email, Name: "Zoë  O’Brien-李 😀"})
 		if err != nil || u.JSON200 == nil || u.JSON200.Name != "Zoë  O’Brien-李 😀" {
 			t.Fatalf("plain Unicode name: %v %s", err, u.Body)
 		}
@@ -83,7 +83,7 @@ func TestControlCharactersRefused(t *testing.T) {
 }
 
 // wantFieldError fails unless the answer is a 400 problem naming field.
-func wantFieldError(t *testing.T, status int, p *gen.BadRequest, body []byte, field string) {
+func wantFieldError(t *testing.T, status int, p *client.BadRequest, body []byte, field string) {
 	t.Helper()
 	if status != 400 || p == nil {
 		t.Fatalf("status %d, want 400: %s", status, body)
@@ -118,7 +118,7 @@ func TestTrailingDataRefused(t *testing.T) {
 				}
 			})
 		}
-		r, err := s.Client.ListUsersWithResponse(context.Background(), &gen.ListUsersParams{Email: ptr(gen.Email("eve@example.com"))})
+		r, err := s.Client.ListUsersWithResponse(context.Background(), &client.ListUsersParams{Email: ptr(client.Email("eve@example.com"))})
 		if err != nil || r.JSON200 == nil || len(r.JSON200.Items) != 0 {
 			t.Fatalf("a refused body created the user: %v %s", err, r.Body)
 		}

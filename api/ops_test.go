@@ -9,7 +9,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage"
 )
 
@@ -86,11 +86,11 @@ func TestHealth(t *testing.T) {
 		s := newTestServer(t, b)
 		store := b.store
 		ctx := context.Background()
-		if r, err := s.Client.GetHealthzWithResponse(ctx); err != nil || r.JSON200 == nil || r.JSON200.Status != gen.HealthStatusOk {
+		if r, err := s.Client.GetHealthzWithResponse(ctx); err != nil || r.JSON200 == nil || r.JSON200.Status != client.HealthStatusOk {
 			t.Fatalf("healthz: %v %s", err, r.Body)
 		}
 		r, err := s.Client.GetReadyzWithResponse(ctx)
-		if err != nil || r.JSON200 == nil || r.JSON200.Checks["database"].Status != gen.CheckStatusOk {
+		if err != nil || r.JSON200 == nil || r.JSON200.Checks["database"].Status != client.CheckStatusOk {
 			t.Fatalf("readyz: %v %s", err, r.Body)
 		}
 		// With the database gone, readiness fails and names it; liveness does not.
@@ -99,7 +99,7 @@ func TestHealth(t *testing.T) {
 		if err != nil || r.JSON503 == nil {
 			t.Fatalf("readyz with the database closed: %v %d %s", err, r.StatusCode(), r.Body)
 		}
-		if c := r.JSON503.Checks["database"]; c.Status != gen.CheckStatusUnavailable {
+		if c := r.JSON503.Checks["database"]; c.Status != client.CheckStatusUnavailable {
 			t.Errorf("readyz checks = %+v, want database unavailable", r.JSON503.Checks)
 		}
 		if h, _ := s.Client.GetHealthzWithResponse(ctx); h.StatusCode() != http.StatusOK {

@@ -82,7 +82,7 @@ func parseRules(spec *openapi3.T) (map[string]rule, error) {
 			if !ok {
 				return nil, fmt.Errorf("%s %s: x-rate-limit is not an object", method, path)
 			}
-			r := rule{name: opName(op)}
+			r := rule{name: op.OperationID}
 			for k, v := range m {
 				switch k {
 				case "limit":
@@ -126,16 +126,6 @@ func parseRules(spec *openapi3.T) (map[string]rule, error) {
 		}
 	}
 	return rules, nil
-}
-
-// opName is the operationId as openapi.yaml spells it (lower camel case); the generator's
-// embedded copy may capitalise it.
-func opName(op *openapi3.Operation) string {
-	id := op.OperationID
-	if id == "" {
-		return id
-	}
-	return strings.ToLower(id[:1]) + id[1:]
 }
 
 // rateLimiter is the middleware's state.
@@ -494,7 +484,7 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, reg prometheus.Regist
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
 			if pattern := method + " " + path; rules[pattern].name == "" {
-				rules[pattern] = rule{name: opName(op), limit: cfg.DefaultMax, window: cfg.Window, perUser: true}
+				rules[pattern] = rule{name: op.OperationID, limit: cfg.DefaultMax, window: cfg.Window, perUser: true}
 			}
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // A reset link dies when the account's email changes (it went to the old address), and a
@@ -18,14 +18,14 @@ func TestPasswordResetOutdatedByEmailChange(t *testing.T) {
 		guest := s.clientWith(t, "")
 		setEmail := func(email string) {
 			t.Helper()
-			r, err := s.Client.UpdateUserWithResponse(ctx, u.Id, gen.UpdateUserJSONRequestBody{Email: gen.Email(email), Name: u.Name})
+			r, err := s.Client.UpdateUserWithResponse(ctx, u.Id, client.UpdateUserJSONRequestBody{Email: client.Email(email), Name: u.Name})
 			if err != nil || r.JSON200 == nil {
 				t.Fatalf("PUT /users/%d email %s: %v %s", u.Id, email, err, r.Body)
 			}
 		}
 		confirm := func(tok, password string) int {
 			t.Helper()
-			r, err := guest.ConfirmPasswordResetWithResponse(ctx, gen.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: password})
+			r, err := guest.ConfirmPasswordResetWithResponse(ctx, client.ConfirmPasswordResetJSONRequestBody{Token: tok, NewPassword: password})
 			if err != nil {
 				t.Fatal(err)
 			}

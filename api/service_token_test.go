@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/token"
 )
 
@@ -48,7 +48,7 @@ func TestServiceTokenLogout(t *testing.T) {
 	})
 }
 
-type clientOf struct{ *gen.ClientWithResponses }
+type clientOf struct{ *client.ClientWithResponses }
 
 func (c *clientOf) vehicles(t *testing.T) int {
 	t.Helper()

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/motorpool/motorpool/auth"
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 // sessionGate pauses one sign-in or refresh of one user between its checks and its session
@@ -75,12 +75,12 @@ func TestLoginRacingUserChange(t *testing.T) {
 		s := newTestServer(t, newBackend(t), g.option())
 		ctx := context.Background()
 		guest := s.clientWith(t, "")
-		login := func(email, password string) func() (*gen.LoginResponse, error) {
-			return func() (*gen.LoginResponse, error) {
-				return guest.LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: gen.Email(email), Password: password})
+		login := func(email, password string) func() (*client.LoginResponse, error) {
+			return func() (*client.LoginResponse, error) {
+				return guest.LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: client.Email(email), Password: password})
 			}
 		}
-		update := func(u gen.User, body gen.UpdateUserJSONRequestBody) {
+		update := func(u client.User, body client.UpdateUserJSONRequestBody) {
 			t.Helper()
 			r, err := s.Client.UpdateUserWithResponse(ctx, u.Id, body)
 			if err != nil || r.JSON200 == nil {
@@ -103,7 +103,7 @@ func TestLoginRacingUserChange(t *testing.T) {
 		t.Run("password changed", func(t *testing.T) {
 			u := mustUser(t, s, "changed@example.com")
 			r := during(t, g, u.Id, login("changed@example.com", testPassword), func() {
-				update(u, gen.UpdateUserJSONRequestBody{Email: u.Email, Name: u.Name, Password: ptr("the new passphrase")})
+				update(u, client.UpdateUserJSONRequestBody{Email: u.Email, Name: u.Name, Password: ptr("the new passphrase")})
 			})
 			if r.StatusCode() != http.StatusUnauthorized {
 				t.Fatalf("sign-in with the password replaced meanwhile: %d %s, want 401", r.StatusCode(), r.Body)
@@ -117,7 +117,7 @@ func TestLoginRacingUserChange(t *testing.T) {
 				// An email change ends no session; it is the sign-in after it that must
 				// not go through under the old address. Logging out everywhere moves the
 				// epoch, so the sign-in looks at the user again.
-				update(u, gen.UpdateUserJSONRequestBody{Email: "moved-on@example.com", Name: u.Name})
+				update(u, client.UpdateUserJSONRequestBody{Email: "moved-on@example.com", Name: u.Name})
 				if r, err := s.Client.DeleteUserSessionsWithResponse(ctx, u.Id); err != nil || r.StatusCode() != http.StatusNoContent {
 					t.Fatalf("DELETE /users/%d/sessions: %v %s", u.Id, err, r.Body)
 				}
@@ -129,9 +129,9 @@ func TestLoginRacingUserChange(t *testing.T) {
 
 		t.Run("demoted", func(t *testing.T) {
 			u := mustUser(t, s, "demoted@example.com")
-			update(u, gen.UpdateUserJSONRequestBody{Email: u.Email, Name: u.Name, Role: ptr(gen.RoleAdmin)})
+			update(u, client.UpdateUserJSONRequestBody{Email: u.Email, Name: u.Name, Role: ptr(client.RoleAdmin)})
 			r := during(t, g, u.Id, login("demoted@example.com", testPassword), func() {
-				update(u, gen.UpdateUserJSONRequestBody{Email: u.Email, Name: u.Name, Role: ptr(gen.RoleUser)})
+				update(u, client.UpdateUserJSONRequestBody{Email: u.Email, Name: u.Name, Role: ptr(client.RoleUser)})
 			})
 			if r.JSON200 == nil {
 				t.Fatalf("sign-in of a user demoted meanwhile: %d %s, want 200 as a user", r.StatusCode(), r.Body)
@@ -141,7 +141,7 @@ func TestLoginRacingUserChange(t *testing.T) {
 			if err != nil || me.JSON200 == nil {
 				t.Fatalf("GET /auth/me: %v %s", err, me.Body)
 			}
-			if me.JSON200.User.Role != gen.RoleUser {
+			if me.JSON200.User.Role != client.RoleUser {
 				t.Errorf("role after the demotion = %q, want user", me.JSON200.User.Role)
 			}
 			if l, err := c.ListUsersWithResponse(ctx, nil); err != nil || l.StatusCode() != http.StatusForbidden {
@@ -160,8 +160,8 @@ func TestRefreshRacingUserDeletion(t *testing.T) {
 		u := mustUser(t, s, "refresher@example.com")
 		pair := s.login(t, "refresher@example.com", testPassword)
 		guest := s.clientWith(t, "")
-		r := during(t, g, u.Id, func() (*gen.RefreshTokensResponse, error) {
-			return guest.RefreshTokensWithResponse(ctx, gen.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken})
+		r := during(t, g, u.Id, func() (*client.RefreshTokensResponse, error) {
+			return guest.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken})
 		}, func() {
 			if r, err := s.Client.DeleteUserWithResponse(ctx, u.Id); err != nil || r.StatusCode() != http.StatusNoContent {
 				t.Fatalf("DELETE /users/%d: %v %s", u.Id, err, r.Body)
@@ -169,7 +169,7 @@ func TestRefreshRacingUserDeletion(t *testing.T) {
 		})
 		if r.JSON200 != nil {
 			wantDead(t, s, "an access token refreshed across the deletion", r.JSON200.AccessToken)
-			again, err := guest.RefreshTokensWithResponse(ctx, gen.RefreshTokensJSONRequestBody{RefreshToken: r.JSON200.RefreshToken})
+			again, err := guest.RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: r.JSON200.RefreshToken})
 			if err != nil || again.StatusCode() != http.StatusUnauthorized {
 				t.Errorf("refresh token rotated across the deletion: %v %d, want 401", err, again.StatusCode())
 			}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/swaggest/swgui"
 	"github.com/swaggest/swgui/v5emb"
-	"go.yaml.in/yaml/v4"
 
 	"github.com/motorpool/motorpool/gen"
 )
@@ -67,7 +65,7 @@ func ValidateAs(schema string, v any) error {
 // LoadSpec returns the contract embedded in the generated code, validated.
 func LoadSpec() (*openapi3.T, error) {
 	RegisterFormats()
-	spec, err := gen.GetSwagger()
+	spec, err := openapi3.NewLoader().LoadFromData(gen.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
@@ -76,33 +74,6 @@ func LoadSpec() (*openapi3.T, error) {
 	}
 	spec.Servers = nil // the spec is served from wherever the service runs
 	return spec, nil
-}
-
-// specHandlers serve the contract as JSON and YAML, rendered once.
-func specHandlers(spec *openapi3.T) (jsonH, yamlH http.Handler, err error) {
-	js, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		return nil, nil, fmt.Errorf("render spec as JSON: %w", err)
-	}
-	// JSON is YAML: decoding it into a node keeps the key order; clearing the flow style
-	// makes it print as block YAML.
-	var tree yaml.Node
-	if err := yaml.Unmarshal(js, &tree); err != nil {
-		return nil, nil, fmt.Errorf("render spec as YAML: %w", err)
-	}
-	blockStyle(&tree)
-	ys, err := yaml.Marshal(&tree)
-	if err != nil {
-		return nil, nil, fmt.Errorf("render spec as YAML: %w", err)
-	}
-	serve := func(ctype string, body []byte) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", ctype)
-			w.Header().Set("Cache-Control", "no-cache")
-			_, _ = w.Write(body)
-		})
-	}
-	return serve("application/json", js), serve("application/yaml", ys), nil
 }
 
 // docsHandler serves Swagger UI from assets embedded in the binary, so it works offline.
@@ -123,14 +94,4 @@ func noFraming(next http.Handler) http.Handler {
 		w.Header().Set("X-Frame-Options", "DENY")
 		next.ServeHTTP(w, r)
 	})
-}
-
-func blockStyle(n *yaml.Node) {
-	n.Style &^= yaml.FlowStyle
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
-		n.Style &^= yaml.DoubleQuotedStyle
-	}
-	for _, c := range n.Content {
-		blockStyle(c)
-	}
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -18,7 +18,7 @@ func TestUserLifecycle(t *testing.T) {
 		s := newTestServer(t, newBackend(t))
 		ctx := context.Background()
 
-		created, err := s.Client.CreateUserWithResponse(ctx, gen.CreateUserJSONRequestBody{
+		created, err := s.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{
 			Email: "Ada@Example.com", Name: "Ada Lovelace", Password: "correct horse battery",
 		})
 		if err != nil {
@@ -31,7 +31,7 @@ func TestUserLifecycle(t *testing.T) {
 		if got, want := created.HTTPResponse.Header.Get("Location"), "/users/"+itoa(u.Id); got != want {
 			t.Errorf("Location = %q, want %q", got, want)
 		}
-		if u.Email != "Ada@Example.com" || u.Name != "Ada Lovelace" || u.Role != gen.RoleUser || u.Id < 1 {
+		if u.Email != "Ada@Example.com" || u.Name != "Ada Lovelace" || u.Role != client.RoleUser || u.Id < 1 {
 			t.Errorf("created user = %+v", u)
 		}
 		if !u.CreatedAt.Equal(u.UpdatedAt) {
@@ -60,7 +60,7 @@ func TestUserLifecycle(t *testing.T) {
 		}
 
 		// Update without a password keeps the hash.
-		upd, err := s.Client.UpdateUserWithResponse(ctx, u.Id, gen.UpdateUserJSONRequestBody{Email: "ada@lovelace.org", Name: "Ada King"})
+		upd, err := s.Client.UpdateUserWithResponse(ctx, u.Id, client.UpdateUserJSONRequestBody{Email: "ada@lovelace.org", Name: "Ada King"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func TestUserLifecycle(t *testing.T) {
 			t.Error("update without a password changed the password hash")
 		}
 		// Update with a password replaces it.
-		upd, err = s.Client.UpdateUserWithResponse(ctx, u.Id, gen.UpdateUserJSONRequestBody{Email: "ada@lovelace.org", Name: "Ada King", Password: ptr("another long password")})
+		upd, err = s.Client.UpdateUserWithResponse(ctx, u.Id, client.UpdateUserJSONRequestBody{Email: "ada@lovelace.org", Name: "Ada King", Password: ptr("another long password")})
 		if err != nil || upd.JSON200 == nil {
 			t.Fatalf("update with password: %v %d %s", err, upd.StatusCode(), upd.Body)
 		}
@@ -105,7 +105,7 @@ func TestUserLifecycle(t *testing.T) {
 				return r.StatusCode(), r.Body
 			},
 			func() (int, []byte) {
-				r, _ := s.Client.UpdateUserWithResponse(ctx, u.Id, gen.UpdateUserJSONRequestBody{Email: "x@example.com", Name: "X"})
+				r, _ := s.Client.UpdateUserWithResponse(ctx, u.Id, client.UpdateUserJSONRequestBody{Email: "x@example.com", Name: "X"})
 				return r.StatusCode(), r.Body
 			},
 			func() (int, []byte) {
@@ -128,7 +128,7 @@ func TestUserEmailUniqueness(t *testing.T) {
 		bob := mustUser(t, s, "bob@example.com")
 
 		for _, email := range []string{"ada@example.com", "ADA@EXAMPLE.COM", "Ada@Example.Com"} {
-			r, err := s.Client.CreateUserWithResponse(ctx, gen.CreateUserJSONRequestBody{Email: gen.Email(email), Name: "Dup", Password: "correct horse battery"})
+			r, err := s.Client.CreateUserWithResponse(ctx, client.CreateUserJSONRequestBody{Email: client.Email(email), Name: "Dup", Password: "correct horse battery"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,14 +140,14 @@ func TestUserEmailUniqueness(t *testing.T) {
 			}
 		}
 		// Taking another user's email (in another case) is a conflict; re-casing your own is not.
-		r, err := s.Client.UpdateUserWithResponse(ctx, bob.Id, gen.UpdateUserJSONRequestBody{Email: "Ada@example.COM", Name: "Bob"})
+		r, err := s.Client.UpdateUserWithResponse(ctx, bob.Id, client.UpdateUserJSONRequestBody{Email: "Ada@example.COM", Name: "Bob"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r.StatusCode() != http.StatusConflict {
 			t.Errorf("update to a taken email: %d %s, want 409", r.StatusCode(), r.Body)
 		}
-		r, err = s.Client.UpdateUserWithResponse(ctx, ada.Id, gen.UpdateUserJSONRequestBody{Email: "ADA@example.com", Name: "Ada"})
+		r, err = s.Client.UpdateUserWithResponse(ctx, ada.Id, client.UpdateUserJSONRequestBody{Email: "ADA@example.com", Name: "Ada"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,14 +156,14 @@ func TestUserEmailUniqueness(t *testing.T) {
 		}
 
 		// ?email= finds the one user whatever the case, and nobody for an unknown address.
-		list, err := s.Client.ListUsersWithResponse(ctx, &gen.ListUsersParams{Email: ptr(gen.Email("ada@EXAMPLE.com"))})
+		list, err := s.Client.ListUsersWithResponse(ctx, &client.ListUsersParams{Email: ptr(client.Email("ada@EXAMPLE.com"))})
 		if err != nil || list.JSON200 == nil {
 			t.Fatalf("list by email: %v %d %s", err, list.StatusCode(), list.Body)
 		}
 		if len(list.JSON200.Items) != 1 || list.JSON200.Items[0].Id != ada.Id || list.JSON200.NextCursor != nil {
 			t.Errorf("list by email = %+v, want just user %d", list.JSON200, ada.Id)
 		}
-		list, err = s.Client.ListUsersWithResponse(ctx, &gen.ListUsersParams{Email: ptr(gen.Email("nobody@example.com"))})
+		list, err = s.Client.ListUsersWithResponse(ctx, &client.ListUsersParams{Email: ptr(client.Email("nobody@example.com"))})
 		if err != nil || list.JSON200 == nil {
 			t.Fatalf("list by unknown email: %v %d %s", err, list.StatusCode(), list.Body)
 		}

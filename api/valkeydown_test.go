@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey"
 )
@@ -117,11 +117,11 @@ func TestValkeyDownFailsClosed(t *testing.T) {
 			return r.StatusCode(), r.Body, r.HTTPResponse.Header
 		},
 		"login": func() (int, []byte, http.Header) {
-			r, _ := s.clientWith(t, "").LoginWithResponse(ctx, gen.LoginJSONRequestBody{Email: adminEmail, Password: testPassword})
+			r, _ := s.clientWith(t, "").LoginWithResponse(ctx, client.LoginJSONRequestBody{Email: adminEmail, Password: testPassword})
 			return r.StatusCode(), r.Body, r.HTTPResponse.Header
 		},
 		"refresh": func() (int, []byte, http.Header) {
-			r, _ := s.clientWith(t, "").RefreshTokensWithResponse(ctx, gen.RefreshTokensJSONRequestBody{RefreshToken: "x.y.z"})
+			r, _ := s.clientWith(t, "").RefreshTokensWithResponse(ctx, client.RefreshTokensJSONRequestBody{RefreshToken: "x.y.z"})
 			return r.StatusCode(), r.Body, r.HTTPResponse.Header
 		},
 	} {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/motorpool/motorpool/gen"
+	"github.com/motorpool/motorpool/client"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -21,7 +21,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		ada := mustUser(t, s, "ada@example.com")
 		bob := mustUser(t, s, "bob@example.com")
 
-		cr, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
+		cr, err := s.Client.CreateVehicleWithResponse(ctx, client.CreateVehicleJSONRequestBody{
 			UserId: &ada.Id, Make: "Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001", LicensePlate: "B-1886", Color: ptr("black"),
 		})
 		if err != nil {
@@ -34,7 +34,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		if got, want := cr.HTTPResponse.Header.Get("Location"), "/vehicles/"+itoa(v.Id); got != want {
 			t.Errorf("Location = %q, want %q", got, want)
 		}
-		want := gen.Vehicle{Id: v.Id, UserId: ada.Id, Make: "Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001",
+		want := client.Vehicle{Id: v.Id, UserId: ada.Id, Make: "Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001",
 			LicensePlate: "B-1886", Color: ptr("black"), CreatedAt: v.CreatedAt, UpdatedAt: v.CreatedAt}
 		if diff := cmp.Diff(want, v); diff != "" {
 			t.Errorf("created vehicle (-want +got):\n%s", diff)
@@ -48,7 +48,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		}
 
 		// PUT without userId keeps the owner; an absent color clears it.
-		up, err := s.Client.UpdateVehicleWithResponse(ctx, v.Id, gen.UpdateVehicleJSONRequestBody{
+		up, err := s.Client.UpdateVehicleWithResponse(ctx, v.Id, client.UpdateVehicleJSONRequestBody{
 			Make: "Mercedes-Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001", LicensePlate: "B-1886",
 		})
 		if err != nil || up.JSON200 == nil {
@@ -58,7 +58,7 @@ func TestVehicleLifecycle(t *testing.T) {
 			t.Errorf("updated = %+v", *up.JSON200)
 		}
 		// PUT with userId moves it.
-		up, err = s.Client.UpdateVehicleWithResponse(ctx, v.Id, gen.UpdateVehicleJSONRequestBody{
+		up, err = s.Client.UpdateVehicleWithResponse(ctx, v.Id, client.UpdateVehicleJSONRequestBody{
 			UserId: &bob.Id, Make: "Mercedes-Benz", Model: "Patent-Motorwagen", Year: 1886, Vin: "WDB00000000000001", LicensePlate: "B-1886",
 		})
 		if err != nil || up.JSON200 == nil || up.JSON200.UserId != bob.Id {
@@ -68,14 +68,14 @@ func TestVehicleLifecycle(t *testing.T) {
 		if err != nil || lb.JSON200 == nil || len(lb.JSON200.Items) != 1 || lb.JSON200.Items[0].Id != v.Id {
 			t.Fatalf("bob's vehicles after move: %v %s", err, lb.Body)
 		}
-		la, err := s.Client.ListVehiclesWithResponse(ctx, &gen.ListVehiclesParams{UserId: &ada.Id})
+		la, err := s.Client.ListVehiclesWithResponse(ctx, &client.ListVehiclesParams{UserId: &ada.Id})
 		if err != nil || la.JSON200 == nil || len(la.JSON200.Items) != 0 {
 			t.Fatalf("ada's vehicles after move: %v %s", err, la.Body)
 		}
 
 		// A taken VIN is 409; an owner that does not exist is 422; both name the field.
 		other := mustVehicle(t, s, ada.Id, 2)
-		dupe, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
+		dupe, err := s.Client.CreateVehicleWithResponse(ctx, client.CreateVehicleJSONRequestBody{
 			UserId: &ada.Id, Make: "VW", Model: "Golf", Year: 2020, Vin: "WDB00000000000001", LicensePlate: "X",
 		})
 		if err != nil {
@@ -84,7 +84,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		if dupe.StatusCode() != http.StatusConflict || cmp.Diff([]string{"vin"}, problemFields(*dupe.ApplicationproblemJSON409)) != "" {
 			t.Errorf("duplicate VIN on create: %d %s", dupe.StatusCode(), dupe.Body)
 		}
-		upDupe, err := s.Client.UpdateVehicleWithResponse(ctx, other.Id, gen.UpdateVehicleJSONRequestBody{
+		upDupe, err := s.Client.UpdateVehicleWithResponse(ctx, other.Id, client.UpdateVehicleJSONRequestBody{
 			Make: "VW", Model: "Golf", Year: 2020, Vin: "WDB00000000000001", LicensePlate: "X",
 		})
 		if err != nil {
@@ -93,7 +93,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		if upDupe.StatusCode() != http.StatusConflict {
 			t.Errorf("duplicate VIN on update: %d %s", upDupe.StatusCode(), upDupe.Body)
 		}
-		orphan, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
+		orphan, err := s.Client.CreateVehicleWithResponse(ctx, client.CreateVehicleJSONRequestBody{
 			UserId: ptr(int64(987654321)), Make: "VW", Model: "Golf", Year: 2020, Vin: vin(99), LicensePlate: "X",
 		})
 		if err != nil {
@@ -102,7 +102,7 @@ func TestVehicleLifecycle(t *testing.T) {
 		if orphan.StatusCode() != http.StatusUnprocessableEntity || cmp.Diff([]string{"userId"}, problemFields(*orphan.ApplicationproblemJSON422)) != "" {
 			t.Errorf("unknown owner on create: %d %s", orphan.StatusCode(), orphan.Body)
 		}
-		upOrphan, err := s.Client.UpdateVehicleWithResponse(ctx, other.Id, gen.UpdateVehicleJSONRequestBody{
+		upOrphan, err := s.Client.UpdateVehicleWithResponse(ctx, other.Id, client.UpdateVehicleJSONRequestBody{
 			UserId: ptr(int64(987654321)), Make: "VW", Model: "Golf", Year: 2020, Vin: vin(2), LicensePlate: "X",
 		})
 		if err != nil {
@@ -120,7 +120,7 @@ func TestVehicleLifecycle(t *testing.T) {
 			func() int { r, _ := s.Client.GetVehicleWithResponse(ctx, other.Id, nil); return r.StatusCode() }(),
 			func() int { r, _ := s.Client.DeleteVehicleWithResponse(ctx, other.Id); return r.StatusCode() }(),
 			func() int {
-				r, _ := s.Client.UpdateVehicleWithResponse(ctx, other.Id, gen.UpdateVehicleJSONRequestBody{Make: "VW", Model: "Golf", Year: 2020, Vin: vin(2), LicensePlate: "X"})
+				r, _ := s.Client.UpdateVehicleWithResponse(ctx, other.Id, client.UpdateVehicleJSONRequestBody{Make: "VW", Model: "Golf", Year: 2020, Vin: vin(2), LicensePlate: "X"})
 				return r.StatusCode()
 			}(),
 		} {
@@ -137,7 +137,7 @@ func TestDeleteUserCascades(t *testing.T) {
 		ctx := context.Background()
 		ada := mustUser(t, s, "ada@example.com")
 		bob := mustUser(t, s, "bob@example.com")
-		var adas []gen.Vehicle
+		var adas []client.Vehicle
 		for i := range 3 {
 			adas = append(adas, mustVehicle(t, s, ada.Id, i+1))
 		}
@@ -155,7 +155,7 @@ func TestDeleteUserCascades(t *testing.T) {
 		if err != nil || all.JSON200 == nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([]gen.Vehicle{bobs}, all.JSON200.Items); diff != "" {
+		if diff := cmp.Diff([]client.Vehicle{bobs}, all.JSON200.Items); diff != "" {
 			t.Errorf("vehicles left (-want +got):\n%s", diff)
 		}
 	})
@@ -187,7 +187,7 @@ func TestPaginationUnderConcurrentInserts(t *testing.T) {
 					return
 				default:
 				}
-				r, err := s.Client.CreateVehicleWithResponse(ctx, gen.CreateVehicleJSONRequestBody{
+				r, err := s.Client.CreateVehicleWithResponse(ctx, client.CreateVehicleJSONRequestBody{
 					UserId: &owner.Id, Make: "Toyota", Model: "Corolla", Year: 2020, Vin: vin(i), LicensePlate: "AB-123-CD",
 				})
 				if err != nil || r.JSON201 == nil {
@@ -206,7 +206,7 @@ func TestPaginationUnderConcurrentInserts(t *testing.T) {
 		var cursor *string
 		n := -1
 		for pages := 1; ; pages++ {
-			r, err := s.Client.ListVehiclesWithResponse(ctx, &gen.ListVehiclesParams{Limit: ptr(gen.Limit(5)), Cursor: cursor})
+			r, err := s.Client.ListVehiclesWithResponse(ctx, &client.ListVehiclesParams{Limit: ptr(client.Limit(5)), Cursor: cursor})
 			if err != nil || r.JSON200 == nil {
 				t.Fatalf("page %d: %v %s", pages, err, r.Body)
 			}

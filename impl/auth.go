@@ -79,7 +79,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		retry := int((locked.RetryAfter + time.Second - 1) / time.Second)
 		return gen.Login429ApplicationProblemPlusJSONResponse{TooManyRequestsApplicationProblemPlusJSONResponse: gen.TooManyRequestsApplicationProblemPlusJSONResponse{
 			Body:    problem(http.StatusTooManyRequests, "Too many failed sign-ins for this email; try again later or reset the password."),
-			Headers: gen.TooManyRequestsResponseHeaders{RetryAfter: &retry},
+			Headers: gen.TooManyRequestsResponseHeaders{RetryAfter: retry},
 		}}, nil
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		return gen.Login401ApplicationProblemPlusJSONResponse{UnauthorizedApplicationProblemPlusJSONResponse: unauthorized("The email or the password is wrong.")}, nil
@@ -201,7 +201,7 @@ const resetAccepted = "If an account uses that email, a link to reset its passwo
 // RequestPasswordReset answers the same whatever the email.
 func (s *Server) RequestPasswordReset(ctx context.Context, req gen.RequestPasswordResetRequestObject) (gen.RequestPasswordResetResponseObject, error) {
 	s.auth.RequestPasswordReset(ctx, string(req.Body.Email))
-	return gen.RequestPasswordReset202JSONResponse{Body: gen.Accepted{Message: resetAccepted}}, nil
+	return gen.RequestPasswordReset202JSONResponse(gen.Accepted{Message: resetAccepted}), nil
 }
 
 // ConfirmPasswordReset spends a reset token.

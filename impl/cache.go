@@ -243,7 +243,7 @@ func (c *Cached) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen
 		resp, err := c.StrictServerInterface.GetUser(ctx, req)
 		switch x := resp.(type) {
 		case gen.GetUser200JSONResponse:
-			return fillResult{ok: x.Body}, err
+			return fillResult{ok: gen.User(x)}, err
 		case gen.GetUser404ApplicationProblemPlusJSONResponse:
 			return fillResult{notFound: x.NotFoundApplicationProblemPlusJSONResponse}, err
 		}
@@ -261,7 +261,7 @@ func (c *Cached) GetVehicle(ctx context.Context, req gen.GetVehicleRequestObject
 		resp, err := c.StrictServerInterface.GetVehicle(ctx, req)
 		switch x := resp.(type) {
 		case gen.GetVehicle200JSONResponse:
-			return fillResult{ok: x.Body}, err
+			return fillResult{ok: gen.Vehicle(x)}, err
 		case gen.GetVehicle404ApplicationProblemPlusJSONResponse:
 			return fillResult{notFound: x.NotFoundApplicationProblemPlusJSONResponse}, err
 		}
@@ -279,7 +279,7 @@ func (c *Cached) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) 
 	call := func(ctx context.Context) (fillResult, error) {
 		resp, err := c.StrictServerInterface.ListUsers(ctx, req)
 		if x, ok := resp.(gen.ListUsers200JSONResponse); ok {
-			return fillResult{ok: x.Body}, err
+			return fillResult{ok: gen.UserPage(x)}, err
 		}
 		return fillResult{other: resp}, err
 	}
@@ -314,7 +314,7 @@ func (c *Cached) ListVehicles(ctx context.Context, req gen.ListVehiclesRequestOb
 	r, err := c.read(ctx, key, cachekeys.Vehicles, c.ttl.VehList, false, nil, func(ctx context.Context) (fillResult, error) {
 		resp, err := c.StrictServerInterface.ListVehicles(ctx, req)
 		if x, ok := resp.(gen.ListVehicles200JSONResponse); ok {
-			return fillResult{ok: x.Body}, err
+			return fillResult{ok: gen.VehiclePage(x)}, err
 		}
 		return fillResult{other: resp}, err
 	})
@@ -333,7 +333,7 @@ func (c *Cached) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesR
 		resp, err := c.StrictServerInterface.ListUserVehicles(ctx, req)
 		switch x := resp.(type) {
 		case gen.ListUserVehicles200JSONResponse:
-			return fillResult{ok: x.Body}, err
+			return fillResult{ok: gen.VehiclePage(x)}, err
 		case gen.ListUserVehicles404ApplicationProblemPlusJSONResponse:
 			return fillResult{notFound: x.NotFoundApplicationProblemPlusJSONResponse}, err
 		}

@@ -71,7 +71,7 @@ func (s *Server) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) 
 		case u.ID > after:
 			items = append(items, toUser(u))
 		}
-		return gen.ListUsers200JSONResponse{Body: gen.UserPage{Items: items}}, nil
+		return gen.ListUsers200JSONResponse(gen.UserPage{Items: items}), nil
 	}
 	limit := pageSize(req.Params.Limit)
 	us, err := s.store.ListUsers(ctx, storage.Page{AfterID: after, Limit: limit + 1})
@@ -79,7 +79,7 @@ func (s *Server) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) 
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	us, next := page(us, limit, kindUsers, func(u storage.User) int64 { return u.ID })
-	return gen.ListUsers200JSONResponse{Body: gen.UserPage{Items: toUsers(us), NextCursor: next}}, nil
+	return gen.ListUsers200JSONResponse(gen.UserPage{Items: toUsers(us), NextCursor: next}), nil
 }
 
 // GetUser returns one user.
@@ -91,7 +91,7 @@ func (s *Server) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen
 	if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
 	}
-	return gen.GetUser200JSONResponse{Body: toUser(u)}, nil
+	return gen.GetUser200JSONResponse(toUser(u)), nil
 }
 
 // UpdateUser replaces a user's email and name, and their password or role when given. Only
@@ -154,7 +154,7 @@ func (s *Server) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject
 			return nil, fmt.Errorf("update user: %w", err)
 		}
 	}
-	return gen.UpdateUser200JSONResponse{Body: toUser(u)}, nil
+	return gen.UpdateUser200JSONResponse(toUser(u)), nil
 }
 
 // DeleteUser deletes a user, their vehicles and their sessions.
@@ -197,5 +197,5 @@ func (s *Server) ListUserVehicles(ctx context.Context, req gen.ListUserVehiclesR
 			return gen.ListUserVehicles404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: gen.NotFoundApplicationProblemPlusJSONResponse(notFound("user", req.Id))}, nil
 		}
 	}
-	return gen.ListUserVehicles200JSONResponse{Body: body}, nil
+	return gen.ListUserVehicles200JSONResponse(body), nil
 }

@@ -63,7 +63,7 @@ func (s *Server) ListVehicles(ctx context.Context, req gen.ListVehiclesRequestOb
 	if err != nil {
 		return nil, fmt.Errorf("list vehicles: %w", err)
 	}
-	return gen.ListVehicles200JSONResponse{Body: body}, nil
+	return gen.ListVehicles200JSONResponse(body), nil
 }
 
 // CreateVehicle registers a vehicle for the caller, or for another user when an admin says so.
@@ -111,7 +111,7 @@ func (s *Server) GetVehicle(ctx context.Context, req gen.GetVehicleRequestObject
 	if err != nil {
 		return nil, fmt.Errorf("get vehicle: %w", err)
 	}
-	return gen.GetVehicle200JSONResponse{Body: toVehicle(v)}, nil
+	return gen.GetVehicle200JSONResponse(toVehicle(v)), nil
 }
 
 // ownerCheck loads a vehicle and says whether the caller may change it: its owner or an admin.
@@ -172,7 +172,7 @@ func (s *Server) UpdateVehicle(ctx context.Context, req gen.UpdateVehicleRequest
 		}
 		return nil, fmt.Errorf("update vehicle: %w", err)
 	}
-	return gen.UpdateVehicle200JSONResponse{Body: toVehicle(v)}, nil
+	return gen.UpdateVehicle200JSONResponse(toVehicle(v)), nil
 }
 
 // DeleteVehicle deletes a vehicle; only its owner or an admin may.
