@@ -34,6 +34,11 @@ type Config struct {
 	Domains []Domain
 	// Now is the clock for the served spec's VehicleYear maximum (next year); time.Now when nil.
 	Now func() time.Time
+	// CORSAllowedOrigins are the origins whose browser scripts may call the API
+	// (CORS_ALLOWED_ORIGINS, read with ParseCORSOrigins): scheme://host[:port] each, answered
+	// with credentials allowed, or the lone "*" for any origin, without credentials. None: no
+	// CORS header on any response, so browsers keep scripts to the service's own origin.
+	CORSAllowedOrigins []string
 }
 
 // NewHandler returns the whole HTTP surface of the service. This is the one route table.
@@ -51,6 +56,10 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	}
 	if cfg.Auth == nil {
 		return nil, errors.New("api: Config.Auth is required")
+	}
+	origins, err := checkCORSOrigins(cfg.CORSAllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("api: Config.CORSAllowedOrigins: %w", err)
 	}
 	hidden, err := hiddenOperations(spec, cfg.Domains)
 	if err != nil {
@@ -106,5 +115,7 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	if err := mux.complete(); err != nil {
 		return nil, err
 	}
-	return observe(log, m)(mux), nil
+	// CORS wraps the route table, inside observe: preflights are logged and measured but
+	// answered before admission, so they are neither authenticated nor counted.
+	return observe(log, m)(withCORS(origins, ops, mux)), nil
 }

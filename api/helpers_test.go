@@ -175,7 +175,8 @@ var contract = sync.OnceValues(func() (routers.Router, error) {
 
 // contractTransport checks every response against openapi.yaml: its status must be declared
 // for the operation and its headers and body must match. Responses to requests no operation
-// takes (404, 405) must still be problem+json.
+// takes (404, 405) must still be problem+json, except a CORS preflight's 204, which answers
+// the browser rather than an operation and must have no body.
 type contractTransport struct {
 	t    testing.TB
 	next http.RoundTripper
@@ -192,6 +193,12 @@ func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if req.Method == http.MethodOptions && req.Header.Get("Access-Control-Request-Method") != "" && resp.StatusCode == http.StatusNoContent {
+		if len(body) > 0 {
+			c.t.Errorf("OPTIONS %s: preflight 204 has a %d-byte body", req.URL, len(body))
+		}
+		return resp, nil
+	}
 	if p := req.URL.Path; p == "/metrics" || p == "/openapi.json" || p == "/openapi.yaml" || strings.HasPrefix(p, "/docs") {
 		return resp, nil
 	}
@@ -317,6 +324,7 @@ type serverSetup struct {
 	rateLimit *api.RateLimitConfig // nil: no rate limiting (the default for tests)
 	trusted   []netip.Prefix
 	domains   []api.Domain // nil: every domain
+	cors      []string     // CORSAllowedOrigins; nil: CORS off
 }
 
 type serverOption func(*serverSetup)
@@ -349,6 +357,11 @@ func withRateLimit(f func(*api.RateLimitConfig)) serverOption {
 // withDomains serves only the given domains, as SERVE_DOMAINS does.
 func withDomains(d ...api.Domain) serverOption {
 	return func(s *serverSetup) { s.domains = d }
+}
+
+// withCORSOrigins lets browser scripts on origins call the API (CORS_ALLOWED_ORIGINS).
+func withCORSOrigins(origins ...string) serverOption {
+	return func(s *serverSetup) { s.cors = origins }
 }
 
 // withTrustedProxies sets the proxies whose X-Forwarded-For is believed.
@@ -408,11 +421,12 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 		s0.Cached = cached
 	}
 	h, err := api.NewHandler(server, api.Config{
-		Logger:         log,
-		Auth:           svc,
-		RateLimit:      setup.rateLimit,
-		TrustedProxies: setup.trusted,
-		Domains:        setup.domains,
+		Logger:             log,
+		Auth:               svc,
+		RateLimit:          setup.rateLimit,
+		TrustedProxies:     setup.trusted,
+		Domains:            setup.domains,
+		CORSAllowedOrigins: setup.cors,
 		PoolStats: func() storage.PoolStats {
 			if s, ok := b.store.(interface{ Stats() storage.PoolStats }); ok {
 				return s.Stats()
