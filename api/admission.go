@@ -55,6 +55,19 @@ func admissionOf(r *http.Request) admission {
 	return a
 }
 
+// tokenRefusal is why an Authorization header was refused before its token was read, in the
+// words of the 401 that answers it.
+type tokenRefusal string
+
+func (r tokenRefusal) Error() string { return string(r) }
+
+const (
+	refusedNotBearer tokenRefusal = "The Authorization header must be Bearer followed by the access token."
+	// Pasting "Bearer <token>" into a client that adds the scheme itself (Swagger UI's
+	// Authorize does) sends the scheme twice.
+	refusedDoubledBearer tokenRefusal = "The Authorization header says Bearer twice: give the access token alone where the client adds the Bearer prefix (as Swagger UI's Authorize does)."
+)
+
 // identifyRequest is the identify step; ctx already carries the client.
 func identifyRequest(ctx context.Context, authn Authenticator, client auth.Client, r *http.Request) admission {
 	a := admission{client: client}
@@ -65,7 +78,11 @@ func identifyRequest(ctx context.Context, authn Authenticator, client auth.Clien
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		a.authErr = fmt.Errorf("%w: the Authorization header is not a bearer token", auth.ErrInvalidToken)
+		a.authErr = fmt.Errorf("%w: %w", auth.ErrInvalidToken, refusedNotBearer)
+		return a
+	}
+	if p, _, _ := strings.Cut(token, " "); strings.EqualFold(p, "Bearer") {
+		a.authErr = fmt.Errorf("%w: %w", auth.ErrInvalidToken, refusedDoubledBearer)
 		return a
 	}
 	c, err := authn.Authenticate(ctx, token)

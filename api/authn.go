@@ -100,6 +100,8 @@ func authorizeRule(r *http.Request, rule string) error {
 	if !ok {
 		if err := admissionOf(r).authErr; errors.Is(err, auth.ErrUnavailable) {
 			return &authzError{status: http.StatusServiceUnavailable, detail: "The session store does not answer; try again shortly.", cause: err}
+		} else if why, ok := errors.AsType[tokenRefusal](err); ok {
+			return &authzError{status: http.StatusUnauthorized, detail: string(why), cause: err}
 		} else if err != nil {
 			return &authzError{status: http.StatusUnauthorized, detail: "The access token is invalid, expired or revoked.", cause: err}
 		}

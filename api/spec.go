@@ -83,8 +83,21 @@ func docsHandler() http.Handler {
 		SwaggerJSON: "/openapi.json",
 		BasePath:    "/docs/",
 		ShowTopBar:  false,
+		SettingsUI: map[string]string{
+			// A token pasted into Authorize with its "Bearer " prefix would be sent as
+			// "Bearer Bearer …": send it once.
+			"requestInterceptor": authorizeInterceptor,
+		},
 	})("", "", ""))
 }
+
+// authorizeInterceptor is Swagger UI's requestInterceptor: it drops a doubled Bearer prefix.
+const authorizeInterceptor = `function (req) {
+  var h = req.headers || {};
+  var m = /^Bearer\s+Bearer\s+(.+)$/i.exec(h.Authorization || "");
+  if (m) { h.Authorization = "Bearer " + m[1]; }
+  return req;
+}`
 
 // noFraming forbids other sites to frame the docs, whose pages hold a live "Authorize" form
 // (clickjacking): CSP frame-ancestors for current browsers, X-Frame-Options for older ones.

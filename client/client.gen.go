@@ -655,6 +655,8 @@ type ClientInterface interface {
 
 	// GetJWKS The public keys that verify this service's tokens
 	//
+	// The public keys, as a JWK Set, that verify the access tokens this service issues, for services that verify them themselves. Cached for 5 minutes.
+	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -692,10 +694,14 @@ type ClientInterface interface {
 
 	// LogoutAll End every session of the caller
 	//
+	// Ends every session of the caller, this one included: every access and refresh token they hold stops working.
+	//
 	// Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
 	LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMe The caller and their current session
+	//
+	// The signed-in user and the session the access token belongs to.
 	//
 	// Corresponds with GET /auth/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -764,10 +770,14 @@ type ClientInterface interface {
 
 	// ListSessions The caller's sessions
 	//
+	// The caller's live sessions (one per sign-in), oldest first, with when each was last active.
+	//
 	// Corresponds with GET /auth/sessions (the `ListSessions` operationId).
 	ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteSession End one of the caller's sessions
+	//
+	// Ends one of the caller's sessions: its access and refresh tokens stop working. 404 when the caller has no session with that id.
 	//
 	// Corresponds with DELETE /auth/sessions/{sid} (the `DeleteSession` operationId).
 	DeleteSession(ctx context.Context, sid string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -820,6 +830,8 @@ type ClientInterface interface {
 
 	// GetUser Get a user
 	//
+	// The user with this id. A user may read themself; an admin may read anyone. Answers 304 to a matching `If-None-Match`.
+	//
 	// Corresponds with GET /users/{id} (the `GetUser` operationId).
 	GetUser(ctx context.Context, id UserId, params *GetUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -849,20 +861,28 @@ type ClientInterface interface {
 
 	// DeleteUserSessions End every session of a user (admin)
 	//
+	// Ends every session of the user (an admin's action, for a stolen device or a compromised account).
+	//
 	// Corresponds with DELETE /users/{id}/sessions (the `DeleteUserSessions` operationId).
 	DeleteUserSessions(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUserVehicles List a user's vehicles
+	//
+	// The vehicles owned by this user, ordered by id, a page at a time. Any signed-in user may list them; 404 when the user does not exist.
 	//
 	// Corresponds with GET /users/{id}/vehicles (the `ListUserVehicles` operationId).
 	ListUserVehicles(ctx context.Context, id UserId, params *ListUserVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListVehicles List vehicles
 	//
+	// Every vehicle, or with `userId` only that owner's, ordered by id, a page at a time. Any signed-in user may list them.
+	//
 	// Corresponds with GET /vehicles (the `ListVehicles` operationId).
 	ListVehicles(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateVehicleWithBody Register a vehicle
+	//
+	// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -871,6 +891,8 @@ type ClientInterface interface {
 
 	// CreateVehicle Register a vehicle
 	//
+	// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /vehicles (the `CreateVehicle` operationId).
@@ -878,10 +900,14 @@ type ClientInterface interface {
 
 	// DeleteVehicle Delete a vehicle
 	//
+	// Deletes the vehicle. Only its owner or an admin may.
+	//
 	// Corresponds with DELETE /vehicles/{id} (the `DeleteVehicle` operationId).
 	DeleteVehicle(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetVehicle Get a vehicle
+	//
+	// The vehicle with this id. Any signed-in user may read it. Answers 304 to a matching `If-None-Match`.
 	//
 	// Corresponds with GET /vehicles/{id} (the `GetVehicle` operationId).
 	GetVehicle(ctx context.Context, id VehicleId, params *GetVehicleParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -906,6 +932,8 @@ type ClientInterface interface {
 }
 
 // GetJWKS The public keys that verify this service's tokens
+//
+// The public keys, as a JWK Set, that verify the access tokens this service issues, for services that verify them themselves. Cached for 5 minutes.
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -984,6 +1012,8 @@ func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 
 // LogoutAll End every session of the caller
 //
+// Ends every session of the caller, this one included: every access and refresh token they hold stops working.
+//
 // Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
 func (c *Client) LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLogoutAllRequest(c.Server)
@@ -998,6 +1028,8 @@ func (c *Client) LogoutAll(ctx context.Context, reqEditors ...RequestEditorFn) (
 }
 
 // GetMe The caller and their current session
+//
+// The signed-in user and the session the access token belongs to.
 //
 // Corresponds with GET /auth/me (the `GetMe` operationId).
 func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1136,6 +1168,8 @@ func (c *Client) RefreshTokens(ctx context.Context, body RefreshTokensJSONReques
 
 // ListSessions The caller's sessions
 //
+// The caller's live sessions (one per sign-in), oldest first, with when each was last active.
+//
 // Corresponds with GET /auth/sessions (the `ListSessions` operationId).
 func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListSessionsRequest(c.Server)
@@ -1150,6 +1184,8 @@ func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn
 }
 
 // DeleteSession End one of the caller's sessions
+//
+// Ends one of the caller's sessions: its access and refresh tokens stop working. 404 when the caller has no session with that id.
 //
 // Corresponds with DELETE /auth/sessions/{sid} (the `DeleteSession` operationId).
 func (c *Client) DeleteSession(ctx context.Context, sid string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1272,6 +1308,8 @@ func (c *Client) DeleteUser(ctx context.Context, id UserId, reqEditors ...Reques
 
 // GetUser Get a user
 //
+// The user with this id. A user may read themself; an admin may read anyone. Answers 304 to a matching `If-None-Match`.
+//
 // Corresponds with GET /users/{id} (the `GetUser` operationId).
 func (c *Client) GetUser(ctx context.Context, id UserId, params *GetUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetUserRequest(c.Server, id, params)
@@ -1331,6 +1369,8 @@ func (c *Client) UpdateUser(ctx context.Context, id UserId, body UpdateUserJSONR
 
 // DeleteUserSessions End every session of a user (admin)
 //
+// Ends every session of the user (an admin's action, for a stolen device or a compromised account).
+//
 // Corresponds with DELETE /users/{id}/sessions (the `DeleteUserSessions` operationId).
 func (c *Client) DeleteUserSessions(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteUserSessionsRequest(c.Server, id)
@@ -1345,6 +1385,8 @@ func (c *Client) DeleteUserSessions(ctx context.Context, id UserId, reqEditors .
 }
 
 // ListUserVehicles List a user's vehicles
+//
+// The vehicles owned by this user, ordered by id, a page at a time. Any signed-in user may list them; 404 when the user does not exist.
 //
 // Corresponds with GET /users/{id}/vehicles (the `ListUserVehicles` operationId).
 func (c *Client) ListUserVehicles(ctx context.Context, id UserId, params *ListUserVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1361,6 +1403,8 @@ func (c *Client) ListUserVehicles(ctx context.Context, id UserId, params *ListUs
 
 // ListVehicles List vehicles
 //
+// Every vehicle, or with `userId` only that owner's, ordered by id, a page at a time. Any signed-in user may list them.
+//
 // Corresponds with GET /vehicles (the `ListVehicles` operationId).
 func (c *Client) ListVehicles(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListVehiclesRequest(c.Server, params)
@@ -1375,6 +1419,8 @@ func (c *Client) ListVehicles(ctx context.Context, params *ListVehiclesParams, r
 }
 
 // CreateVehicleWithBody Register a vehicle
+//
+// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
 //
 // Takes any type of body and a specified content type.
 //
@@ -1393,6 +1439,8 @@ func (c *Client) CreateVehicleWithBody(ctx context.Context, contentType string, 
 
 // CreateVehicle Register a vehicle
 //
+// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /vehicles (the `CreateVehicle` operationId).
@@ -1410,6 +1458,8 @@ func (c *Client) CreateVehicle(ctx context.Context, body CreateVehicleJSONReques
 
 // DeleteVehicle Delete a vehicle
 //
+// Deletes the vehicle. Only its owner or an admin may.
+//
 // Corresponds with DELETE /vehicles/{id} (the `DeleteVehicle` operationId).
 func (c *Client) DeleteVehicle(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteVehicleRequest(c.Server, id)
@@ -1424,6 +1474,8 @@ func (c *Client) DeleteVehicle(ctx context.Context, id VehicleId, reqEditors ...
 }
 
 // GetVehicle Get a vehicle
+//
+// The vehicle with this id. Any signed-in user may read it. Answers 304 to a matching `If-None-Match`.
 //
 // Corresponds with GET /vehicles/{id} (the `GetVehicle` operationId).
 func (c *Client) GetVehicle(ctx context.Context, id VehicleId, params *GetVehicleParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2508,6 +2560,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetJWKSWithResponse The public keys that verify this service's tokens
 	//
+	// The public keys, as a JWK Set, that verify the access tokens this service issues, for services that verify them themselves. Cached for 5 minutes.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
@@ -2549,12 +2603,16 @@ type ClientWithResponsesInterface interface {
 
 	// LogoutAllWithResponse End every session of the caller
 	//
+	// Ends every session of the caller, this one included: every access and refresh token they hold stops working.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
 	LogoutAllWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutAllResponse, error)
 
 	// GetMeWithResponse The caller and their current session
+	//
+	// The signed-in user and the session the access token belongs to.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2625,12 +2683,16 @@ type ClientWithResponsesInterface interface {
 
 	// ListSessionsWithResponse The caller's sessions
 	//
+	// The caller's live sessions (one per sign-in), oldest first, with when each was last active.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /auth/sessions (the `ListSessions` operationId).
 	ListSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error)
 
 	// DeleteSessionWithResponse End one of the caller's sessions
+	//
+	// Ends one of the caller's sessions: its access and refresh tokens stop working. 404 when the caller has no session with that id.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2693,6 +2755,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetUserWithResponse Get a user
 	//
+	// The user with this id. A user may read themself; an admin may read anyone. Answers 304 to a matching `If-None-Match`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /users/{id} (the `GetUser` operationId).
@@ -2724,12 +2788,16 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteUserSessionsWithResponse End every session of a user (admin)
 	//
+	// Ends every session of the user (an admin's action, for a stolen device or a compromised account).
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /users/{id}/sessions (the `DeleteUserSessions` operationId).
 	DeleteUserSessionsWithResponse(ctx context.Context, id UserId, reqEditors ...RequestEditorFn) (*DeleteUserSessionsResponse, error)
 
 	// ListUserVehiclesWithResponse List a user's vehicles
+	//
+	// The vehicles owned by this user, ordered by id, a page at a time. Any signed-in user may list them; 404 when the user does not exist.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2738,12 +2806,16 @@ type ClientWithResponsesInterface interface {
 
 	// ListVehiclesWithResponse List vehicles
 	//
+	// Every vehicle, or with `userId` only that owner's, ordered by id, a page at a time. Any signed-in user may list them.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /vehicles (the `ListVehicles` operationId).
 	ListVehiclesWithResponse(ctx context.Context, params *ListVehiclesParams, reqEditors ...RequestEditorFn) (*ListVehiclesResponse, error)
 
 	// CreateVehicleWithBodyWithResponse Register a vehicle
+	//
+	// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2752,6 +2824,8 @@ type ClientWithResponsesInterface interface {
 
 	// CreateVehicleWithResponse Register a vehicle
 	//
+	// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /vehicles (the `CreateVehicle` operationId).
@@ -2759,12 +2833,16 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteVehicleWithResponse Delete a vehicle
 	//
+	// Deletes the vehicle. Only its owner or an admin may.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /vehicles/{id} (the `DeleteVehicle` operationId).
 	DeleteVehicleWithResponse(ctx context.Context, id VehicleId, reqEditors ...RequestEditorFn) (*DeleteVehicleResponse, error)
 
 	// GetVehicleWithResponse Get a vehicle
+	//
+	// The vehicle with this id. Any signed-in user may read it. Answers 304 to a matching `If-None-Match`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6744,6 +6822,8 @@ func (r UpdateVehicleResponse) ContentType() string {
 
 // GetJWKSWithResponse The public keys that verify this service's tokens
 //
+// The public keys, as a JWK Set, that verify the access tokens this service issues, for services that verify them themselves. Cached for 5 minutes.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
@@ -6809,6 +6889,8 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 
 // LogoutAllWithResponse End every session of the caller
 //
+// Ends every session of the caller, this one included: every access and refresh token they hold stops working.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /auth/logout-all (the `LogoutAll` operationId).
@@ -6821,6 +6903,8 @@ func (c *ClientWithResponses) LogoutAllWithResponse(ctx context.Context, reqEdit
 }
 
 // GetMeWithResponse The caller and their current session
+//
+// The signed-in user and the session the access token belongs to.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6933,6 +7017,8 @@ func (c *ClientWithResponses) RefreshTokensWithResponse(ctx context.Context, bod
 
 // ListSessionsWithResponse The caller's sessions
 //
+// The caller's live sessions (one per sign-in), oldest first, with when each was last active.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /auth/sessions (the `ListSessions` operationId).
@@ -6945,6 +7031,8 @@ func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, reqE
 }
 
 // DeleteSessionWithResponse End one of the caller's sessions
+//
+// Ends one of the caller's sessions: its access and refresh tokens stop working. 404 when the caller has no session with that id.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7049,6 +7137,8 @@ func (c *ClientWithResponses) DeleteUserWithResponse(ctx context.Context, id Use
 
 // GetUserWithResponse Get a user
 //
+// The user with this id. A user may read themself; an admin may read anyone. Answers 304 to a matching `If-None-Match`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /users/{id} (the `GetUser` operationId).
@@ -7098,6 +7188,8 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id Use
 
 // DeleteUserSessionsWithResponse End every session of a user (admin)
 //
+// Ends every session of the user (an admin's action, for a stolen device or a compromised account).
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /users/{id}/sessions (the `DeleteUserSessions` operationId).
@@ -7110,6 +7202,8 @@ func (c *ClientWithResponses) DeleteUserSessionsWithResponse(ctx context.Context
 }
 
 // ListUserVehiclesWithResponse List a user's vehicles
+//
+// The vehicles owned by this user, ordered by id, a page at a time. Any signed-in user may list them; 404 when the user does not exist.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7124,6 +7218,8 @@ func (c *ClientWithResponses) ListUserVehiclesWithResponse(ctx context.Context, 
 
 // ListVehiclesWithResponse List vehicles
 //
+// Every vehicle, or with `userId` only that owner's, ordered by id, a page at a time. Any signed-in user may list them.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /vehicles (the `ListVehicles` operationId).
@@ -7136,6 +7232,8 @@ func (c *ClientWithResponses) ListVehiclesWithResponse(ctx context.Context, para
 }
 
 // CreateVehicleWithBodyWithResponse Register a vehicle
+//
+// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7150,6 +7248,8 @@ func (c *ClientWithResponses) CreateVehicleWithBodyWithResponse(ctx context.Cont
 
 // CreateVehicleWithResponse Register a vehicle
 //
+// Registers a vehicle owned by the caller, or, for an admin, by the user `userId` names. The VIN must not be registered already (409).
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /vehicles (the `CreateVehicle` operationId).
@@ -7163,6 +7263,8 @@ func (c *ClientWithResponses) CreateVehicleWithResponse(ctx context.Context, bod
 
 // DeleteVehicleWithResponse Delete a vehicle
 //
+// Deletes the vehicle. Only its owner or an admin may.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /vehicles/{id} (the `DeleteVehicle` operationId).
@@ -7175,6 +7277,8 @@ func (c *ClientWithResponses) DeleteVehicleWithResponse(ctx context.Context, id 
 }
 
 // GetVehicleWithResponse Get a vehicle
+//
+// The vehicle with this id. Any signed-in user may read it. Answers 304 to a matching `If-None-Match`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
