@@ -66,10 +66,10 @@ func TestMetrics(t *testing.T) {
 	s.do(t, "GET", "/users/0", "", nil)
 	_, body := s.do(t, "GET", "/metrics", "", nil)
 	for _, want := range []string{
-		`motorpool_http_requests_total{route="GET /users/{id}",status="200"} 1`,
-		`motorpool_http_requests_total{route="GET /users/{id}",status="400"} 1`,
-		`motorpool_http_requests_total{route="POST /users",status="201"} 1`,
-		`motorpool_http_request_duration_seconds_bucket{route="GET /users/{id}",status="200",le="+Inf"} 1`,
+		`motorpool_http_requests_total{code="200",method="GET",route="/users/{id}"} 1`,
+		`motorpool_http_requests_total{code="400",method="GET",route="/users/{id}"} 1`,
+		`motorpool_http_requests_total{code="201",method="POST",route="/users"} 1`,
+		`motorpool_http_request_duration_seconds_bucket{code="200",method="GET",route="/users/{id}",le="+Inf"} 1`,
 		`motorpool_db_pool_max_connections`,
 		`motorpool_db_pool_in_use_connections`,
 		`go_goroutines`,
