@@ -249,7 +249,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	log.Info("shutting down", "timeout_ms", cfg.ShutdownTimeout.Milliseconds())
 	// In-flight requests keep their own contexts (the server's base context is not ctx), so
 	// they finish; Shutdown waits for them up to the timeout.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)

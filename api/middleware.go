@@ -152,7 +152,7 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 					slog.String("route", route),
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),
-					slog.Duration("duration", elapsed),
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 					slog.String("remote", r.RemoteAddr),
 				}
 				level := slog.LevelInfo

@@ -139,7 +139,7 @@ func TestRequestID(t *testing.T) {
 		if rec["msg"] == "request" && rec["path"] == "/healthz" {
 			n++
 			id, _ := rec["request_id"].(string)
-			if id == "" || rec["status"] == nil || rec["duration"] == nil {
+			if id == "" || rec["status"] == nil || rec["duration_ms"] == nil {
 				t.Errorf("request log line lacks fields: %s", line)
 			}
 			if n == 1 && id != "trace-42.a_b" {
