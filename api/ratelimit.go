@@ -21,6 +21,9 @@ import (
 	"github.com/motorpool/motorpool/storage/breaker"
 )
 
+// RateLimitFamily is the key family of the limiter's buckets: rate_limit:<subject>:<operation>.
+const RateLimitFamily = "rate_limit"
+
 // RateLimitConfig configures the limiter middleware. The zero value is not usable: start from
 // DefaultRateLimitConfig.
 type RateLimitConfig struct {
@@ -208,7 +211,7 @@ func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern st
 		if ru.perUser {
 			ru.limit = scale(ru.limit, mult)
 		}
-		return check{rule: ru, req: storage.LimitRequest{Key: "rate_limit:" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
+		return check{rule: ru, req: storage.LimitRequest{Key: RateLimitFamily + ":" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
 	}
 	out := make([]check, 0, 3)
 	out = append(out, mk(l.globalIP, ip, "global"))
