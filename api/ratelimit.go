@@ -516,6 +516,11 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, reg prometheus.Regist
 	resolve := func(r rule) rule {
 		r.quoted = strconv.Quote(policyName(r))
 		r.allowed = l.allowed.WithLabelValues(r.name)
+		// Every rule's series exist from the start, at 0, so that rate() and dashboards see a
+		// rule's first refusal or store error as an increase rather than a new series.
+		l.limited.WithLabelValues(r.name)
+		l.errors.WithLabelValues(r.name)
+		l.fallback.WithLabelValues(r.name)
 		return r
 	}
 	for pattern, r := range rules {
