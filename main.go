@@ -165,6 +165,9 @@ func adminCreate(ctx context.Context, store storage.Store, args []string, getenv
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdout io.Writer) error {
 	metrics := api.NewMetrics(dbs.stats)
+	if err := metrics.Register(buildInfo()); err != nil {
+		return err
+	}
 	caching, err := openCaching(ctx, cfg, log, metrics)
 	if err != nil {
 		return err
@@ -178,6 +181,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 		return err
 	}
 	defer ad.close()
+	if ad.valkey != nil {
+		if err := metrics.Register(valkeyCollector(ad.valkey)); err != nil {
+			return err
+		}
+	}
 	if cfg.AdminEmail != "" && !cfg.serves(api.DomainUsers) {
 		log.Info("admin bootstrap skipped: this process does not serve the users domain (its process creates the admin)")
 	} else if cfg.AdminEmail != "" {
@@ -249,7 +257,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	log.Info("shutting down", "timeout_ms", cfg.ShutdownTimeout.Milliseconds())
 	// In-flight requests keep their own contexts (the server's base context is not ctx), so
 	// they finish; Shutdown waits for them up to the timeout.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)

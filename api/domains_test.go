@@ -144,11 +144,12 @@ func TestServeOneDomain(t *testing.T) {
 			}
 
 			_, metrics := sendRaw(t, s.URL, http.MethodGet, "/metrics", "")
-			if !strings.Contains(string(metrics), `motorpool_http_requests_total{route="unmatched",status="404"}`) {
+			if !strings.Contains(string(metrics), `motorpool_http_requests_total{code="404",method="`+hidden[0].method+`",route="unmatched"}`) {
 				t.Error("the hidden operations' 404s are not counted as unmatched")
 			}
 			for _, op := range hidden {
-				for _, series := range []string{`route="` + op.pattern + `"`, `rule="` + op.id + `"`} {
+				method, path, _ := strings.Cut(op.pattern, " ")
+				for _, series := range []string{`method="` + method + `",route="` + path + `"`, `rule="` + op.id + `"`} {
 					if strings.Contains(string(metrics), series) {
 						t.Errorf("/metrics has a series with %s, of an operation this process does not serve", series)
 					}

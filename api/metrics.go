@@ -27,10 +27,10 @@ type metrics struct {
 
 	hits, lookups atomic.Int64 // for the hit ratio
 
-	// series caches the request series by route and status (both few: the routes of the
-	// table and the statuses the service answers).
+	// series caches the request series by method, route and status (all few: the methods
+	// and routes of the table and the statuses the service answers).
 	seriesMu sync.RWMutex
-	series   map[routeStatus]requestSeries
+	series   map[seriesKey]requestSeries
 }
 
 // NewMetrics registers the HTTP metrics, the cache's, the Go runtime's and the database pool's
@@ -41,16 +41,16 @@ func newMetrics(pool func() storage.PoolStats) *metrics {
 	reg := prometheus.NewRegistry()
 	m := &metrics{
 		reg:    reg,
-		series: map[routeStatus]requestSeries{},
+		series: map[seriesKey]requestSeries{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "motorpool_http_requests_total",
-			Help: "HTTP requests served, by route and status.",
-		}, []string{"route", "status"}),
+			Help: "HTTP requests served, by method, route (the path pattern, or unmatched) and status code.",
+		}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "motorpool_http_request_duration_seconds",
-			Help:    "Time to serve HTTP requests, by route and status.",
+			Help:    "Time to serve HTTP requests, by method, route (the path pattern, or unmatched) and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route", "status"}),
+		}, []string{"method", "route", "code"}),
 	}
 	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "motorpool_cache_events_total",
@@ -119,16 +119,29 @@ func cacheFamily(key string) string {
 	return "other"
 }
 
-func (m *metrics) observe(route string, status int, d time.Duration) {
-	o := m.observers(route, status)
+// observe counts a request. method is the request's; route is the path pattern of the route
+// it took (the route table's patterns are "METHOD /path"), or unmatched.
+func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	o := m.observers(metricMethod(method), route, status)
 	o.requests.Inc()
 	o.latency.Observe(d.Seconds())
 }
 
-// routeStatus names one pair of request series.
-type routeStatus struct {
-	route  string
-	status int
+// metricMethod bounds the method label: a method outside the standard ones (anyone can send
+// any token) is OTHER.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// seriesKey names one pair of request series.
+type seriesKey struct {
+	method, route string
+	status        int
 }
 
 type requestSeries struct {
@@ -136,10 +149,10 @@ type requestSeries struct {
 	latency  prometheus.Observer
 }
 
-// observers returns the series of a route and status, resolved once: WithLabelValues on
-// every request formats the status, hashes the labels and allocates their slice.
-func (m *metrics) observers(route string, status int) requestSeries {
-	k := routeStatus{route, status}
+// observers returns the series of a method, route and status, resolved once: WithLabelValues
+// on every request formats the status, hashes the labels and allocates their slice.
+func (m *metrics) observers(method, route string, status int) requestSeries {
+	k := seriesKey{method, route, status}
 	m.seriesMu.RLock()
 	o, ok := m.series[k]
 	m.seriesMu.RUnlock()
@@ -147,7 +160,7 @@ func (m *metrics) observers(route string, status int) requestSeries {
 		return o
 	}
 	s := strconv.Itoa(status)
-	o = requestSeries{m.requests.WithLabelValues(route, s), m.latency.WithLabelValues(route, s)}
+	o = requestSeries{m.requests.WithLabelValues(method, route, s), m.latency.WithLabelValues(method, route, s)}
 	m.seriesMu.Lock()
 	m.series[k] = o
 	m.seriesMu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -139,7 +140,11 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				if route == "" {
 					route = "unmatched"
 				}
-				m.observe(route, status, elapsed)
+				path := route // the pattern's path: the method is a label of its own
+				if _, p, ok := strings.Cut(route, " "); ok {
+					path = p
+				}
+				m.observe(r.Method, path, status, elapsed)
 				attrs := []slog.Attr{
 					slog.String("request_id", st.id),
 					slog.String("method", r.Method),
@@ -147,7 +152,7 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 					slog.String("route", route),
 					slog.Int("status", status),
 					slog.Int64("bytes", rec.bytes),
-					slog.Duration("duration", elapsed),
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 					slog.String("remote", r.RemoteAddr),
 				}
 				level := slog.LevelInfo

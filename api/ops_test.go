@@ -66,10 +66,10 @@ func TestMetrics(t *testing.T) {
 	s.do(t, "GET", "/users/0", "", nil)
 	_, body := s.do(t, "GET", "/metrics", "", nil)
 	for _, want := range []string{
-		`motorpool_http_requests_total{route="GET /users/{id}",status="200"} 1`,
-		`motorpool_http_requests_total{route="GET /users/{id}",status="400"} 1`,
-		`motorpool_http_requests_total{route="POST /users",status="201"} 1`,
-		`motorpool_http_request_duration_seconds_bucket{route="GET /users/{id}",status="200",le="+Inf"} 1`,
+		`motorpool_http_requests_total{code="200",method="GET",route="/users/{id}"} 1`,
+		`motorpool_http_requests_total{code="400",method="GET",route="/users/{id}"} 1`,
+		`motorpool_http_requests_total{code="201",method="POST",route="/users"} 1`,
+		`motorpool_http_request_duration_seconds_bucket{code="200",method="GET",route="/users/{id}",le="+Inf"} 1`,
 		`motorpool_db_pool_max_connections`,
 		`motorpool_db_pool_in_use_connections`,
 		`go_goroutines`,
@@ -139,7 +139,7 @@ func TestRequestID(t *testing.T) {
 		if rec["msg"] == "request" && rec["path"] == "/healthz" {
 			n++
 			id, _ := rec["request_id"].(string)
-			if id == "" || rec["status"] == nil || rec["duration"] == nil {
+			if id == "" || rec["status"] == nil || rec["duration_ms"] == nil {
 				t.Errorf("request log line lacks fields: %s", line)
 			}
 			if n == 1 && id != "trace-42.a_b" {

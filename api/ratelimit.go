@@ -21,6 +21,9 @@ import (
 	"github.com/motorpool/motorpool/storage/breaker"
 )
 
+// RateLimitFamily is the key family of the limiter's buckets: rate_limit:<subject>:<operation>.
+const RateLimitFamily = "rate_limit"
+
 // RateLimitConfig configures the limiter middleware. The zero value is not usable: start from
 // DefaultRateLimitConfig.
 type RateLimitConfig struct {
@@ -198,7 +201,7 @@ func (l *rateLimiter) checks(ip string, c auth.Caller, signedIn bool, pattern st
 		if ru.perUser {
 			ru.limit = scale(ru.limit, mult)
 		}
-		return check{rule: ru, req: storage.LimitRequest{Key: "rate_limit:" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
+		return check{rule: ru, req: storage.LimitRequest{Key: RateLimitFamily + ":" + subject + ":" + op, Limit: ru.limit, Window: ru.window, Algorithm: l.cfg.Algorithm}}
 	}
 	out := make([]check, 0, 3)
 	out = append(out, mk(l.globalIP, ip, "global"))
@@ -503,6 +506,11 @@ func newRateLimiter(cfg RateLimitConfig, spec *openapi3.T, reg prometheus.Regist
 	resolve := func(r rule) rule {
 		r.quoted = strconv.Quote(policyName(r))
 		r.allowed = l.allowed.WithLabelValues(r.name)
+		// Every rule's series exist from the start, at 0, so that rate() and dashboards see a
+		// rule's first refusal or store error as an increase rather than a new series.
+		l.limited.WithLabelValues(r.name)
+		l.errors.WithLabelValues(r.name)
+		l.fallback.WithLabelValues(r.name)
 		return r
 	}
 	for pattern, r := range rules {

@@ -236,7 +236,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (TokenPair,
 		if retry <= 0 {
 			retry = time.Second
 		}
-		s.event(ctx, slog.LevelWarn, "login_locked", "email_hash", hashToken(key)[:16], "retry_after", retry.String())
+		s.event(ctx, slog.LevelWarn, "login_locked", "email_hash", hashToken(key)[:16], "retry_after_ms", retry.Milliseconds())
 		return TokenPair{}, &LockedError{RetryAfter: retry}
 	}
 	pair, err := s.login(ctx, email, key, password, n)

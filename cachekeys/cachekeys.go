@@ -18,6 +18,11 @@ const (
 	Vehicles = "vehicles:all" // GET /vehicles pages, every filter
 )
 
+// Families are the families every cache key belongs to: a key is its family, or continues it
+// with a colon (the longest family that fits names it, so user:email:x is user:email). The
+// metrics count keys by these names.
+var Families = []string{"user", "user:email", Users, "vehicle", Vehicles, "vehicles:user"}
+
 // User is the key of GET /users/{id}.
 func User(id int64) string { return "user:" + strconv.FormatInt(id, 10) }
 

@@ -98,3 +98,26 @@ func TestForAll(t *testing.T) {
 		t.Errorf("ForAll (-want +got):\n%s", d)
 	}
 }
+
+// Every key and family the functions name belongs to a family of Families, and to no longer one
+// than the one meant.
+func TestFamilies(t *testing.T) {
+	family := func(key string) string {
+		best := ""
+		for _, f := range cachekeys.Families {
+			if (key == f || len(key) > len(f) && key[:len(f)+1] == f+":") && len(f) > len(best) {
+				best = f
+			}
+		}
+		return best
+	}
+	for key, want := range map[string]string{
+		cachekeys.User(7): "user", cachekeys.UserEmail("Ada@Example.com"): "user:email", cachekeys.Users: "users:all",
+		cachekeys.Users + ":v3:limit=20": "users:all", cachekeys.Vehicle(3): "vehicle", cachekeys.Vehicles: "vehicles:all",
+		cachekeys.UserVehicles(7): "vehicles:user", cachekeys.UserVehicles(7) + ":v2:cursor=": "vehicles:user",
+	} {
+		if got := family(key); got != want {
+			t.Errorf("%s is in family %q, want %q", key, got, want)
+		}
+	}
+}

@@ -170,6 +170,10 @@ func (a *AuthState) vk() valkeygo.Client { return a.c.vk }
 
 // Keys, exactly as storage.AuthState documents them.
 
+// AuthFamilies are the families of the auth state's keys (a key continues its family with a
+// colon), for the metrics that count keys by family.
+var AuthFamilies = []string{"session", "refresh_token", "sessions", "session_epoch", "blacklisted_token", "login_attempts", "reset_token"}
+
 func (a *AuthState) userKeys(userID int64, sid string) []string {
 	u := strconv.FormatInt(userID, 10)
 	return []string{
