@@ -1,9 +1,16 @@
-# motorpool: the seven targets. Generators and the load generator are pinned Go tools
-# (tools/go.mod); nothing is installed globally.
+# motorpool's targets (`make help` lists them). Generators and the load generator are pinned
+# Go tools (tools/go.mod); nothing is installed globally.
 GO ?= go
 PKGS := ./...
+# What `motorpool version` reports for a binary built here (git describe of the checkout).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: generate check-generated run test bench lint loadtest
+.PHONY: help generate check-generated run test bench lint loadtest
+
+## help: list the targets and what they do
+help:
+	@awk '/^## [a-z-]+: / { t = $$2; sub(/:$$/, "", t); sub(/^## [a-z-]+: /, ""); printf "  %-16s %s\n", t, $$0; next } \
+		/^## / { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
 
 ## generate: regenerate gen/ and client/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/
 generate:
@@ -17,18 +24,23 @@ check-generated: generate
 	fi
 	@echo "generated code is up to date"
 
-## run: serve the API on :8080 with the embedded SQLite store under ./data/
+## run: build ./bin/motorpool (VERSION from git) and serve the API on :8080 with the embedded
+## SQLite store under ./data/ (exec'd: stopping make stops the server)
 run:
-	$(GO) run . serve
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/motorpool .
+	exec ./bin/motorpool serve
 
 ## test: the whole suite with the race detector (PostgreSQL tests need 127.0.0.1:5432;
-## with CI set they fail instead of skipping when it is missing), and the load run's own
-## tests (which build it, so it cannot rot; they start no service)
+## with CI set they fail instead of skipping when it is missing), the load run's own
+## tests (which build it, so it cannot rot; they start no service), and the validation of
+## docker-compose.yml and deploy/nginx (tools/composecheck; no Docker needed)
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) -C tools vet ./loadtest/
 	$(GO) -C tools test -race -count=1 ./loadtest/
+	$(GO) -C tools vet ./composecheck/
+	$(GO) -C tools test -race -count=1 ./composecheck/
 
 ## bench: handler-stack, cache-layer and rate-limiter benchmarks on each pairing of stores
 bench:
@@ -46,3 +58,4 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) -C tools vet ./loadtest/
+	$(GO) -C tools vet ./composecheck/

@@ -52,12 +52,13 @@ func main() {
 	}
 }
 
-const usage = `usage: motorpool [serve | migrate | version | admin create EMAIL [NAME] |
+const usage = `usage: motorpool [serve | migrate | version | healthcheck | admin create EMAIL [NAME] |
                  token issue --service NAME [--ttl DURATION] | token revoke (TOKEN | --jti JTI [--ttl DURATION])]
   serve         run the HTTP server (default); migrates the database first
   migrate       apply pending database migrations and exit (as MIGRATE_DATABASE_URL's
                 role when it is set, connecting as no other)
   version       print the version
+  healthcheck   exit 0 if the server on HTTP_ADDR's port answers GET /healthz with 200, else 1
   admin create  create an admin with the password in ADMIN_PASSWORD, unless a user with
                 that email exists (which is left as it is)
   token issue   print a service token (role service: no session, no rate limits) signed
@@ -87,8 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	switch cmd {
 	case "version", "-version", "--version":
-		fmt.Fprintf(stdout, "motorpool %s (%s)\n", version, runtime.Version())
+		fmt.Fprintf(stdout, "motorpool %s (%s)\n", buildVersion(), runtime.Version())
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, getenv, stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -130,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return adminCreate(ctx, deadline.Wrap(dbs.users, cfg.DBQueryTimeout), args[2:], getenv, stdout)
 	}
-	log.Info("starting", append([]any{"version", version, "migrations_applied", applied}, cfg.describe()...)...)
+	log.Info("starting", append([]any{"version", buildVersion(), "migrations_applied", applied}, cfg.describe()...)...)
 	return serve(ctx, cfg, log, dbs, stdout)
 }
 
