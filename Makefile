@@ -2,18 +2,30 @@
 # (tools/go.mod); nothing is installed globally.
 GO ?= go
 PKGS := ./...
+GENERATED := gen sqlc .env.example README.md
 
 .PHONY: generate check-generated run test bench lint loadtest
 
-## generate: regenerate gen/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/
+## generate: regenerate gen/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/, and
+## .env.example and README.md's configuration table (between its settings markers) from the
+## table of settings (settings_table*.go)
 generate:
 	$(GO) generate ./gen/ ./db/
+	$(GO) build -o .settings.bin .
+	./.settings.bin help env --format=dotenv > .env.example
+	./.settings.bin help env --format=markdown > .settings.md
+	awk 'FNR == NR { table = table $$0 "\n"; next } \
+		/^<!-- settings:end -->$$/ { printf "%s", table; skip = 0 } \
+		!skip { print } \
+		/^<!-- settings:begin -->$$/ { skip = 1 }' .settings.md README.md > .settings.readme
+	mv .settings.readme README.md
+	rm -f .settings.bin .settings.md
 
 ## check-generated: fail if the committed generated code differs from what generate makes
 check-generated: generate
-	@if ! git diff --quiet -- gen sqlc || [ -n "$$(git ls-files --others --exclude-standard -- gen sqlc)" ]; then \
+	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; \
-		git --no-pager diff --stat -- gen sqlc; git ls-files --others --exclude-standard -- gen sqlc; exit 1; \
+		git --no-pager diff --stat -- $(GENERATED); git ls-files --others --exclude-standard -- $(GENERATED); exit 1; \
 	fi
 	@echo "generated code is up to date"
 
