@@ -1,26 +1,54 @@
 # motorpool's targets (`make help` lists them). Generators and the load generator are pinned
-# Go tools (tools/go.mod); nothing is installed globally.
+# Go tools (tools/go.mod), the spec's linters and the TypeScript client's tools npm packages
+# (package.json and its lock); nothing is installed globally.
 GO ?= go
 PKGS := ./...
 # What `motorpool version` reports for a binary built here (git describe of the checkout).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GENERATED := gen client sqlc clients/typescript/schema.d.ts .env.example README.md
+# The npm tools need Node.js; without it the steps that use them say so and are passed over,
+# unless CI is set, when they fail.
+NPM := $(shell command -v npm 2>/dev/null)
+define need_npm
+	@if [ -z "$(NPM)" ]; then \
+		if [ -n "$$CI" ]; then echo "npm not found (CI is set): install Node.js and npm" >&2; exit 1; fi; \
+		echo "npm not found: $(1) passed over (install Node.js and npm)"; exit 0; fi
+endef
 
-.PHONY: help generate check-generated run test bench lint loadtest
+.PHONY: help generate check-generated run test bench lint lint-spec check-clients loadtest
 
 ## help: list the targets and what they do
 help:
 	@awk '/^## [a-z-]+: / { t = $$2; sub(/:$$/, "", t); sub(/^## [a-z-]+: /, ""); printf "  %-16s %s\n", t, $$0; next } \
 		/^## / { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0 }' $(firstword $(MAKEFILE_LIST))
 
-## generate: regenerate gen/ and client/ (oapi-codegen) and sqlc/ (sqlc) from openapi.yaml and db/
-generate:
+node_modules/.package-lock.json: package.json package-lock.json
+	$(call need_npm,npm ci)
+	@if [ -n "$(NPM)" ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+
+## generate: regenerate gen/ and client/ (oapi-codegen), sqlc/ (sqlc), the TypeScript client's
+## types (clients/typescript/schema.d.ts, openapi-typescript), and .env.example and
+## README.md's configuration table (between its settings markers) from the table of settings
+## (settings_table*.go)
+generate: node_modules/.package-lock.json
 	$(GO) generate ./gen/ ./client/ ./db/
+	$(call need_npm,clients/typescript/schema.d.ts)
+	@if [ -n "$(NPM)" ]; then npx --no-install openapi-typescript openapi.yaml --output clients/typescript/schema.d.ts --silent; fi
+	$(GO) build -o .settings.bin .
+	./.settings.bin help env --format=dotenv > .env.example
+	./.settings.bin help env --format=markdown > .settings.md
+	awk 'FNR == NR { table = table $$0 "\n"; next } \
+		/^<!-- settings:end -->$$/ { printf "%s", table; skip = 0 } \
+		!skip { print } \
+		/^<!-- settings:begin -->$$/ { skip = 1 }' .settings.md README.md > .settings.readme
+	mv .settings.readme README.md
+	rm -f .settings.bin .settings.md
 
 ## check-generated: fail if the committed generated code differs from what generate makes
 check-generated: generate
-	@if ! git diff --quiet -- gen client sqlc || [ -n "$$(git ls-files --others --exclude-standard -- gen client sqlc)" ]; then \
+	@if ! git diff --quiet -- $(GENERATED) || [ -n "$$(git ls-files --others --exclude-standard -- $(GENERATED))" ]; then \
 		echo "generated code is stale; run 'make generate' and commit:"; \
-		git --no-pager diff --stat -- gen client sqlc; git ls-files --others --exclude-standard -- gen client sqlc; exit 1; \
+		git --no-pager diff --stat -- $(GENERATED); git ls-files --others --exclude-standard -- $(GENERATED); exit 1; \
 	fi
 	@echo "generated code is up to date"
 
@@ -53,9 +81,22 @@ bench:
 loadtest:
 	$(GO) -C tools run ./loadtest -repo $(CURDIR) $(LOADTEST_FLAGS)
 
-## lint: formatting and vet
-lint:
+## lint: formatting, vet, and the spec's linters (lint-spec)
+lint: lint-spec
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) -C tools vet ./loadtest/
 	$(GO) -C tools vet ./composecheck/
+
+## lint-spec: openapi.yaml through @redocly/cli (recommended rules, redocly.yaml) and
+## @stoplight/spectral-cli (spectral:oas, .spectral.yaml); any error or warning fails
+lint-spec: node_modules/.package-lock.json
+	$(call need_npm,lint-spec)
+	@if [ -n "$(NPM)" ]; then npm run --silent lint; fi
+
+## check-clients: the TypeScript client compiles under tsc --strict, is what openapi-typescript
+## makes of the spec a running motorpool serves, and its example runs against that server; the
+## Go example builds without the server's packages (clients/check.sh)
+check-clients: node_modules/.package-lock.json
+	$(call need_npm,check-clients)
+	@if [ -n "$(NPM)" ]; then clients/check.sh; fi

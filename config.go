@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,15 +15,14 @@ import (
 	"github.com/motorpool/motorpool/api"
 	"github.com/motorpool/motorpool/auth"
 	"github.com/motorpool/motorpool/mail"
-	"github.com/motorpool/motorpool/storage"
-	"github.com/motorpool/motorpool/storage/valkey"
 )
 
 // config is the service's whole configuration, read from the environment with the plan's
-// variable names.
+// variable names by the table of settings (settings_table*.go).
 type config struct {
 	HTTPAddr        string
 	DatabaseURL     string        // PostgreSQL when set
+	DBParts         dbParts       // DB_HOST and its companions: DatabaseURL when DATABASE_URL is unset
 	MigrateURL      string        // MIGRATE_DATABASE_URL: the migrations' role, the tables' owner; DatabaseURL when empty
 	UsersDB         dbURLs        // USERS_DATABASE_URL, falling back to DatabaseURL
 	VehiclesDB      dbURLs        // VEHICLES_DATABASE_URL, falling back to DatabaseURL
@@ -37,10 +37,13 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string // json or text
+	GCPercent       int    // GOGC, which the Go runtime reads itself (main sets the default); -1 is off
 
 	Domains []api.Domain // SERVE_DOMAINS: the domains whose routes this process serves
 
 	// Auth state: Valkey when an address is configured, else in process (embedded mode).
+	ValkeyURL      string     // VALKEY_URL as given; the fields below are read from it
+	RedisParts     redisParts // REDIS_HOST and its companions, used when VALKEY_URL is unset
 	ValkeyAddr     string
 	ValkeyUser     string
 	ValkeyPassword string
@@ -55,10 +58,12 @@ type config struct {
 	JWTAudience       string
 	Auth              auth.Config
 	TrustedProxies    []netip.Prefix
-	AdminEmail        string
-	AdminName         string
-	AdminPassword     string
-	SMTP              mail.SMTPConfig // used when SMTP.Host is set, else reset links are logged
+	// CORSAllowedOrigins (CORS_ALLOWED_ORIGINS): see api.Config.CORSAllowedOrigins.
+	CORSAllowedOrigins []string
+	AdminEmail         string
+	AdminName          string
+	AdminPassword      string
+	SMTP               mail.SMTPConfig // used when SMTP.Host is set, else reset links are logged
 
 	CacheEnabled bool          // CACHE_ENABLED
 	CacheTTL     time.Duration // REDIS_CACHE_TTL: the TTL of keys without one of their own in the plan: the list pages (5m)
@@ -75,7 +80,7 @@ type config struct {
 	RateLimit        api.RateLimitConfig // stores are set in main
 }
 
-// configError names the variable at fault, so a bad setting stops the program with one line.
+// configError is one refused setting, naming the variable, so that it prints as one line.
 type configError struct{ name, value, why string }
 
 func (e *configError) Error() string {
@@ -85,127 +90,119 @@ func (e *configError) Error() string {
 	return fmt.Sprintf("%s=%q: %s", e.name, e.value, e.why)
 }
 
-func loadConfig(getenv func(string) string, terminal bool) (config, error) {
-	c := config{
-		HTTPAddr:        ":8080",
-		SQLitePath:      "./data/motorpool.db",
-		DBConnTimeout:   5 * time.Second,
-		DBConnLifetime:  time.Hour,
-		DBConnIdleTime:  30 * time.Minute,
-		DBQueryTimeout:  5 * time.Second,
-		ShutdownTimeout: 15 * time.Second,
-		LogLevel:        slog.LevelInfo,
-		LogFormat:       "json",
+// configErrors are every refused setting of one load, a line each, so that one start shows
+// every fault.
+type configErrors []error
+
+func (e configErrors) Error() string {
+	lines := make([]string, len(e))
+	for i, err := range e {
+		lines[i] = err.Error()
 	}
+	return strings.Join(lines, "\n")
+}
+
+func (e configErrors) Unwrap() []error { return e }
+
+// firstPerVariable keeps a variable's first error: its own value's, before what the checks
+// between variables then find amiss about it (a consequence, most often).
+func (e configErrors) firstPerVariable() configErrors {
+	var out configErrors
+	seen := map[string]bool{}
+	for _, err := range e {
+		if ce, ok := err.(*configError); ok {
+			if seen[ce.name] {
+				continue
+			}
+			seen[ce.name] = true
+		}
+		out = append(out, err)
+	}
+	return out
+}
+
+// loadConfig reads the configuration through the table of settings: each variable's own value
+// first, then the checks between variables. It refuses the configuration with every fault
+// found, not the first alone.
+func loadConfig(getenv func(string) string, terminal bool) (config, error) {
+	// What no variable sets comes from the packages' defaults; the table's defaults agree with
+	// theirs (TestSettingsDefaults).
+	c := config{Auth: auth.DefaultConfig(), RateLimit: api.DefaultRateLimitConfig(), LogFormat: "json"}
 	if terminal {
 		c.LogFormat = "text"
 	}
-	str := func(name string, dst *string) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			*dst = v
-		}
-	}
-	var errs []error
-	dur := func(name string, dst *time.Duration) {
-		v := getenv(name)
-		if v == "" {
-			return
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, &configError{name, v, "must be a positive duration such as 5s or 1m"})
-			return
-		}
-		*dst = d
-	}
-	conns := func(name string, dst *int32, min int64) {
-		v := getenv(name)
-		if v == "" {
-			return
-		}
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil || n < min || n > 10000 {
-			errs = append(errs, &configError{name, v, fmt.Sprintf("must be a whole number from %d to 10000", min)})
-			return
-		}
-		*dst = int32(n)
-	}
-
-	str("HTTP_ADDR", &c.HTTPAddr)
-	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, &configError{"HTTP_ADDR", c.HTTPAddr, "must be host:port, e.g. :8080 or 127.0.0.1:8080"})
-	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		errs = append(errs, &configError{"HTTP_ADDR", c.HTTPAddr, "the port must be a number from 0 to 65535"})
-	}
-	c.Domains = api.Domains()
-	if v := getenv("SERVE_DOMAINS"); v != "" {
-		d, err := api.ParseDomains(v)
-		if err != nil {
-			errs = append(errs, &configError{"SERVE_DOMAINS", v, err.Error()})
-		}
-		c.Domains = d
-	}
-	str("SQLITE_PATH", &c.SQLitePath)
-	loadDatabaseConfig(&c, getenv, &errs)
-	conns("DB_MAX_CONNS", &c.DBMaxConns, 1)
-	conns("DB_MIN_CONNS", &c.DBMinConns, 0)
+	given, errs := readSettings(&c, getenv)
+	checkDatabases(&c, given, &errs)
 	if c.DBMaxConns > 0 && c.DBMinConns > c.DBMaxConns {
-		errs = append(errs, &configError{"DB_MIN_CONNS", getenv("DB_MIN_CONNS"), "must not exceed DB_MAX_CONNS"})
+		errs = append(errs, &configError{"DB_MIN_CONNS", strconv.Itoa(int(c.DBMinConns)), "must not exceed DB_MAX_CONNS"})
 	}
-	dur("DB_CONNECT_TIMEOUT", &c.DBConnTimeout)
-	dur("DB_MAX_CONN_LIFETIME", &c.DBConnLifetime)
-	dur("DB_MAX_CONN_IDLE_TIME", &c.DBConnIdleTime)
-	dur("DB_QUERY_TIMEOUT", &c.DBQueryTimeout)
-	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
-	if v := getenv("LOG_LEVEL"); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, &configError{"LOG_LEVEL", v, "must be debug, info, warn or error"})
-		}
-	}
-	if v := getenv("LOG_FORMAT"); v != "" {
-		if v != "json" && v != "text" {
-			errs = append(errs, &configError{"LOG_FORMAT", v, "must be json or text"})
-		}
-		c.LogFormat = v
-	}
-	loadAuthConfig(&c, getenv, str, dur, &errs)
-	c.CacheEnabled, c.CacheTTL, c.CacheMax = true, 5*time.Minute, 10000
-	boolean := func(name string, dst *bool) {
-		switch v := strings.ToLower(strings.TrimSpace(getenv(name))); v {
-		case "":
-		case "1", "true", "yes", "on":
-			*dst = true
-		case "0", "false", "no", "off":
-			*dst = false
-		default:
-			errs = append(errs, &configError{name, v, "must be true or false"})
-		}
-	}
-	boolean("CACHE_ENABLED", &c.CacheEnabled)
-	boolean("CACHE_WARM", &c.CacheWarm)
-	dur("REDIS_CACHE_TTL", &c.CacheTTL)
-	c.AuthStateCacheTTL = valkey.DefaultLocalTTL
-	if v := getenv("AUTH_STATE_CACHE_TTL"); v != "" {
-		if d, err := time.ParseDuration(v); err != nil || d < 0 {
-			errs = append(errs, &configError{"AUTH_STATE_CACHE_TTL", v, "must be 0 (no client-side cache) or a positive duration such as 5s"})
-		} else {
-			c.AuthStateCacheTTL = d
-		}
-	}
-	loadRateLimitConfig(&c, getenv, boolean, dur, &errs)
-	loadEventsConfig(&c, getenv, str, dur, &errs)
+	checkAuth(&c, given, &errs)
 	checkDatabaseLayout(&c, &errs)
-	if v := getenv("REDIS_CACHE_MAX"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, &configError{"REDIS_CACHE_MAX", v, "must be a positive whole number"})
-		}
-		c.CacheMax = n
-	}
 	if len(errs) > 0 {
-		return config{}, errs[0]
+		return config{}, errs.firstPerVariable()
 	}
 	return c, nil
+}
+
+// httpAddr reads HTTP_ADDR, a host:port to listen on.
+var httpAddr = reader{
+	parse: func(c *config, v string) error {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return errors.New("must be host:port, e.g. :8080 or 127.0.0.1:8080")
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return errors.New("the port must be a number from 0 to 65535")
+		}
+		c.HTTPAddr = v
+		return nil
+	},
+	show: func(c *config) string { return c.HTTPAddr },
+}
+
+var serveDomains = reader{
+	parse: func(c *config, v string) error {
+		d, err := api.ParseDomains(v)
+		if err != nil {
+			return err
+		}
+		c.Domains = d
+		return nil
+	},
+	show: func(c *config) string { return strings.Join(c.domainNames(), ",") },
+}
+
+var logLevel = reader{
+	parse: func(c *config, v string) error {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return errors.New("must be debug, info, warn or error")
+		}
+		return nil
+	},
+	show: func(c *config) string { return strings.ToLower(c.LogLevel.String()) },
+}
+
+// gogc reads GOGC as the Go runtime does, refusing what the runtime would silently take
+// for 100; main sets the table's default when GOGC is unset.
+var gogc = reader{
+	parse: func(c *config, v string) error {
+		if v == "off" {
+			c.GCPercent = -1
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errors.New("must be off or a percentage such as 100")
+		}
+		c.GCPercent = n
+		return nil
+	},
+	show: func(c *config) string {
+		if c.GCPercent < 0 {
+			return "off"
+		}
+		return strconv.Itoa(c.GCPercent)
+	},
 }
 
 // serves reports whether the process serves every one of domains.
@@ -226,24 +223,32 @@ func (c config) domainNames() []string {
 	return names
 }
 
-// maskURL hides a URL's password (and any password= query parameter) for printing.
+// maskURL hides a URL's password, and any query parameter named like password, for printing.
+// What is not a URL with a host is hidden whole: a password put there by mistake, or one in a
+// URL that does not parse as one with user info, would show otherwise.
 func maskURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable, hidden)"
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return "(hidden: not a URL with a host)"
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	q, masked := u.Query(), false
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "xxxxx")
+			masked = true
+		}
+	}
+	if masked {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
 
-// describe lists the effective configuration with secrets masked.
+// describe lists the effective configuration with secrets masked: what the settings amount
+// to (the stores, the mailer...), then each setting of the table.
 func (c config) describe() []any {
 	store := "sqlite " + c.SQLitePath
 	migrations := "as the store"
@@ -266,12 +271,6 @@ func (c config) describe() []any {
 	if len(owners) > 0 {
 		migrations = strings.Join(owners, ", ")
 	}
-	orAuto := func(n int32) any {
-		if n == 0 {
-			return "auto"
-		}
-		return n
-	}
 	state := "memory (embedded)"
 	if c.ValkeyAddr != "" {
 		state = "valkey " + c.ValkeyAddr
@@ -293,97 +292,20 @@ func (c config) describe() []any {
 			c.RateLimit.IPMax, c.RateLimit.UserMax, c.RateLimit.Window, c.RateLimit.DefaultMax,
 			map[bool]string{false: "open", true: "closed"}[c.RateLimit.FailClosed])
 	}
-	return []any{
-		"HTTP_ADDR", c.HTTPAddr,
-		"SERVE_DOMAINS", strings.Join(c.domainNames(), ","),
-		"rate_limit", limits,
-		"events", c.describeEvents(),
-		"cache", cache,
-		"REDIS_CACHE_TTL", c.CacheTTL.String(),
-		"AUTH_STATE_CACHE_TTL", c.AuthStateCacheTTL.String(),
-		"CACHE_WARM", c.CacheWarm,
-		"auth_state", state,
-		"mailer", mailer,
-		"JWT_ISSUER", c.JWTIssuer,
-		"JWT_AUDIENCE", c.JWTAudience,
-		"JWT_ACCESS_TTL", c.Auth.AccessTTL.String(),
-		"JWT_REFRESH_TTL", c.Auth.RefreshTTL.String(),
-		"SESSION_IDLE_TTL", c.Auth.SessionIdleTTL.String(),
-		"SESSION_MAX_AGE", c.Auth.SessionMaxAge.String(),
-		"SESSION_TOUCH_INTERVAL", c.Auth.SessionTouchInterval.String(),
-		"PUBLIC_BASE_URL", c.Auth.PublicBaseURL,
-		"TRUSTED_PROXIES", fmt.Sprint(c.TrustedProxies),
+	out := []any{
 		"store", store,
 		"migrations", migrations,
-		"DB_MAX_CONNS", orAuto(c.DBMaxConns),
-		"DB_MIN_CONNS", c.DBMinConns,
-		"DB_CONNECT_TIMEOUT", c.DBConnTimeout.String(),
-		"DB_MAX_CONN_LIFETIME", c.DBConnLifetime.String(),
-		"DB_MAX_CONN_IDLE_TIME", c.DBConnIdleTime.String(),
-		"DB_QUERY_TIMEOUT", c.DBQueryTimeout.String(),
-		"VEHICLES_OWNER_WAIT", c.OwnerWait.String(),
-		"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(),
-		"LOG_LEVEL", c.LogLevel.String(),
-		"LOG_FORMAT", c.LogFormat,
+		"auth_state", state,
+		"mailer", mailer,
+		"cache", cache,
+		"rate_limit", limits,
+		"events", c.describeEvents(),
 	}
-}
-
-// loadRateLimitConfig reads the RATE_LIMIT_* settings. The plan's four variables map as:
-// RATE_LIMIT_TTL is the window of the global rules and of operations without a rule,
-// RATE_LIMIT_MAX the limit of operations without a rule, RATE_LIMIT_IP_MAX and
-// RATE_LIMIT_USER_MAX the global per-IP and per-user limits.
-func loadRateLimitConfig(c *config, getenv func(string) string, boolean func(string, *bool), dur func(string, *time.Duration), errs *[]error) {
-	c.RateLimitEnabled = true
-	c.RateLimit = api.DefaultRateLimitConfig()
-	rl := &c.RateLimit
-	boolean("RATE_LIMIT_ENABLED", &c.RateLimitEnabled)
-	if v := getenv("RATE_LIMIT_ALGORITHM"); v != "" {
-		a, err := storage.ParseAlgorithm(v)
-		if err != nil {
-			*errs = append(*errs, &configError{"RATE_LIMIT_ALGORITHM", v, "must be token_bucket, sliding_window or fixed_window"})
-		}
-		rl.Algorithm = a
-	}
-	positive := func(name string, dst *int) {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1e9 {
-				*errs = append(*errs, &configError{name, v, "must be a positive whole number"})
-			}
-			*dst = n
+	// Then every setting in effect, by its variable's name, in the table's order.
+	for _, s := range settings {
+		if v := s.show(&c); v != "" {
+			out = append(out, s.name, s.secret.mask(v))
 		}
 	}
-	positive("RATE_LIMIT_IP_MAX", &rl.IPMax)
-	positive("RATE_LIMIT_USER_MAX", &rl.UserMax)
-	positive("RATE_LIMIT_MAX", &rl.DefaultMax)
-	positive("RATE_LIMIT_ALERT_THRESHOLD", &rl.AlertThreshold)
-	dur("RATE_LIMIT_TTL", &rl.Window)
-	dur("RATE_LIMIT_TIMEOUT", &rl.Timeout)
-	dur("RATE_LIMIT_ALERT_WINDOW", &rl.AlertWindow)
-	switch v := getenv("RATE_LIMIT_FAIL_MODE"); v {
-	case "", "open":
-	case "closed":
-		rl.FailClosed = true
-	default:
-		*errs = append(*errs, &configError{"RATE_LIMIT_FAIL_MODE", v, "must be open or closed"})
-	}
-	if v := getenv("RATE_LIMIT_ROLE_MULTIPLIERS"); v != "" {
-		m := map[storage.Role]float64{}
-		for _, part := range strings.Split(v, ",") {
-			name, num, ok := strings.Cut(strings.TrimSpace(part), "=")
-			f, err := strconv.ParseFloat(num, 64)
-			if !ok || err != nil || f <= 0 || f > 1000 || (name != "admin" && name != "user" && name != "guest") {
-				*errs = append(*errs, &configError{"RATE_LIMIT_ROLE_MULTIPLIERS", v, "must be like admin=10,user=1,guest=0.5"})
-				break
-			}
-			if name == "guest" {
-				rl.GuestMult = f
-			} else {
-				m[storage.Role(name)] = f
-			}
-		}
-		for r, f := range m {
-			rl.Multipliers[r] = f
-		}
-	}
+	return out
 }

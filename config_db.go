@@ -1,11 +1,10 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/motorpool/motorpool/api"
 )
@@ -24,30 +23,53 @@ type database struct {
 	dbURLs
 }
 
-// loadDatabaseConfig reads the PostgreSQL settings: DATABASE_URL (or DB_HOST and its
-// companions) and MIGRATE_DATABASE_URL for one database, and USERS_DATABASE_URL,
-// VEHICLES_DATABASE_URL and their MIGRATE_ twins for a database per domain.
-func loadDatabaseConfig(c *config, getenv func(string) string, errs *[]error) {
-	dbURL, err := databaseURL(getenv)
-	if err != nil {
-		*errs = append(*errs, err)
+// dbParts are DB_HOST and its companions, a PostgreSQL URL in parts.
+type dbParts struct{ Host, Port, User, Password, Name string }
+
+// url is the URL the parts make; the password is escaped as user info needs.
+func (p dbParts) url() string {
+	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(p.Host, p.Port), Path: "/" + p.Name, User: url.User(p.User)}
+	if p.Password != "" {
+		u.User = url.UserPassword(p.User, p.Password)
 	}
-	c.DatabaseURL = dbURL
-	pgURL := func(name string) string {
-		v := strings.TrimSpace(getenv(name))
-		if v != "" {
-			if err := checkPostgresURL(name, v); err != nil {
-				*errs = append(*errs, err)
+	return u.String()
+}
+
+// postgresURL reads a postgres:// URL with a host (the loader masks its password).
+func postgresURL(f func(*config) *string) reader {
+	return reader{
+		parse: func(c *config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+				return errors.New("must be a postgres:// URL with a host")
+			}
+			*f(c) = v
+			return nil
+		},
+		show: func(c *config) string { return *f(c) },
+	}
+}
+
+// checkDatabases settles the PostgreSQL layout the database variables describe: DATABASE_URL
+// (or DB_HOST and its companions) and MIGRATE_DATABASE_URL for one database, and
+// USERS_DATABASE_URL, VEHICLES_DATABASE_URL and their MIGRATE_ twins for a database per
+// domain. given holds the variables set to other than their default.
+func checkDatabases(c *config, given map[string]bool, errs *configErrors) {
+	if !given["DATABASE_URL"] {
+		if c.DBParts.Host != "" {
+			c.DatabaseURL = c.DBParts.url()
+		} else {
+			for _, name := range []string{"DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"} {
+				if given[name] {
+					*errs = append(*errs, &configError{"DB_HOST", "", "must be set when " + name + " is (or set DATABASE_URL)"})
+					break
+				}
 			}
 		}
-		return v
 	}
-	c.MigrateURL = pgURL("MIGRATE_DATABASE_URL")
-	c.UsersDB = dbURLs{URL: pgURL("USERS_DATABASE_URL"), MigrateURL: pgURL("MIGRATE_USERS_DATABASE_URL")}
-	c.VehiclesDB = dbURLs{URL: pgURL("VEHICLES_DATABASE_URL"), MigrateURL: pgURL("MIGRATE_VEHICLES_DATABASE_URL")}
 	for _, d := range []*dbURLs{&c.UsersDB, &c.VehiclesDB} {
 		if d.URL == "" {
-			d.URL = dbURL
+			d.URL = c.DatabaseURL
 		}
 	}
 	for _, m := range []struct{ name, url, of string }{
@@ -77,19 +99,11 @@ func loadDatabaseConfig(c *config, getenv func(string) string, errs *[]error) {
 		}
 		*errs = append(*errs, &configError{name, "", "must be set too (or DATABASE_URL): one domain's database cannot be the embedded SQLite store"})
 	}
-	c.OwnerWait = 2 * time.Second
-	if v := getenv("VEHICLES_OWNER_WAIT"); v != "" {
-		if d, err := time.ParseDuration(v); err != nil || d < 0 || d > time.Minute {
-			*errs = append(*errs, &configError{"VEHICLES_OWNER_WAIT", v, "must be 0 (no wait) or a duration up to 1m, such as 2s"})
-		} else {
-			c.OwnerWait = d
-		}
-	}
 }
 
 // checkDatabaseLayout refuses a database per domain without what it needs: the users domain's
 // events reach the vehicles database's projection through RabbitMQ only.
-func checkDatabaseLayout(c *config, errs *[]error) {
+func checkDatabaseLayout(c *config, errs *configErrors) {
 	if c.twoDatabases() && c.Events.Broker.URL == "" {
 		*errs = append(*errs, &configError{"RABBITMQ_URL", "", "must be set with a database per domain (USERS_DATABASE_URL and VEHICLES_DATABASE_URL differ): the users' events reach the vehicles database through RabbitMQ"})
 	}
@@ -140,55 +154,4 @@ func sameDatabase(a, b string) bool {
 		return strings.ToLower(u.Hostname()) + ":" + port + "/" + name
 	}
 	return key(a) == key(b)
-}
-
-// databaseURL takes DATABASE_URL, or builds one from DB_HOST and its companions; "" means
-// the embedded SQLite store.
-func databaseURL(getenv func(string) string) (string, error) {
-	if v := strings.TrimSpace(getenv("DATABASE_URL")); v != "" {
-		if err := checkPostgresURL("DATABASE_URL", v); err != nil {
-			return "", err
-		}
-		return v, nil
-	}
-	host := strings.TrimSpace(getenv("DB_HOST"))
-	if host == "" {
-		for _, name := range []string{"DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME"} {
-			if getenv(name) != "" {
-				return "", &configError{"DB_HOST", "", "must be set when " + name + " is (or set DATABASE_URL)"}
-			}
-		}
-		return "", nil
-	}
-	port := "5432"
-	if v := getenv("DB_PORT"); v != "" {
-		if p, err := strconv.Atoi(v); err != nil || p < 1 || p > 65535 {
-			return "", &configError{"DB_PORT", v, "must be a port number from 1 to 65535"}
-		}
-		port = v
-	}
-	user, name := "postgres", "motorpool"
-	if v := getenv("DB_USER"); v != "" {
-		user = v
-	}
-	if v := getenv("DB_NAME"); v != "" {
-		name = v
-	}
-	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(host, port), Path: "/" + name}
-	if pw := getenv("DB_PASSWORD"); pw != "" {
-		u.User = url.UserPassword(user, pw)
-	} else {
-		u.User = url.User(user)
-	}
-	return u.String(), nil
-}
-
-// checkPostgresURL refuses what is not a postgres:// URL with a host, naming the variable and
-// masking the password.
-func checkPostgresURL(name, v string) error {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		return &configError{name, maskURL(v), "must be a postgres:// URL with a host"}
-	}
-	return nil
 }

@@ -16,16 +16,16 @@ type eventsConfig struct {
 	MaxLag time.Duration
 }
 
-func loadEventsConfig(c *config, getenv func(string) string, str func(string, *string), dur func(string, *time.Duration), errs *[]error) {
-	c.Events.MaxLag = time.Minute
-	str("RABBITMQ_URL", &c.Events.Broker.URL)
-	str("RABBITMQ_EXCHANGE", &c.Events.Broker.Exchange)
-	dur("RELAY_MAX_LAG", &c.Events.MaxLag)
-	if c.Events.Broker.URL != "" {
-		if err := c.Events.Broker.Check(); err != nil {
-			*errs = append(*errs, &configError{"RABBITMQ_URL", maskURL(c.Events.Broker.URL), err.Error()})
+// rabbitmqURL reads RABBITMQ_URL.
+var rabbitmqURL = reader{
+	parse: func(c *config, v string) error {
+		if err := (broker.Config{URL: v}).Check(); err != nil {
+			return err
 		}
-	}
+		c.Events.Broker.URL = v
+		return nil
+	},
+	show: func(c *config) string { return c.Events.Broker.URL },
 }
 
 // describeEvents is the events' part of the start-up line.

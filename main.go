@@ -3,6 +3,7 @@
 //	motorpool [serve]   run the HTTP server (migrating the database first)
 //	motorpool migrate   apply pending database migrations and exit
 //	motorpool version   print the version
+//	motorpool help env  list the environment's settings (see settings_table.go)
 package main
 
 import (
@@ -47,31 +48,23 @@ func main() {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "motorpool:", err)
+		printError(os.Stderr, err)
 		os.Exit(1)
 	}
 }
-
-const usage = `usage: motorpool [serve | migrate | version | healthcheck | admin create EMAIL [NAME] |
-                 token issue --service NAME [--ttl DURATION] | token revoke (TOKEN | --jti JTI [--ttl DURATION])]
-  serve         run the HTTP server (default); migrates the database first
-  migrate       apply pending database migrations and exit (as MIGRATE_DATABASE_URL's
-                role when it is set, connecting as no other)
-  version       print the version
-  healthcheck   exit 0 if the server on HTTP_ADDR's port answers GET /healthz with 200, else 1
-  admin create  create an admin with the password in ADMIN_PASSWORD, unless a user with
-                that email exists (which is left as it is)
-  token issue   print a service token (role service: no session, no rate limits) signed
-                with the configured key, valid for --ttl (default 720h)
-  token revoke  deny a token (given whole, or by its jti for --ttl, default 720h) on every
-                instance sharing the Valkey; a revoked token is refused at once
-Configuration comes from the environment; see README.md.`
 
 // run is the whole program; main only calls it, and tests call it on 127.0.0.1:0.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd = args[0]
+	}
+	switch {
+	case cmd == "help" || isHelpFlag(cmd):
+		return help(args[1:], stdout)
+	case len(args) == 2 && isHelpFlag(args[1]) && commandUsage[cmd] != "":
+		fmt.Fprintln(stdout, commandUsage[cmd])
+		return nil
 	}
 	if cmd == "admin" {
 		if len(args) < 3 || len(args) > 4 || args[1] != "create" {
@@ -92,9 +85,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	case "healthcheck":
 		return healthcheck(ctx, getenv, stdout)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprintln(stdout, usage)
-		return nil
 	case "serve", "migrate", "admin":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
@@ -232,7 +222,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 	}
 	handler, err := api.NewHandler(server, api.Config{
 		Logger: log, Metrics: metrics, Auth: ad.service, TrustedProxies: cfg.TrustedProxies, RateLimit: limits,
-		Domains: cfg.Domains,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		Domains:            cfg.Domains,
 	})
 	if err != nil {
 		return err

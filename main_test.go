@@ -341,8 +341,8 @@ func TestRunAdminCreate(t *testing.T) {
 	in.stop(t)
 }
 
-// Bad configuration stops the program with one line naming the variable, and secrets stay
-// hidden. run returns loadConfig's error before anything starts; calling loadConfig directly
+// Bad configuration stops the program with a line per bad variable naming it, and secrets
+// stay hidden. run returns loadConfig's error before anything starts; calling loadConfig directly
 // keeps a check that stopped failing from starting a server on :8080.
 func TestLoadConfigBad(t *testing.T) {
 	cases := []struct {
@@ -398,9 +398,16 @@ func TestLoadConfigBad(t *testing.T) {
 			if err == nil {
 				t.Fatalf("env %v: no error", c.env)
 			}
+			// A line per bad variable (the checks between variables may find another), each
+			// naming its variable, this one first.
 			msg := err.Error()
-			if !strings.HasPrefix(msg, c.name) || strings.Contains(msg, "\n") {
-				t.Errorf("error %q should be one line starting with %s", msg, c.name)
+			if !strings.HasPrefix(msg, c.name) {
+				t.Errorf("error %q should start with %s", msg, c.name)
+			}
+			for _, line := range strings.Split(msg, "\n") {
+				if _, ok := lookup(strings.FieldsFunc(line, func(r rune) bool { return r == '=' || r == ':' })[0]); !ok {
+					t.Errorf("error line %q does not start with a variable's name", line)
+				}
 			}
 			if strings.Contains(msg, "hunter2") {
 				t.Errorf("error %q leaks a password", msg)
