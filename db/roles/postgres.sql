@@ -62,8 +62,13 @@ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role_name) THEN
             EXECUTE format('CREATE ROLE %I LOGIN', role_name);
         END IF;
-        -- Enforced on every run: none of these may step around the grants below.
-        EXECUTE format('ALTER ROLE %I NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', role_name);
+        -- Enforced on every run: none of these may step around the grants below. Altered only
+        -- when one is on, for PostgreSQL refuses a non-superuser (RDS's master user) the
+        -- statement even when it would change nothing.
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = role_name
+                   AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls)) THEN
+            EXECUTE format('ALTER ROLE %I NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', role_name);
+        END IF;
     END LOOP;
 END
 $$;
