@@ -60,8 +60,9 @@ run:
 
 ## test: the whole suite with the race detector (PostgreSQL tests need 127.0.0.1:5432;
 ## with CI set they fail instead of skipping when it is missing), the load run's own
-## tests (which build it, so it cannot rot; they start no service), and the validation of
-## docker-compose.yml and deploy/nginx (tools/composecheck; no Docker needed)
+## tests (which build it, so it cannot rot; they start no service), the validation of
+## docker-compose.yml and deploy/nginx (tools/composecheck; no Docker needed), and Swagger
+## UI used in headless Chromium (tools/browsertest; skipped without chromium unless CI is set)
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -69,6 +70,10 @@ test:
 	$(GO) -C tools test -race -count=1 ./loadtest/
 	$(GO) -C tools vet ./composecheck/
 	$(GO) -C tools test -race -count=1 ./composecheck/
+	$(GO) -C tools vet ./browsertest/
+# No -race for browsertest: its Go side is one goroutine driving a browser and a server,
+# each in a process of its own, so the detector would find nothing and only slow it down.
+	$(GO) -C tools test -count=1 ./browsertest/
 
 ## bench: handler-stack, cache-layer and rate-limiter benchmarks on each pairing of stores
 bench:
@@ -87,6 +92,7 @@ lint: lint-spec
 	$(GO) vet $(PKGS)
 	$(GO) -C tools vet ./loadtest/
 	$(GO) -C tools vet ./composecheck/
+	$(GO) -C tools vet ./browsertest/
 
 ## lint-spec: openapi.yaml through @redocly/cli (recommended rules, redocly.yaml) and
 ## @stoplight/spectral-cli (spectral:oas, .spectral.yaml); any error or warning fails
