@@ -76,6 +76,8 @@ type config struct {
 
 	Events eventsConfig
 
+	Tracing tracingConfig // OTEL_*: off unless an OTLP endpoint is set
+
 	RateLimitEnabled bool
 	RateLimit        api.RateLimitConfig // stores are set in main
 }
@@ -300,6 +302,7 @@ func (c config) describe() []any {
 		"cache", cache,
 		"rate_limit", limits,
 		"events", c.describeEvents(),
+		"tracing", c.describeTracing(),
 	}
 	// Then every setting in effect, by its variable's name, in the table's order.
 	for _, s := range settings {

@@ -157,6 +157,11 @@ func adminCreate(ctx context.Context, store storage.Store, args []string, getenv
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdout io.Writer) error {
+	tp, stopTracing, err := startTracing(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // last: the events' drain at shutdown is traced too
 	metrics := api.NewMetrics(dbs.stats)
 	if err := metrics.Register(buildInfo()); err != nil {
 		return err
@@ -224,6 +229,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 		Logger: log, Metrics: metrics, Auth: ad.service, TrustedProxies: cfg.TrustedProxies, RateLimit: limits,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Domains:            cfg.Domains,
+		Tracing:            tp != nil,
 	})
 	if err != nil {
 		return err
@@ -233,7 +239,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, dbs *stores, stdou
 		return fmt.Errorf("HTTP_ADDR=%s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           traced(tp, handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

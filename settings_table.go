@@ -11,7 +11,7 @@ import (
 // settings is the table of every environment variable the program reads, in the order
 // README.md, .env.example and `motorpool help env` list them. A new variable is a new row
 // (and `make generate`); TestSettingsCoverTheSource fails on a variable read elsewhere.
-var settings = slices.Concat(serverSettings, databaseSettings, eventSettings, authSettings, adminSettings, cacheSettings, rateLimitSettings)
+var settings = slices.Concat(serverSettings, databaseSettings, eventSettings, authSettings, adminSettings, cacheSettings, rateLimitSettings, tracingSettings)
 
 var serverSettings = []setting{
 	{name: "HTTP_ADDR", def: ":8080", meaning: "listen address", reader: httpAddr},

@@ -18,6 +18,7 @@ import (
 	"github.com/motorpool/motorpool/storage/memory"
 	"github.com/motorpool/motorpool/storage/valkey"
 	"github.com/motorpool/motorpool/token"
+	"github.com/motorpool/motorpool/tracing"
 )
 
 // authDeps is everything authentication needs, opened from the configuration.
@@ -117,6 +118,9 @@ func valkeyConfig(cfg config, clientName string) valkey.Config {
 	}
 	if cfg.ValkeyTLS {
 		vc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.Tracing.on() { // a span per round trip of a traced call
+		vc.Wrap = tracing.Valkey(nil)
 	}
 	return vc
 }

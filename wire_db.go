@@ -129,6 +129,7 @@ func openBackend(ctx context.Context, cfg config, d database) (backend, error) {
 		ConnectTimeout:  cfg.DBConnTimeout,
 		MaxConnLifetime: cfg.DBConnLifetime,
 		MaxConnIdleTime: cfg.DBConnIdleTime,
+		Tracer:          pgTracer(cfg),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL (%s database, %s): %w", d.name(), maskURL(d.URL), err)

@@ -39,6 +39,9 @@ type Config struct {
 	// with credentials allowed, or the lone "*" for any origin, without credentials. None: no
 	// CORS header on any response, so browsers keep scripts to the service's own origin.
 	CORSAllowedOrigins []string
+	// Tracing says requests arrive in OpenTelemetry server spans (otelhttp, in main): each is
+	// named after its route (SpanName) and given http.route. False: no span is touched.
+	Tracing bool
 }
 
 // NewHandler returns the whole HTTP surface of the service. This is the one route table.
@@ -96,7 +99,7 @@ func NewHandler(si gen.StrictServerInterface, cfg Config) (http.Handler, error) 
 	// metrics name it whichever layer answers (the limiter's 429, the body limit's 413).
 	// Hidden operations get no route: their requests reach the catch-all, as unknown paths do.
 	mux := newRouteMux(ops, hidden, func(pattern string, op *operation, h http.Handler) http.Handler {
-		return onRoute(pattern, op, adm(body(validate(op, h))))
+		return onRoute(pattern, op, nameSpan(cfg.Tracing, adm(body(validate(op, h)))))
 	})
 	strict := gen.NewStrictHandlerWithOptions(si, nil, gen.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  bodyError,

@@ -325,6 +325,7 @@ type serverSetup struct {
 	trusted   []netip.Prefix
 	domains   []api.Domain // nil: every domain
 	cors      []string     // CORSAllowedOrigins; nil: CORS off
+	tracing   bool         // Config.Tracing
 }
 
 type serverOption func(*serverSetup)
@@ -362,6 +363,11 @@ func withDomains(d ...api.Domain) serverOption {
 // withCORSOrigins lets browser scripts on origins call the API (CORS_ALLOWED_ORIGINS).
 func withCORSOrigins(origins ...string) serverOption {
 	return func(s *serverSetup) { s.cors = origins }
+}
+
+// withTracing says requests arrive in server spans (Config.Tracing).
+func withTracing() serverOption {
+	return func(s *serverSetup) { s.tracing = true }
 }
 
 // withTrustedProxies sets the proxies whose X-Forwarded-For is believed.
@@ -427,6 +433,7 @@ func newTestServer(t testing.TB, b backend, opts ...serverOption) *testServer {
 		TrustedProxies:     setup.trusted,
 		Domains:            setup.domains,
 		CORSAllowedOrigins: setup.cors,
+		Tracing:            setup.tracing,
 		PoolStats: func() storage.PoolStats {
 			if s, ok := b.store.(interface{ Stats() storage.PoolStats }); ok {
 				return s.Stats()

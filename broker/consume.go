@@ -112,11 +112,11 @@ func consumeOnce(ctx context.Context, cfg Config, sub Subscription, h Handler, o
 // broker counts the delivery and dead-letters it past MaxDeliveries).
 func handle(ctx context.Context, queue string, d amqp.Delivery, h Handler, obs Observer) {
 	del := Delivery{Message: Message{ID: d.MessageId, RoutingKey: d.RoutingKey, ContentType: d.ContentType,
-		Body: d.Body, Time: d.Timestamp}, Redelivered: d.Redelivered}
+		Body: d.Body, Time: d.Timestamp, Headers: traceHeaders(d.Headers)}, Redelivered: d.Redelivered}
 	if n, ok := d.Headers["x-delivery-count"].(int64); ok {
 		del.Deliveries = n
 	}
-	err := h(ctx, del)
+	err := Process(ctx, "rabbitmq", queue, del, h)
 	if obs != nil {
 		var lag time.Duration
 		if !d.Timestamp.IsZero() {

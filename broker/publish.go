@@ -7,6 +7,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Message is one event on the wire.
@@ -16,6 +17,10 @@ type Message struct {
 	ContentType string // application/cloudevents+json for a structured CloudEvent
 	Body        []byte
 	Time        time.Time
+	// Headers are the trace context the message carries (traceparent, tracestate): on
+	// publish, its event's, which the publish span continues and sends on in the AMQP
+	// headers; on delivery, the publish span's, read back from them. Nil when untraced.
+	Headers map[string]string
 }
 
 // Publisher publishes with publisher confirms on one connection, opened when first needed and
@@ -51,12 +56,16 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
 	return err
 }
 
-func (p *Publisher) publish(ctx context.Context, msgs []Message) error {
+func (p *Publisher) publish(ctx context.Context, msgs []Message) (err error) {
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() { endSpans(spans, err) }() // a message's span lasts until the broker confirmed it
 	for _, m := range msgs {
+		span, hdr := startPublish(ctx, p.cfg.Exchange, m)
+		spans = append(spans, span)
 		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, p.cfg.Exchange, m.RoutingKey, false, false, amqp.Publishing{
 			MessageId: m.ID, ContentType: m.ContentType, Body: m.Body, Timestamp: m.Time,
-			DeliveryMode: amqp.Persistent,
+			DeliveryMode: amqp.Persistent, Headers: hdr,
 		})
 		if err != nil {
 			return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)

@@ -91,6 +91,11 @@ type Event struct {
 	Time     time.Time
 	Sequence int64 // the record's event counter, from 1
 	Data     json.RawMessage
+	// TraceParent and TraceState are the W3C trace context of the request whose write
+	// recorded the event (CloudEvents' distributed tracing extension, the attributes
+	// traceparent and tracestate), so that its publishing and consuming, later and elsewhere,
+	// join that request's trace. Empty when the write was not traced.
+	TraceParent, TraceState string
 }
 
 // User is the data of a user event: the user as the API shows it (never a password).
@@ -200,6 +205,8 @@ type wire struct {
 	DataContentType string          `json:"datacontenttype,omitempty"`
 	Sequence        string          `json:"sequence"`
 	Data            json.RawMessage `json:"data,omitempty"`
+	TraceParent     string          `json:"traceparent,omitempty"`
+	TraceState      string          `json:"tracestate,omitempty"`
 }
 
 // Marshal encodes e as a CloudEvents 1.0 structured JSON event. It refuses an event that
@@ -214,6 +221,8 @@ func Marshal(e Event) ([]byte, error) {
 		Time:        e.Time.UTC().Format(time.RFC3339Nano),
 		Sequence:    fmt.Sprintf("%0*d", seqDigits, e.Sequence),
 		Data:        e.Data,
+		TraceParent: e.TraceParent,
+		TraceState:  e.TraceState,
 	}
 	if len(e.Data) > 0 {
 		w.DataContentType = contentType
@@ -229,8 +238,8 @@ func Marshal(e Event) ([]byte, error) {
 
 // Unmarshal decodes a CloudEvents 1.0 structured JSON event with the attributes this package
 // writes: specversion 1.0, id, source, type, subject, time (RFC 3339) and a positive decimal
-// sequence (padded or not); data, if any, must be JSON. Unknown attributes are ignored, and so
-// is a type this package does not know.
+// sequence (padded or not); data, if any, must be JSON; traceparent and tracestate are read if
+// present. Unknown attributes are ignored, and so is a type this package does not know.
 func Unmarshal(b []byte) (Event, error) {
 	var w wire
 	if err := json.Unmarshal(b, &w); err != nil {
@@ -250,6 +259,7 @@ func Unmarshal(b []byte) (Event, error) {
 	return Event{
 		ID: w.ID, Source: w.Source, Type: w.Type, Subject: w.Subject,
 		Time: at.UTC(), Sequence: seq, Data: w.Data,
+		TraceParent: w.TraceParent, TraceState: w.TraceState,
 	}, nil
 }
 

@@ -89,6 +89,30 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// The trace context of the write travels as CloudEvents' distributed tracing extension, and
+// only when there is one: an untraced event's JSON has neither attribute.
+func TestTraceContextRoundTrip(t *testing.T) {
+	ev := vehicleEvent(t, 4)
+	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ev.TraceState = "vendor=x"
+	b, err := events.Marshal(ev)
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	var attrs map[string]any
+	if err := json.Unmarshal(b, &attrs); err != nil || attrs["traceparent"] != ev.TraceParent || attrs["tracestate"] != "vendor=x" {
+		t.Errorf("traced event JSON %s (%v): want traceparent and tracestate", b, err)
+	}
+	got, err := events.Unmarshal(b)
+	if err != nil || got.TraceParent != ev.TraceParent || got.TraceState != ev.TraceState {
+		t.Errorf("Unmarshal = %+v, %v; want the trace context back", got, err)
+	}
+	plain, _ := events.Marshal(vehicleEvent(t, 4))
+	if strings.Contains(string(plain), "trace") {
+		t.Errorf("untraced event JSON %s names a trace", plain)
+	}
+}
+
 // Sequences compare as strings the way they compare as numbers, as the extension requires.
 func TestSequenceSorts(t *testing.T) {
 	seqs := []int64{10, 9, 1, 100, 11, 1 << 40}
@@ -123,7 +147,7 @@ func TestUnmarshalLenient(t *testing.T) {
 	// Other producers' extensions and types this package does not know are no error; nor is an
 	// unpadded sequence or a time with an offset.
 	b := []byte(`{"specversion":"1.0","id":"x","source":"/elsewhere","type":"FLEET_RENAMED","subject":"5",
-		"time":"2025-05-01T09:30:00+02:00","sequence":"17","traceparent":"00-abc-def-01","data":{"a":1}}`)
+		"time":"2025-05-01T09:30:00+02:00","sequence":"17","partitionkey":"fleet-5","data":{"a":1}}`)
 	ev, err := events.Unmarshal(b)
 	if err != nil {
 		t.Fatalf("Unmarshal: %v", err)

@@ -85,7 +85,7 @@ func (l *Local) deliver(ctx context.Context, s localSub, m broker.Message) error
 		return nil // handled, or dead-lettered, on an earlier try
 	}
 	d := broker.Delivery{Message: m, Redelivered: before > 0, Deliveries: before}
-	err := s.h(ctx, d)
+	err := broker.Process(ctx, "", s.sub.Queue, d, s.h)
 	if l.obs != nil {
 		l.obs.Delivered(s.sub.Queue, d, 0, err)
 	}

@@ -37,7 +37,14 @@ func Message(e events.Event) (broker.Message, error) {
 	if err != nil {
 		return broker.Message{}, err
 	}
-	return broker.Message{ID: e.ID, RoutingKey: string(e.Type), ContentType: ContentType, Body: b, Time: e.Time}, nil
+	m := broker.Message{ID: e.ID, RoutingKey: string(e.Type), ContentType: ContentType, Body: b, Time: e.Time}
+	if e.TraceParent != "" { // the request that wrote it was traced: its publish joins that trace
+		m.Headers = map[string]string{"traceparent": e.TraceParent}
+		if e.TraceState != "" {
+			m.Headers["tracestate"] = e.TraceState
+		}
+	}
+	return m, nil
 }
 
 // Config tunes a Relay; the zero value takes the defaults.

@@ -38,6 +38,8 @@ type Config struct {
 	// DeadPeerTimeout is how soon a connection whose server stopped answering is dropped
 	// (TCP keepalive and user timeout); 15s when zero.
 	DeadPeerTimeout time.Duration
+	// Tracer, when set, hears of every statement (tracing.Postgres: a span each).
+	Tracer pgx.QueryTracer
 }
 
 // Store is a storage.Store on PostgreSQL. It is safe for concurrent use.
@@ -80,6 +82,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		deadPeer = defaultDeadPeerTimeout
 	}
 	pc.ConnConfig.DialFunc = dialer(deadPeer).DialContext
+	pc.ConnConfig.Tracer = cfg.Tracer
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)

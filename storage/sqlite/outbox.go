@@ -12,6 +12,7 @@ import (
 	"github.com/motorpool/motorpool/events"
 	sqlitedb "github.com/motorpool/motorpool/sqlc/sqlite"
 	"github.com/motorpool/motorpool/storage"
+	"github.com/motorpool/motorpool/tracing"
 )
 
 var _ storage.Outbox = (*Store)(nil)
@@ -66,7 +67,9 @@ func (s *Store) Backlog(ctx context.Context) (int, time.Time, error) {
 
 // record inserts the events of a write into the outbox, in q's transaction.
 func record(ctx context.Context, q *txn, evs ...events.Event) error {
+	parent, state := tracing.Event(ctx) // the request's trace, continued by the publish
 	for _, ev := range evs {
+		ev.TraceParent, ev.TraceState = parent, state
 		id, err := ev.AggregateID()
 		if err != nil {
 			return err
