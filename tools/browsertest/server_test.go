@@ -41,9 +41,13 @@ var listening = regexp.MustCompile(`(?m)^motorpool listening on (http://\S+)$`)
 
 // startMotorpool runs `motorpool serve` on a free loopback port with its embedded SQLite
 // store and state in dir (as clients/check.sh does) and returns its base URL and the path
-// of its log. The server is stopped with SIGTERM when the test ends.
-func startMotorpool(t *testing.T, bin, dir string) (baseURL, logPath string) {
+// of its log. env adds settings (NAME=value). The server is stopped with SIGTERM when the
+// test ends.
+func startMotorpool(t *testing.T, bin, dir string, env ...string) (baseURL, logPath string) {
 	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	logPath = filepath.Join(dir, "motorpool.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -59,6 +63,7 @@ func startMotorpool(t *testing.T, bin, dir string) (baseURL, logPath string) {
 		"DATA_DIR=" + filepath.Join(dir, "data"),
 		"LOG_LEVEL=warn",
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never orphaned
 	if err := cmd.Start(); err != nil {
