@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"time"
 )
 
@@ -140,9 +139,9 @@ func observe(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 				if route == "" {
 					route = "unmatched"
 				}
-				path := route // the pattern's path: the method is a label of its own
-				if _, p, ok := strings.Cut(route, " "); ok {
-					path = p
+				path := routeOf(route) // the pattern's path: the method is a label of its own
+				if path == "" {
+					path = route
 				}
 				m.observe(r.Method, path, status, elapsed)
 				attrs := []slog.Attr{

@@ -7,10 +7,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/motorpool/motorpool/api"
+	"github.com/motorpool/motorpool/tracing/tracingtest"
 )
 
 // With Config.Tracing, the server span a request arrives in is named after the route the
@@ -18,8 +18,7 @@ import (
 // a request no route takes keeps the name it came with.
 func TestServerSpanNamedAfterTheRoute(t *testing.T) {
 	s := newTestServer(t, backends["embedded"](t), withTracing())
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	tp, exp := tracingtest.Recorder(t)
 	in := func(path, tok string, want int) tracetest.SpanStub {
 		t.Helper()
 		exp.Reset()

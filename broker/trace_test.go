@@ -5,37 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/motorpool/motorpool/broker"
+	"github.com/motorpool/motorpool/tracing/tracingtest"
 )
-
-// installTracing makes an in-memory tracer provider and the W3C propagator the global ones
-// until the test ends.
-func installTracing(t *testing.T) (*sdktrace.TracerProvider, *tracetest.InMemoryExporter) {
-	t.Helper()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() {
-		otel.SetTracerProvider(prevTP)
-		otel.SetTextMapPropagator(prevProp)
-		_ = tp.Shutdown(context.Background())
-	})
-	return tp, exp
-}
 
 // A message published with a request's trace context (as the relay publishes an event some
 // time after the request) is published in a span of that trace, carries the publish span in
 // its traceparent header, and is handled in a consumer span that is the publish span's child.
 func TestTraceContextCrossesTheBroker(t *testing.T) {
-	tp, exp := installTracing(t)
+	tp, exp := tracingtest.Install(t)
 	cfg, name := setUp(t)
 	sub := broker.Subscription{Queue: name + ".q", Keys: []string{"USER_DELETED"}, MaxDeliveries: 3}
 	declare(t, cfg, sub)

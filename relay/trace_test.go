@@ -4,26 +4,19 @@ import (
 	"context"
 	"testing"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/motorpool/motorpool/broker"
 	"github.com/motorpool/motorpool/events"
 	"github.com/motorpool/motorpool/relay"
+	"github.com/motorpool/motorpool/tracing/tracingtest"
 )
 
 // An event written in a traced request is relayed with its trace context; in process, its
 // consumer runs in a span that is the request's child. An untraced event's message has none.
 func TestLocalContinuesTheEventsTrace(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	defer func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) }()
+	tp, exp := tracingtest.Install(t)
 
 	out := &outbox{}
 	plain := out.add(t, events.UserDeleted, 1)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -16,16 +15,8 @@ import (
 	"github.com/motorpool/motorpool/storage/postgres/pgtest"
 	"github.com/motorpool/motorpool/storage/valkey/valkeytest"
 	"github.com/motorpool/motorpool/tracing"
+	"github.com/motorpool/motorpool/tracing/tracingtest"
 )
-
-// recorder is a tracer provider whose spans stay in memory.
-func recorder(t *testing.T) (*sdktrace.TracerProvider, *tracetest.InMemoryExporter) {
-	t.Helper()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return tp, exp
-}
 
 func names(spans tracetest.SpanStubs) []string {
 	var out []string
@@ -81,7 +72,7 @@ func TestEvent(t *testing.T) {
 	if p, s := tracing.Event(context.Background()); p != "" || s != "" {
 		t.Errorf("Event outside a span = %q, %q; want nothing", p, s)
 	}
-	tp, _ := recorder(t)
+	tp, _ := tracingtest.Recorder(t)
 	ctx, span := tp.Tracer("test").Start(context.Background(), "request")
 	defer span.End()
 	p, _ := tracing.Event(ctx)
@@ -93,7 +84,7 @@ func TestEvent(t *testing.T) {
 // A write within a span: a span per statement, children of it, named after sqlc's queries, and
 // its outbox event carries the span's trace context. Outside a span: no span at all.
 func TestPostgresSpans(t *testing.T) {
-	tp, exp := recorder(t)
+	tp, exp := tracingtest.Recorder(t)
 	ctx := context.Background()
 	s, err := postgres.Open(ctx, postgres.Config{URL: pgtest.NewDatabase(t), Tracer: tracing.NewPostgres(tp)})
 	if err != nil {
@@ -139,7 +130,7 @@ func TestPostgresSpans(t *testing.T) {
 
 // A round trip within a span is a span, a pipeline one span; outside a span, none.
 func TestValkeySpans(t *testing.T) {
-	tp, exp := recorder(t)
+	tp, exp := tracingtest.Recorder(t)
 	c := valkeytest.Open(t)
 	vk := tracing.Valkey(tp)(c.Valkey())
 	ctx := context.Background()
