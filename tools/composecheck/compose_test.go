@@ -142,77 +142,35 @@ func TestComposeHealthchecks(t *testing.T) {
 var envName = regexp.MustCompile(`^#? ?([A-Z][A-Z0-9_]*)=`)
 
 // knownVariables are the variables the program reads: every name in .env.example at the
-// repository root or, without that file, the backticked names in the first column of the
-// README's Configuration table.
-func knownVariables(t *testing.T, root string) (map[string]bool, string) {
+// repository root, which `make generate` writes from the table of settings and
+// check-generated keeps current.
+func knownVariables(t *testing.T, root string) map[string]bool {
 	t.Helper()
-	names := map[string]bool{}
-	if f, err := os.Open(filepath.Join(root, ".env.example")); err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if m := envName.FindStringSubmatch(sc.Text()); m != nil {
-				names[m[1]] = true
-			}
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return names, ".env.example"
-	} else if !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	f, err := os.Open(filepath.Join(root, ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return readmeConfigNames(string(b)), "README.md's Configuration table"
-}
-
-var backticked = regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
-
-// readmeConfigNames reads the first column of the table rows between "## Configuration" and
-// the next "## " heading.
-func readmeConfigNames(readme string) map[string]bool {
+	defer f.Close()
 	names := map[string]bool{}
-	in := false
-	for _, line := range strings.Split(readme, "\n") {
-		switch {
-		case strings.HasPrefix(line, "## "):
-			in = strings.TrimSpace(line) == "## Configuration"
-		case in && strings.HasPrefix(line, "|"):
-			cells := strings.Split(line, "|")
-			if len(cells) < 3 {
-				continue
-			}
-			for _, m := range backticked.FindAllStringSubmatch(cells[1], -1) {
-				names[m[1]] = true
-			}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := envName.FindStringSubmatch(sc.Text()); m != nil {
+			names[m[1]] = true
 		}
 	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
 	return names
-}
-
-func TestReadmeConfigNames(t *testing.T) {
-	got := readmeConfigNames("# x\n| `NOT_THIS` | a |\n## Configuration\n\n| variable | default |\n|---|---|\n" +
-		"| `HTTP_ADDR` | `:8080` |\n| `DB_HOST`, `DB_PORT` | unset, `5432` with `NOT_A_NAME` |\n## Endpoints\n| `GET_X` | y |\n")
-	var names []string
-	for n := range got {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	if want := []string{"DB_HOST", "DB_PORT", "HTTP_ADDR"}; !slices.Equal(names, want) {
-		t.Errorf("readmeConfigNames = %v, want %v", names, want)
-	}
 }
 
 // Every variable set on a motorpool service is one the program reads: a misspelt one would be
 // ignored without a word, and the setting silently left at its default.
 func TestComposeVariablesAreRead(t *testing.T) {
 	root := repoRoot(t)
-	known, from := knownVariables(t, root)
+	known := knownVariables(t, root)
 	if len(known) == 0 {
-		t.Fatalf("no variable names found in %s", from)
+		t.Fatal("no variable names found in .env.example")
 	}
 	for _, s := range motorpoolServices(t, loadProject(t, root, nil), root) {
 		if len(s.Environment) == 0 {
@@ -220,30 +178,25 @@ func TestComposeVariablesAreRead(t *testing.T) {
 		}
 		for name := range s.Environment {
 			if !known[name] {
-				t.Errorf("service %s sets %s, which is not in %s", s.Name, name, from)
+				t.Errorf("service %s sets %s, which is not in .env.example", s.Name, name)
 			}
 		}
 	}
 }
 
-// .env.example, once it exists, is the list: set and commented-out names alike, whatever
-// the README says.
+// Set and commented-out names alike are names the program reads; other lines are not.
 func TestKnownVariablesFromEnvExample(t *testing.T) {
 	root := t.TempDir()
 	env := "# motorpool settings\nHTTP_ADDR=:8080\n# DB_HOST=db\n#LOG_LEVEL=info\n#  INDENTED=no\nlower=no\n\n"
 	if err := os.WriteFile(filepath.Join(root, ".env.example"), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "README.md"), []byte("## Configuration\n| `README_ONLY` | x |\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, from := knownVariables(t, root)
 	var names []string
-	for n := range got {
+	for n := range knownVariables(t, root) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	if want := []string{"DB_HOST", "HTTP_ADDR", "LOG_LEVEL"}; from != ".env.example" || !slices.Equal(names, want) {
-		t.Errorf("knownVariables = %v from %s, want %v from .env.example", names, from, want)
+	if want := []string{"DB_HOST", "HTTP_ADDR", "LOG_LEVEL"}; !slices.Equal(names, want) {
+		t.Errorf("knownVariables = %v, want %v", names, want)
 	}
 }
